@@ -1,0 +1,342 @@
+//! Command-line parsing into a [`Config`].
+//!
+//! Parsing only checks that each argument is well formed and names the bad one when it
+//! is not; whether an option's feature is available is decided by `app` when it builds
+//! the server, so every option parses the same way from the first release on.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+
+/// One `-r` layer, as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerSpec {
+    /// `local`: a temporary directory, removed at exit.
+    LocalTemp,
+    /// `local=PATH`
+    Local(PathBuf),
+    /// `crates.io`
+    CratesIo,
+    /// `remote=URL` (api = index) or `remote=API,INDEX`.
+    Remote { api: String, index: String },
+}
+
+impl LayerSpec {
+    fn parse(text: &str) -> Result<LayerSpec, CliError> {
+        let bad = |why: &str| CliError::BadValue {
+            option: "--registry",
+            value: text.to_string(),
+            why: why.to_string(),
+        };
+        match text.split_once('=') {
+            None if text == "local" => Ok(LayerSpec::LocalTemp),
+            None if text == "crates.io" => Ok(LayerSpec::CratesIo),
+            Some(("local", "")) => Err(bad("`local=` needs a directory")),
+            Some(("local", path)) => Ok(LayerSpec::Local(PathBuf::from(path))),
+            Some(("remote", urls)) => {
+                let (api, index) = match urls.split_once(',') {
+                    Some((api, index)) => (api, index),
+                    None => (urls, urls),
+                };
+                for url in [api, index] {
+                    let url = url.strip_prefix("sparse+").unwrap_or(url);
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(bad("remote URLs must start with http:// or https://"));
+                    }
+                }
+                Ok(LayerSpec::Remote {
+                    api: api.to_string(),
+                    index: index.to_string(),
+                })
+            }
+            _ => Err(bad(
+                "expected `local`, `local=PATH`, `crates.io`, `remote=URL` or `remote=API,INDEX`",
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LayerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerSpec::LocalTemp => f.write_str("local"),
+            LayerSpec::Local(path) => write!(f, "local={}", path.display()),
+            LayerSpec::CratesIo => f.write_str("crates.io"),
+            LayerSpec::Remote { api, index } if api == index => write!(f, "remote={api}"),
+            LayerSpec::Remote { api, index } => write!(f, "remote={api},{index}"),
+        }
+    }
+}
+
+/// Everything the command line says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub port: Option<u16>,
+    pub host: String,
+    pub base_url: Option<String>,
+    /// Top first. Empty means the default stack, `local` over `crates.io`.
+    pub layers: Vec<LayerSpec>,
+    pub proxy: bool,
+    pub read_only: bool,
+    pub ca_cert_out: Option<PathBuf>,
+    pub permissive_publishing: bool,
+    pub tls: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The command after `--`, run with the overlay configured (exec mode).
+    pub command: Vec<OsString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: None,
+            host: DEFAULT_HOST.to_string(),
+            base_url: None,
+            layers: Vec::new(),
+            proxy: true,
+            read_only: false,
+            ca_cert_out: None,
+            permissive_publishing: false,
+            tls: true,
+            tls_cert: None,
+            tls_key: None,
+            command: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The layers to build, top first: the ones given, or the default stack.
+    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        if self.layers.is_empty() {
+            vec![LayerSpec::LocalTemp, LayerSpec::CratesIo]
+        } else {
+            self.layers.clone()
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    Serve(Config),
+    Help,
+    Version,
+}
+
+#[derive(Debug)]
+pub enum CliError {
+    /// An option's value is malformed.
+    BadValue {
+        option: &'static str,
+        value: String,
+        why: String,
+    },
+    /// Anything lexopt reports: unknown options, missing values.
+    Parse(lexopt::Error),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::BadValue { option, value, why } => {
+                write!(f, "invalid value `{value}` for {option}: {why}")
+            }
+            CliError::Parse(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> Self {
+        CliError::Parse(e)
+    }
+}
+
+pub const USAGE: &str = "\
+cargo-overlay-registry: a writable layer over read-only Cargo registries
+
+Usage: cargo-overlay-registry [OPTIONS] [-- COMMAND [ARGS...]]
+       cargo overlay-registry [OPTIONS] [-- COMMAND [ARGS...]]
+
+Options:
+  -p, --port PORT             Port for the registry and proxy [default: 8080; 0 picks a free one]
+  -H, --host HOST             Address to bind [default: 127.0.0.1]
+  -b, --base-url URL          Public URL written into config.json
+                              [default: the listener's own URL]
+  -r, --registry LAYER        Add a layer, top first (repeatable):
+                                local            a temporary directory, removed at exit
+                                local=PATH       a directory in cargo's local-registry layout
+                                crates.io        crates.io
+                                remote=URL       a sparse registry (API and index at URL)
+                                remote=API,INDEX a registry with separate API and index URLs
+                              [default: local, then crates.io]
+      --no-proxy              Serve only as a sparse registry (no CONNECT handling)
+      --read-only             Refuse publishes and yanks
+      --ca-cert-out PATH      Write the proxy's CA certificate to PATH
+      --permissive-publishing Skip crates.io's metadata checks (names, versions and
+                              sizes are always checked)
+      --no-tls                Serve plain HTTP
+      --tls-cert PATH         TLS certificate for the listener (PEM)
+      --tls-key PATH          TLS private key for the listener (PEM)
+  -h, --help                  Print this help
+  -V, --version               Print the version
+
+Logging: RUST_LOG (e.g. RUST_LOG=debug); one line per publish, yank and error by default.
+";
+
+/// Parses the arguments after the program name. A leading `overlay-registry` (how
+/// cargo runs a subcommand) is skipped.
+pub fn parse<I>(args: I) -> Result<Action, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if args.first().is_some_and(|a| a == "overlay-registry") {
+        args.remove(0);
+    }
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut config = Config::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('p') | Long("port") => {
+                let value = parser.value()?.string()?;
+                config.port = Some(value.parse().map_err(|_| CliError::BadValue {
+                    option: "--port",
+                    value: value.clone(),
+                    why: "expected a port number from 0 to 65535".into(),
+                })?);
+            }
+            Short('H') | Long("host") => config.host = parser.value()?.string()?,
+            Short('b') | Long("base-url") => {
+                let value = parser.value()?.string()?;
+                if !(value.starts_with("http://") || value.starts_with("https://")) {
+                    return Err(CliError::BadValue {
+                        option: "--base-url",
+                        value,
+                        why: "expected a URL starting with http:// or https://".into(),
+                    });
+                }
+                config.base_url = Some(value);
+            }
+            Short('r') | Long("registry") => {
+                let value = parser.value()?.string()?;
+                config.layers.push(LayerSpec::parse(&value)?);
+            }
+            Long("no-proxy") => config.proxy = false,
+            Long("read-only") => config.read_only = true,
+            Long("ca-cert-out") => config.ca_cert_out = Some(parser.value()?.into()),
+            Long("permissive-publishing") => config.permissive_publishing = true,
+            Long("no-tls") => config.tls = false,
+            Long("tls-cert") => config.tls_cert = Some(parser.value()?.into()),
+            Long("tls-key") => config.tls_key = Some(parser.value()?.into()),
+            Short('h') | Long("help") => return Ok(Action::Help),
+            Short('V') | Long("version") => return Ok(Action::Version),
+            Value(value) => {
+                // Everything from the first free argument on is the command; `--`
+                // makes that explicit and lets the command take options of its own.
+                config.command.push(value);
+                config.command.extend(parser.raw_args()?);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Action::Serve(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        match parse(args.iter().copied()).unwrap() {
+            Action::Serve(config) => config,
+            other => panic!("expected Serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let c = config(&[]);
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.port, None);
+        assert!(c.proxy && c.tls && !c.read_only);
+        assert_eq!(c.layer_specs(), [LayerSpec::LocalTemp, LayerSpec::CratesIo]);
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let c = config(&[
+            "overlay-registry",
+            "-p",
+            "9000",
+            "-H",
+            "0.0.0.0",
+            "-b",
+            "https://reg.example",
+            "-r",
+            "local=/tmp/a",
+            "--registry=remote=https://api.example,sparse+https://index.example/",
+            "-r",
+            "crates.io",
+            "--no-proxy",
+            "--read-only",
+            "--ca-cert-out",
+            "ca.pem",
+            "--permissive-publishing",
+            "--no-tls",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--",
+            "cargo",
+            "publish",
+            "--workspace",
+        ]);
+        assert_eq!(c.port, Some(9000));
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.base_url.as_deref(), Some("https://reg.example"));
+        assert_eq!(
+            c.layers,
+            [
+                LayerSpec::Local("/tmp/a".into()),
+                LayerSpec::Remote {
+                    api: "https://api.example".into(),
+                    index: "sparse+https://index.example/".into()
+                },
+                LayerSpec::CratesIo
+            ]
+        );
+        assert!(!c.proxy && c.read_only && c.permissive_publishing && !c.tls);
+        assert_eq!(c.ca_cert_out, Some("ca.pem".into()));
+        assert_eq!(c.tls_cert, Some("c.pem".into()));
+        assert_eq!(c.tls_key, Some("k.pem".into()));
+        assert_eq!(c.command, ["cargo", "publish", "--workspace"]);
+    }
+
+    #[test]
+    fn names_the_bad_argument() {
+        let err = |args: &[&str]| parse(args.iter().copied()).unwrap_err().to_string();
+        assert!(err(&["--port", "http"]).contains("--port"));
+        assert!(err(&["-r", "nfs=/x"]).contains("--registry"));
+        assert!(err(&["-r", "remote=ftp://x"]).contains("http://"));
+        assert!(err(&["--bogus"]).contains("--bogus"));
+        assert!(err(&["--base-url", "example.com"]).contains("--base-url"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(["--help"]).unwrap(), Action::Help);
+        assert_eq!(parse(["-V"]).unwrap(), Action::Version);
+    }
+}

@@ -1,0 +1,152 @@
+//! A small, bounded HTTP/1.1 server: message types, one request loop, one listener.
+//!
+//! Why not a crate: the overlay must read requests from plain TCP and, later, from TLS
+//! streams it terminates itself inside a proxy `CONNECT`, with limits and timeouts on
+//! everything a client controls. tiny_http can do neither (see the README's design
+//! notes), and an async stack is ruled out, so this module serves HTTP/1.1 over any
+//! `Read + Write` with `httparse` doing the parsing. It knows nothing of registries: it
+//! hands each [`Request`] to a [`Handler`] and writes back the [`Response`].
+
+mod conn;
+mod server;
+
+use std::fmt;
+use std::io::Read;
+
+pub use conn::{Limits, serve_connection};
+pub use server::{Server, ServerOptions};
+
+/// The head of a request: everything before the body.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request target as sent: a path with query (`/a/b?q=1`) or, for proxy
+    /// requests, an absolute URL.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first header named `name`, compared without regard to case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path part of the target, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+    }
+
+    /// The query part of the target, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// A complete request.
+#[derive(Debug)]
+pub struct Request {
+    pub head: RequestHead,
+    pub body: Vec<u8>,
+}
+
+/// A response body: bytes in memory, or a reader of known length streamed to the
+/// client (crate downloads), so large bodies are never held whole.
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    Stream {
+        reader: Box<dyn Read + Send>,
+        len: u64,
+    },
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Body::Stream { len, .. } => write!(f, "Stream({len} bytes)"),
+        }
+    }
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::Stream { len, .. } => *len,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn new(status: u16, body: Body) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// What serves requests. The HTTP loop calls it; it never sees a socket.
+pub trait Handler: Send + Sync {
+    /// Looks at a request before its body is read. Returning a response refuses the
+    /// request early (for example an upload that is too large or not allowed), so the
+    /// client is not asked to send a body that would be thrown away.
+    fn check_head(&self, _head: &RequestHead, _body_len: Option<u64>) -> Option<Response> {
+        None
+    }
+
+    /// Serves a complete request.
+    fn handle(&self, request: Request) -> Response;
+
+    /// The response for a request the HTTP layer itself refuses (malformed, too large),
+    /// so errors reach clients in the handler's own format.
+    fn protocol_error(&self, status: u16, detail: &str) -> Response;
+}
+
+/// The reason phrase for the status codes the overlay sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,78 @@
+//! The one error type of the registry domain.
+//!
+//! Each variant says what kind of failure it is, so the HTTP edge can pick a status
+//! code without knowing any registry rule, and carries the exact text a client should
+//! see: for refused publishes, the text crates.io would give, so a dry run through the
+//! overlay reads like the real thing.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum RegistryError {
+    /// The request is malformed or breaks a registry rule (HTTP 400).
+    Invalid(String),
+    /// The request is larger than a limit allows (HTTP 413).
+    TooLarge(String),
+    /// No layer has what was asked for (HTTP 404).
+    NotFound(String),
+    /// The operation is not allowed on this overlay, e.g. a publish with
+    /// `--read-only` (HTTP 403).
+    Forbidden(String),
+    /// The route exists in cargo's protocol but the overlay does not offer it (HTTP 501).
+    Unsupported(String),
+    /// A layer's storage failed; `path` says where (HTTP 500).
+    Storage {
+        layer: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl RegistryError {
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        RegistryError::Invalid(detail.into())
+    }
+
+    /// Wraps an I/O error with the layer and path it happened on.
+    pub fn storage(layer: &str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        RegistryError::Storage {
+            layer: layer.to_string(),
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryError::Invalid(detail)
+            | RegistryError::TooLarge(detail)
+            | RegistryError::NotFound(detail)
+            | RegistryError::Forbidden(detail)
+            | RegistryError::Unsupported(detail) => f.write_str(detail),
+            RegistryError::Storage {
+                layer,
+                path,
+                source,
+            } => write!(
+                f,
+                "storage error in layer {layer} at {}: {source}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RegistryError::Storage { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

@@ -1,0 +1,18 @@
+//! The registry domain: crates, index lines, layers and the stack that overlays them.
+//!
+//! Nothing here knows about HTTP. The router translates requests into calls on
+//! [`LayerStack`] and [`publish::prepare`], and [`RegistryError`] values back into
+//! responses.
+
+pub mod error;
+pub mod index;
+pub mod layer;
+pub mod local;
+pub mod publish;
+pub mod stack;
+pub mod validate;
+
+pub use error::RegistryError;
+pub use layer::{Layer, WritableLayer};
+pub use local::LocalLayer;
+pub use stack::LayerStack;

@@ -1,0 +1,322 @@
+//! The one place that knows both HTTP and the registry: it maps cargo's sparse-registry
+//! and web-API requests onto the layer stack and turns results into responses.
+//!
+//! Every entry point (the plain listener now; proxy requests and TLS tunnels later)
+//! ends here, so a route behaves the same however cargo reached it. Errors leave in
+//! cargo's JSON shape, `{"errors":[{"detail":"..."}]}`, which cargo prints verbatim.
+
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use crate::http::{Body, Handler, Request, RequestHead, Response};
+use crate::registry::index::CrateName;
+use crate::registry::publish::{self, MAX_METADATA_LEN, PublishPolicy, sha256_hex};
+use crate::registry::{LayerStack, RegistryError};
+
+/// Search results per page when cargo does not say, and the most it may ask for.
+const DEFAULT_PER_PAGE: usize = 10;
+const MAX_PER_PAGE: usize = 100;
+
+pub struct Router {
+    stack: LayerStack,
+    policy: PublishPolicy,
+    /// The registry's public URL without a trailing `/`, for `config.json`.
+    base_url: String,
+}
+
+/// A request, classified.
+enum Route<'a> {
+    Config,
+    Index(CrateName),
+    Download(CrateName, semver::Version),
+    Publish,
+    Yank(CrateName, semver::Version, bool),
+    Search(Option<&'a str>),
+    Owners,
+}
+
+impl Router {
+    pub fn new(stack: LayerStack, policy: PublishPolicy, base_url: &str) -> Router {
+        Router {
+            stack,
+            policy,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn stack(&self) -> &LayerStack {
+        &self.stack
+    }
+
+    /// The largest publish body accepted: both parts at their limits, plus the two
+    /// length prefixes.
+    fn max_publish_len(&self) -> u64 {
+        (MAX_METADATA_LEN + self.policy.max_crate_len + 8) as u64
+    }
+
+    fn route<'a>(&self, head: &'a RequestHead) -> Result<Route<'a>, RegistryError> {
+        let path = head.path();
+        let method = head.method.as_str();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let allow = |allowed: &[&str]| -> Result<(), RegistryError> {
+            if allowed.contains(&method) {
+                Ok(())
+            } else {
+                Err(RegistryError::invalid(format!(
+                    "method {method} is not allowed on {path}; use {}",
+                    allowed.join(" or ")
+                )))
+            }
+        };
+        const READ: &[&str] = &["GET", "HEAD"];
+        match segments.as_slice() {
+            ["config.json"] => allow(READ).map(|()| Route::Config),
+            ["api", "v1", "crates"] => allow(READ).map(|()| Route::Search(head.query())),
+            ["api", "v1", "crates", "new"] => allow(&["PUT"]).map(|()| Route::Publish),
+            ["api", "v1", "crates", name, "owners"] => {
+                crate_name(name)?;
+                Ok(Route::Owners)
+            }
+            ["api", "v1", "crates", name, version, action] => {
+                let (name, version) = (crate_name(name)?, version_of(version)?);
+                match *action {
+                    "download" => allow(READ).map(|()| Route::Download(name, version)),
+                    "yank" => allow(&["DELETE"]).map(|()| Route::Yank(name, version, true)),
+                    "unyank" => allow(&["PUT"]).map(|()| Route::Yank(name, version, false)),
+                    _ => Err(not_found(path)),
+                }
+            }
+            ["api", ..] => Err(not_found(path)),
+            [.., last] => {
+                let name = CrateName::new(last).ok_or_else(|| not_found(path))?;
+                // Only the one path cargo computes for a name is an index file.
+                if name.index_path() != path.trim_start_matches('/') {
+                    return Err(not_found(path));
+                }
+                allow(READ).map(|()| Route::Index(name))
+            }
+            [] => Err(not_found(path)),
+        }
+    }
+
+    fn serve(&self, request: &Request) -> Result<Response, RegistryError> {
+        let head = &request.head;
+        match self.route(head)? {
+            Route::Config => Ok(json_response(
+                200,
+                &json!({
+                    "dl": format!("{}/api/v1/crates", self.base_url),
+                    "api": self.base_url,
+                }),
+            )),
+            Route::Index(name) => self.index(head, &name),
+            Route::Download(name, version) => {
+                let file = self.stack.download(&name, &version)?.ok_or_else(|| {
+                    RegistryError::NotFound(format!("crate `{name}` has no version `{version}`"))
+                })?;
+                Ok(Response::new(
+                    200,
+                    Body::Stream {
+                        reader: file.reader,
+                        len: file.len,
+                    },
+                )
+                .with_header("Content-Type", "application/gzip"))
+            }
+            Route::Publish => self.publish(&request.body),
+            Route::Yank(name, version, yanked) => {
+                let layer = self.stack.set_yanked(&name, &version, yanked)?;
+                let action = if yanked { "yanked" } else { "unyanked" };
+                log::info!("{action} {name}@{version} in {layer}");
+                Ok(json_response(200, &json!({ "ok": true })))
+            }
+            Route::Search(query) => self.search(query),
+            Route::Owners => Err(RegistryError::Unsupported(
+                "cargo-overlay-registry does not manage crate owners".into(),
+            )),
+        }
+    }
+
+    fn index(&self, head: &RequestHead, name: &CrateName) -> Result<Response, RegistryError> {
+        let body = self
+            .stack
+            .index_file(name)?
+            .ok_or_else(|| RegistryError::NotFound(format!("no crate named `{name}`")))?;
+        let etag = format!("\"{}\"", sha256_hex(body.as_bytes()));
+        let cached = head.header("if-none-match").is_some_and(|tags| {
+            tags.split(',')
+                .map(str::trim)
+                .any(|tag| tag == etag || tag == "*")
+        });
+        let response = if cached {
+            Response::new(304, Body::Empty)
+        } else {
+            Response::new(200, Body::Bytes(body.into_bytes()))
+                .with_header("Content-Type", "text/plain")
+        };
+        // no-cache: clients must revalidate, so a publish is visible at once.
+        Ok(response
+            .with_header("ETag", etag)
+            .with_header("Cache-Control", "no-cache"))
+    }
+
+    fn publish(&self, body: &[u8]) -> Result<Response, RegistryError> {
+        let publish = publish::prepare(body, &self.policy, &publish::pubtime(SystemTime::now()))?;
+        let layer = self.stack.publish(&publish)?;
+        log::info!("published {}@{} to {layer}", publish.name, publish.version);
+        Ok(json_response(
+            200,
+            &json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),
+        ))
+    }
+
+    fn search(&self, query: Option<&str>) -> Result<Response, RegistryError> {
+        let mut text = String::new();
+        let mut per_page = DEFAULT_PER_PAGE;
+        for (key, value) in query
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+        {
+            match key {
+                "q" => text = percent_decode(value),
+                "per_page" => {
+                    per_page = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_PER_PAGE).contains(n))
+                        .ok_or_else(|| {
+                            RegistryError::invalid(format!(
+                                "per_page must be a number from 1 to {MAX_PER_PAGE}, not `{value}`"
+                            ))
+                        })?;
+                }
+                _ => {}
+            }
+        }
+        let (hits, total) = self.stack.search(&text, per_page)?;
+        let crates: Vec<_> = hits
+            .iter()
+            .map(|h| {
+                json!({ "name": h.name, "max_version": h.max_version, "description": h.description })
+            })
+            .collect();
+        Ok(json_response(
+            200,
+            &json!({ "crates": crates, "meta": { "total": total } }),
+        ))
+    }
+}
+
+impl Handler for Router {
+    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Option<Response> {
+        if head.method != "PUT" || head.path() != "/api/v1/crates/new" {
+            return None;
+        }
+        let refusal = if let Err(e) = self.stack.check_writable("publish") {
+            e
+        } else if body_len.is_some_and(|n| n > self.max_publish_len()) {
+            RegistryError::TooLarge(format!("max upload size is: {}", self.policy.max_crate_len))
+        } else {
+            return None;
+        };
+        Some(self.error_response(head, &refusal))
+    }
+
+    fn handle(&self, request: Request) -> Response {
+        match self.serve(&request) {
+            Ok(response) => response,
+            Err(e) => self.error_response(&request.head, &e),
+        }
+    }
+
+    fn protocol_error(&self, status: u16, detail: &str) -> Response {
+        error_body(status, detail)
+    }
+}
+
+impl Router {
+    fn error_response(&self, head: &RequestHead, error: &RegistryError) -> Response {
+        let status = match error {
+            RegistryError::Invalid(_) => 400,
+            RegistryError::Forbidden(_) => 403,
+            RegistryError::NotFound(_) => 404,
+            RegistryError::TooLarge(_) => 413,
+            RegistryError::Storage { .. } => 500,
+            RegistryError::Unsupported(_) => 501,
+        };
+        // A missing index file is the normal answer to cargo's probing; not worth a line.
+        if status == 404 {
+            log::debug!("{} {}: {error}", head.method, head.target);
+        } else {
+            log::warn!("{} {}: {error}", head.method, head.target);
+        }
+        error_body(status, &error.to_string())
+    }
+}
+
+fn error_body(status: u16, detail: &str) -> Response {
+    json_response(status, &json!({ "errors": [{ "detail": detail }] }))
+}
+
+fn json_response(status: u16, value: &serde_json::Value) -> Response {
+    Response::new(status, Body::Bytes(value.to_string().into_bytes()))
+        .with_header("Content-Type", "application/json")
+}
+
+fn not_found(path: &str) -> RegistryError {
+    RegistryError::NotFound(format!("no such file or route: {path}"))
+}
+
+fn crate_name(segment: &str) -> Result<CrateName, RegistryError> {
+    CrateName::new(segment)
+        .ok_or_else(|| RegistryError::NotFound(format!("`{segment}` is not a valid crate name")))
+}
+
+fn version_of(segment: &str) -> Result<semver::Version, RegistryError> {
+    semver::Version::parse(segment)
+        .map_err(|_| RegistryError::NotFound(format!("`{segment}` is not a valid version")))
+}
+
+/// Decodes a query-string value: `%XX` escapes and `+` for space. An invalid escape
+/// is kept as written.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_query_values() {
+        assert_eq!(percent_decode("a+b%2Dc"), "a b-c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}
