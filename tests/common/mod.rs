@@ -1,0 +1,358 @@
+//! Test harness: the real binary on a loopback port, real cargo with a fresh
+//! `CARGO_HOME`, fixture crates written on the fly, and a raw HTTP client for checks
+//! cargo cannot express. Nothing here needs the network.
+
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-overlay-registry");
+
+/// A scratch directory under cargo's target dir, unique per test, emptied at start.
+pub fn scratch(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running overlay. Stopped (SIGTERM, then waited for) when dropped.
+pub struct Overlay {
+    child: Child,
+    pub addr: SocketAddr,
+    /// `sparse+http://127.0.0.1:PORT/`
+    pub index_url: String,
+    stderr_log: PathBuf,
+}
+
+impl Overlay {
+    /// Starts a plain sparse registry (`--no-proxy --no-tls -p 0`) with `args` added.
+    pub fn start(args: &[&str]) -> Overlay {
+        Overlay::try_start(args).unwrap_or_else(|log| panic!("overlay did not start:\n{log}"))
+    }
+
+    /// Like `start`, but returns the server's stderr when it exits instead of serving.
+    pub fn try_start(args: &[&str]) -> Result<Overlay, String> {
+        let stderr_log = scratch("overlay-log").join("stderr.log");
+        let mut child = Command::new(BIN)
+            .args(["--no-proxy", "--no-tls", "-p", "0"])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr_log).unwrap())
+            .spawn()
+            .expect("the overlay binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
+        let Some(url) = first
+            .trim()
+            .strip_prefix("export CARGO_REGISTRIES_OVERLAY_INDEX=")
+        else {
+            let _ = child.wait();
+            return Err(fs::read_to_string(&stderr_log).unwrap_or_default());
+        };
+        let addr = url
+            .trim_start_matches("sparse+http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        Ok(Overlay {
+            child,
+            addr,
+            index_url: url.to_string(),
+            stderr_log,
+        })
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http(self.addr, "GET", path, &[], b"")
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+}
+
+/// One request on a fresh connection, read until the server closes it.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Real cargo with its own `CARGO_HOME`, pointed at an overlay as registry `overlay`.
+pub struct Cargo {
+    home: PathBuf,
+    index_url: String,
+}
+
+impl Cargo {
+    pub fn new(overlay: &Overlay) -> Cargo {
+        Cargo::for_index(&overlay.index_url)
+    }
+
+    pub fn for_index(index_url: &str) -> Cargo {
+        Cargo {
+            home: scratch("cargo-home"),
+            index_url: index_url.to_string(),
+        }
+    }
+
+    /// A cargo command run in `dir`, isolated from the cargo running the tests.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("cargo");
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("CARGO_HOME", &self.home)
+            .env("CARGO_REGISTRIES_OVERLAY_INDEX", &self.index_url)
+            .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "test-token")
+            .env("CARGO_TERM_COLOR", "never")
+            .env("CARGO_NET_RETRY", "0")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_MAKEFLAGS")
+            .env_remove("CARGO_REGISTRY_TOKEN");
+        command
+    }
+
+    pub fn run(&self, dir: &Path, args: &[&str]) -> CargoOutput {
+        CargoOutput(self.command(dir, args).output().expect("cargo runs"))
+    }
+
+    /// Runs cargo and panics with its output unless it succeeds.
+    pub fn ok(&self, dir: &Path, args: &[&str]) -> CargoOutput {
+        let out = self.run(dir, args);
+        assert!(
+            out.0.status.success(),
+            "cargo {args:?} failed:\n{}",
+            out.all()
+        );
+        out
+    }
+
+    /// Runs cargo and panics unless it fails.
+    pub fn fails(&self, dir: &Path, args: &[&str]) -> CargoOutput {
+        let out = self.run(dir, args);
+        assert!(
+            !out.0.status.success(),
+            "cargo {args:?} succeeded:\n{}",
+            out.all()
+        );
+        out
+    }
+
+    /// `cargo publish --registry overlay` of the crate in `dir`, without the verify
+    /// build (the tests check the registry, not the fixture's compilation).
+    pub fn publish(&self, dir: &Path) -> CargoOutput {
+        self.ok(
+            dir,
+            &[
+                "publish",
+                "--registry",
+                "overlay",
+                "--no-verify",
+                "--allow-dirty",
+            ],
+        )
+    }
+}
+
+pub struct CargoOutput(pub Output);
+
+impl CargoOutput {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn all(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr())
+    }
+}
+
+/// A fixture crate on disk.
+pub struct Fixture {
+    pub dir: PathBuf,
+}
+
+impl Fixture {
+    /// A library crate `name`@`version` with valid crates.io metadata whose `value()`
+    /// returns `value`.
+    pub fn library(parent: &Path, name: &str, version: &str, value: &str) -> Fixture {
+        Fixture::crate_with(
+            parent,
+            name,
+            version,
+            "",
+            &format!("pub fn value() -> String {{ {value:?}.to_string() }}\n"),
+        )
+    }
+
+    /// A library crate with `deps` as the body of `[dependencies]`.
+    pub fn crate_with(
+        parent: &Path,
+        name: &str,
+        version: &str,
+        deps: &str,
+        lib_rs: &str,
+    ) -> Fixture {
+        let dir = parent.join(format!("{name}-{version}"));
+        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\
+                 description = \"The {name} fixture crate\"\nlicense = \"MIT\"\n\n\
+                 [dependencies]\n{deps}\n"
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("src/lib.rs"), lib_rs).unwrap();
+        Fixture { dir }
+    }
+
+    /// A binary crate whose `main` is `main_rs`, with `deps` as `[dependencies]`.
+    pub fn binary(parent: &Path, name: &str, deps: &str, main_rs: &str) -> Fixture {
+        let dir = parent.join(name);
+        fs::create_dir_all(dir.join("src")).unwrap();
+        fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+                 [dependencies]\n{deps}\n"
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("src/main.rs"), main_rs).unwrap();
+        Fixture { dir }
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let path = self.dir.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+}
+
+/// The SHA-256 of a file, as `sha256sum` prints it.
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The lines of an index file as JSON values.
+pub fn index_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

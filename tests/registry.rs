@@ -1,0 +1,465 @@
+//! The overlay as a plain sparse registry, driven by real cargo.
+
+mod common;
+
+use std::fs;
+use std::thread;
+
+use common::{Cargo, Fixture, Overlay, http, index_lines, scratch, sha256_file};
+
+/// A dependency line on a crate in the overlay registry.
+fn dep(name: &str, req: &str) -> String {
+    format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
+}
+
+#[test]
+fn publish_depend_build_and_run() {
+    let work = scratch("publish-chain");
+    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let cargo = Cargo::new(&overlay);
+
+    let a = Fixture::library(&work, "chain-a", "0.1.0", "from a");
+    // The verify build resolves chain-a through the registry, so keep it here.
+    cargo.ok(
+        &a.dir,
+        &["publish", "--registry", "overlay", "--allow-dirty"],
+    );
+    let b = Fixture::crate_with(
+        &work,
+        "chain-b",
+        "0.2.0",
+        &dep("chain-a", "0.1"),
+        "pub fn value() -> String { format!(\"b+{}\", chain_a::value()) }\n",
+    );
+    cargo.ok(
+        &b.dir,
+        &["publish", "--registry", "overlay", "--allow-dirty"],
+    );
+    let app = Fixture::binary(
+        &work,
+        "chain-app",
+        &dep("chain-b", "0.2"),
+        "fn main() { println!(\"{}\", chain_b::value()); }\n",
+    );
+    let run = cargo.ok(&app.dir, &["run", "-q"]);
+    assert_eq!(run.stdout().trim(), "b+from a");
+
+    // The index line is written the way crates.io writes it.
+    let index = overlay.get("/ch/ai/chain-b");
+    assert_eq!(index.status, 200);
+    let line = &index_lines(&index.text())[0];
+    assert_eq!(line["name"], "chain-b");
+    assert_eq!(line["vers"], "0.2.0");
+    assert_eq!(line["deps"][0]["name"], "chain-a");
+    assert_eq!(line["deps"][0]["req"], "^0.1");
+    assert_eq!(line["deps"][0]["kind"], "normal");
+    assert_eq!(line["yanked"], false);
+    let pubtime = line["pubtime"].as_str().unwrap();
+    assert_eq!(pubtime.len(), "2026-01-01T00:00:00Z".len(), "{pubtime}");
+    let crate_file = work.join("reg/chain-b-0.2.0.crate");
+    assert_eq!(line["cksum"], sha256_file(&crate_file));
+    assert!(overlay.log().contains("published chain-b@0.2.0"));
+}
+
+#[test]
+fn lower_layers_resolve_and_the_top_layer_wins() {
+    let work = scratch("layers");
+    let (top, bottom) = (work.join("top"), work.join("bottom"));
+    let local = |dir: &std::path::Path| format!("local={}", dir.display());
+
+    // Fill each layer through its own overlay.
+    let only_bottom = Overlay::start(&["-r", &local(&bottom)]);
+    let cargo = Cargo::new(&only_bottom);
+    cargo.publish(&Fixture::library(&work.join("b"), "shared", "1.0.0", "bottom").dir);
+    cargo.publish(&Fixture::library(&work.join("b"), "deep", "1.0.0", "deep").dir);
+    drop(only_bottom);
+    let only_top = Overlay::start(&["-r", &local(&top)]);
+    Cargo::new(&only_top).publish(&Fixture::library(&work.join("t"), "shared", "1.0.0", "top").dir);
+    drop(only_top);
+
+    let overlay = Overlay::start(&["-r", &local(&top), "-r", &local(&bottom)]);
+    let cargo = Cargo::new(&overlay);
+    let app = Fixture::binary(
+        &work,
+        "layered-app",
+        &(dep("shared", "1") + &dep("deep", "1")),
+        "fn main() { println!(\"{} {}\", shared::value(), deep::value()); }\n",
+    );
+    assert_eq!(
+        cargo.ok(&app.dir, &["run", "-q"]).stdout().trim(),
+        "top deep"
+    );
+
+    // One line for the shared version, the top layer's.
+    let lines = index_lines(&overlay.get("/sh/ar/shared").text());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        lines[0]["cksum"],
+        sha256_file(&top.join("shared-1.0.0.crate"))
+    );
+    let download = overlay.get("/api/v1/crates/shared/1.0.0/download");
+    assert_eq!(
+        download.body,
+        fs::read(top.join("shared-1.0.0.crate")).unwrap()
+    );
+    // Publishes land in the top layer only.
+    cargo.publish(&Fixture::library(&work.join("n"), "fresh", "0.1.0", "new").dir);
+    assert!(top.join("fresh-0.1.0.crate").exists());
+    assert!(!bottom.join("fresh-0.1.0.crate").exists());
+}
+
+#[test]
+fn yank_and_unyank() {
+    let work = scratch("yank");
+    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let cargo = Cargo::new(&overlay);
+    let krate = Fixture::library(&work, "yankee", "0.1.0", "y");
+    cargo.publish(&krate.dir);
+    let yanked =
+        |overlay: &Overlay| index_lines(&overlay.get("/ya/nk/yankee").text())[0]["yanked"].clone();
+
+    cargo.ok(
+        &krate.dir,
+        &["yank", "--registry", "overlay", "--version", "0.1.0"],
+    );
+    assert_eq!(yanked(&overlay), true);
+    assert!(overlay.log().contains("yanked yankee@0.1.0"));
+    let app = Fixture::binary(&work, "yank-app", &dep("yankee", "0.1"), "fn main() {}\n");
+    let out = cargo.fails(&app.dir, &["generate-lockfile"]);
+    assert!(out.stderr().contains("yankee"), "{}", out.all());
+
+    cargo.ok(
+        &krate.dir,
+        &[
+            "yank",
+            "--registry",
+            "overlay",
+            "--version",
+            "0.1.0",
+            "--undo",
+        ],
+    );
+    assert_eq!(yanked(&overlay), false);
+    cargo.ok(&app.dir, &["generate-lockfile"]);
+
+    let out = cargo.fails(
+        &krate.dir,
+        &["yank", "--registry", "overlay", "--version", "9.9.9"],
+    );
+    assert!(
+        out.stderr()
+            .contains("crate `yankee` does not have a version `9.9.9`"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn search_lists_local_crates() {
+    let work = scratch("search");
+    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let cargo = Cargo::new(&overlay);
+    for (name, version) in [
+        ("needle", "0.1.0"),
+        ("needle", "0.3.0"),
+        ("needle-extra", "1.0.0"),
+        ("hay", "1.0.0"),
+    ] {
+        cargo.publish(&Fixture::library(&work.join(version), name, version, "x").dir);
+    }
+    let out = cargo.ok(&work, &["search", "--registry", "overlay", "needle"]);
+    let stdout = out.stdout();
+    let needle = stdout
+        .lines()
+        .find(|l| l.starts_with("needle = "))
+        .unwrap_or_default();
+    assert!(needle.starts_with("needle = \"0.3.0\" "), "{stdout}");
+    assert!(needle.ends_with("# The needle fixture crate"), "{stdout}");
+    assert!(stdout.contains("needle-extra = \"1.0.0\""), "{stdout}");
+    assert!(!stdout.contains("hay"), "{stdout}");
+    // Exact matches come first; per_page limits the list but not the total.
+    let page = overlay.get("/api/v1/crates?q=needle&per_page=1").json();
+    assert_eq!(page["crates"].as_array().unwrap().len(), 1);
+    assert_eq!(page["crates"][0]["name"], "needle");
+    assert_eq!(page["meta"]["total"], 2);
+    assert_eq!(overlay.get("/api/v1/crates?q=x&per_page=0").status, 400);
+}
+
+#[test]
+fn index_etags_answer_304_until_a_publish_changes_them() {
+    let work = scratch("etag");
+    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let cargo = Cargo::new(&overlay);
+    cargo.publish(&Fixture::library(&work, "tagged", "0.1.0", "1").dir);
+
+    let first = overlay.get("/ta/gg/tagged");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("cache-control"), Some("no-cache"));
+    let etag = first.header("etag").unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    let again = http(
+        overlay.addr,
+        "GET",
+        "/ta/gg/tagged",
+        &[("If-None-Match", &etag)],
+        b"",
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+
+    cargo.publish(&Fixture::library(&work, "tagged", "0.2.0", "2").dir);
+    let after = http(
+        overlay.addr,
+        "GET",
+        "/ta/gg/tagged",
+        &[("If-None-Match", &etag)],
+        b"",
+    );
+    assert_eq!(after.status, 200);
+    assert_ne!(after.header("etag").unwrap(), etag);
+    assert_eq!(index_lines(&after.text()).len(), 2);
+}
+
+#[test]
+fn refused_publishes_show_crates_io_texts_through_cargo() {
+    let work = scratch("refusals");
+    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let cargo = Cargo::new(&overlay);
+
+    // Metadata crates.io requires.
+    let bare = Fixture::library(&work.join("bare"), "bare", "0.1.0", "x");
+    fs::write(
+        bare.dir.join("Cargo.toml"),
+        "[package]\nname = \"bare\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    let args = [
+        "publish",
+        "--registry",
+        "overlay",
+        "--no-verify",
+        "--allow-dirty",
+    ];
+    let out = cargo.fails(&bare.dir, &args);
+    assert!(
+        out.stderr().contains(
+            "the remote server responded with an error (status 400 Bad Request): missing or empty metadata fields: description, license. Please see https://doc.rust-lang.org/cargo/reference/manifest.html for more information on configuring these fields"
+        ),
+        "{}",
+        out.all()
+    );
+    // A wildcard dependency requirement.
+    cargo.publish(&Fixture::library(&work, "base", "1.0.0", "b").dir);
+    let wild = Fixture::crate_with(&work, "wild", "0.1.0", &dep("base", "*"), "");
+    let out = cargo.fails(&wild.dir, &args);
+    assert!(
+        out.stderr().contains("wildcard (`*`) dependency constraints are not allowed on crates.io. Crate with this problem: `base`"),
+        "{}",
+        out.all()
+    );
+
+    // cargo refuses a version it sees in the index before uploading; a yanked one it
+    // does not see, so the server's own check answers.
+    let dup = Fixture::library(&work.join("dup"), "dupe", "0.1.0", "1");
+    cargo.publish(&dup.dir);
+    cargo.ok(
+        &dup.dir,
+        &["yank", "--registry", "overlay", "--version", "0.1.0"],
+    );
+    let out = cargo.fails(&dup.dir, &args);
+    assert!(
+        out.stderr()
+            .contains("crate version `0.1.0` is already uploaded"),
+        "{}",
+        out.all()
+    );
+    // Nothing of the refused publishes reached the layer.
+    assert!(!work.join("reg/bare-0.1.0.crate").exists());
+    assert!(!work.join("reg/index/3/b/bare").exists());
+    assert!(!work.join("reg/wild-0.1.0.crate").exists());
+    assert_eq!(index_lines(&overlay.get("/du/pe/dupe").text()).len(), 1);
+}
+
+#[test]
+fn permissive_publishing_skips_metadata_but_not_names() {
+    let work = scratch("permissive");
+    let overlay = Overlay::start(&[
+        "--permissive-publishing",
+        "-r",
+        &format!("local={}", work.join("reg").display()),
+    ]);
+    let cargo = Cargo::new(&overlay);
+    let bare = Fixture::library(&work, "bare", "0.1.0", "x");
+    fs::write(
+        bare.dir.join("Cargo.toml"),
+        "[package]\nname = \"bare\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    cargo.publish(&bare.dir);
+    assert!(work.join("reg/bare-0.1.0.crate").exists());
+
+    let reserved = Fixture::library(&work, "rustc", "0.1.0", "x");
+    let out = cargo.fails(
+        &reserved.dir,
+        &[
+            "publish",
+            "--registry",
+            "overlay",
+            "--no-verify",
+            "--allow-dirty",
+        ],
+    );
+    assert!(
+        out.stderr()
+            .contains("cannot upload a crate with a reserved name"),
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn read_only_refuses_writes_with_a_clear_error() {
+    let work = scratch("read-only");
+    let overlay = Overlay::start(&[
+        "--read-only",
+        "-r",
+        &format!("local={}", work.join("reg").display()),
+    ]);
+    let cargo = Cargo::new(&overlay);
+    let krate = Fixture::library(&work, "frozen", "0.1.0", "x");
+    let out = cargo.fails(
+        &krate.dir,
+        &[
+            "publish",
+            "--registry",
+            "overlay",
+            "--no-verify",
+            "--allow-dirty",
+        ],
+    );
+    assert!(
+        out.stderr()
+            .contains("this registry is read-only (--read-only): publish is not allowed"),
+        "{}",
+        out.all()
+    );
+    assert!(out.stderr().contains("403"), "{}", out.all());
+}
+
+#[test]
+fn a_layer_directory_is_a_cargo_local_registry() {
+    let work = scratch("local-registry");
+    let reg = work.join("reg");
+    let overlay = Overlay::start(&["-r", &format!("local={}", reg.display())]);
+    let cargo = Cargo::new(&overlay);
+    cargo.publish(&Fixture::library(&work, "lr-a", "0.1.0", "from lr-a").dir);
+    let b = Fixture::crate_with(
+        &work,
+        "lr-b",
+        "0.1.0",
+        &dep("lr-a", "0.1"),
+        "pub fn value() -> String { lr_a::value() }\n",
+    );
+    cargo.publish(&b.dir);
+    drop(overlay);
+
+    // No server: cargo reads the directory as a local-registry replacing crates.io,
+    // and the app depends with plain crates.io syntax.
+    let app = Fixture::binary(
+        &work,
+        "lr-app",
+        "lr-b = \"0.1\"\n",
+        "fn main() { println!(\"{}\", lr_b::value()); }\n",
+    );
+    app.write(
+        ".cargo/config.toml",
+        &format!(
+            "[source.crates-io]\nreplace-with = \"layer\"\n\n[source.layer]\nlocal-registry = {:?}\n",
+            reg.display().to_string()
+        ),
+    );
+    let offline = Cargo::for_index("sparse+http://127.0.0.1:9/");
+    let run = offline.ok(&app.dir, &["run", "-q", "--offline"]);
+    assert_eq!(run.stdout().trim(), "from lr-a");
+}
+
+#[test]
+fn cargo_tmp_registry_lines_are_served() {
+    // cargo's own tmp-registry writes null fields and no final newline.
+    let work = scratch("tmp-registry");
+    let reg = work.join("reg");
+    fs::create_dir_all(reg.join("index/3/t")).unwrap();
+    let krate = Fixture::library(&work, "tmp", "0.3.1", "tmp");
+    let packaged = Cargo::for_index("sparse+http://127.0.0.1:9/")
+        .ok(&krate.dir, &["package", "--no-verify", "--allow-dirty"]);
+    drop(packaged);
+    let crate_path = krate.dir.join("target/package/tmp-0.3.1.crate");
+    fs::copy(&crate_path, reg.join("tmp-0.3.1.crate")).unwrap();
+    fs::write(
+        reg.join("index/3/t/tmp"),
+        format!(
+            r#"{{"name":"tmp","vers":"0.3.1","deps":[],"features":{{}},"features2":null,"cksum":"{}","yanked":null,"links":null,"rust_version":null,"pubtime":null,"v":2}}"#,
+            sha256_file(&crate_path)
+        ),
+    )
+    .unwrap();
+    let overlay = Overlay::start(&["-r", &format!("local={}", reg.display())]);
+    let cargo = Cargo::new(&overlay);
+    let app = Fixture::binary(
+        &work,
+        "tmp-app",
+        &dep("tmp", "0.3"),
+        "fn main() { println!(\"{}\", tmp::value()); }\n",
+    );
+    assert_eq!(cargo.ok(&app.dir, &["run", "-q"]).stdout().trim(), "tmp");
+    // A publish appends after the unterminated line without gluing the two together.
+    cargo.publish(&Fixture::library(&work.join("next"), "tmp", "0.4.0", "next").dir);
+    let text = fs::read_to_string(reg.join("index/3/t/tmp")).unwrap();
+    assert_eq!(index_lines(&text).len(), 2);
+}
+
+#[test]
+fn concurrent_publishes_of_one_crate_from_two_processes_all_land() {
+    const VERSIONS: usize = 32;
+    let work = scratch("concurrent");
+    let reg = work.join("reg");
+    let layer = format!("local={}", reg.display());
+    // Two servers share the directory: the lock must hold across processes too.
+    let overlays = [
+        Overlay::start(&["-r", &layer]),
+        Overlay::start(&["-r", &layer]),
+    ];
+    let fixtures: Vec<Fixture> = (0..VERSIONS)
+        .map(|i| {
+            Fixture::library(
+                &work.join(format!("v{i}")),
+                "contended",
+                &format!("0.1.{i}"),
+                "x",
+            )
+        })
+        .collect();
+    let cargos: Vec<Cargo> = (0..VERSIONS)
+        .map(|i| Cargo::new(&overlays[i % 2]))
+        .collect();
+    thread::scope(|scope| {
+        for (fixture, cargo) in fixtures.iter().zip(&cargos) {
+            scope.spawn(move || cargo.publish(&fixture.dir));
+        }
+    });
+    let text = fs::read_to_string(reg.join("index/co/nt/contended")).unwrap();
+    let lines = index_lines(&text);
+    assert_eq!(lines.len(), VERSIONS, "{text}");
+    for line in &lines {
+        let version = line["vers"].as_str().unwrap();
+        let crate_file = reg.join(format!("contended-{version}.crate"));
+        assert_eq!(line["cksum"], sha256_file(&crate_file), "{version}");
+    }
+    let mut versions: Vec<_> = lines
+        .iter()
+        .map(|l| l["vers"].as_str().unwrap().to_string())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), VERSIONS);
+}
