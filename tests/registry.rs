@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 use std::thread;
 
-use common::{Cargo, Fixture, Overlay, http, index_lines, scratch, sha256_file};
+use common::{Cargo, Fixture, Overlay, http, index_lines, local_layer, scratch, sha256_file};
 
 /// A dependency line on a crate in the overlay registry.
 fn dep(name: &str, req: &str) -> String {
@@ -15,7 +15,7 @@ fn dep(name: &str, req: &str) -> String {
 #[test]
 fn publish_depend_build_and_run() {
     let work = scratch("publish-chain");
-    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
     let cargo = Cargo::new(&overlay);
 
     let a = Fixture::library(&work, "chain-a", "0.1.0", "from a");
@@ -65,19 +65,18 @@ fn publish_depend_build_and_run() {
 fn lower_layers_resolve_and_the_top_layer_wins() {
     let work = scratch("layers");
     let (top, bottom) = (work.join("top"), work.join("bottom"));
-    let local = |dir: &std::path::Path| format!("local={}", dir.display());
 
     // Fill each layer through its own overlay.
-    let only_bottom = Overlay::start(&["-r", &local(&bottom)]);
+    let only_bottom = Overlay::start(&["-r", &local_layer(&bottom)]);
     let cargo = Cargo::new(&only_bottom);
     cargo.publish(&Fixture::library(&work.join("b"), "shared", "1.0.0", "bottom").dir);
     cargo.publish(&Fixture::library(&work.join("b"), "deep", "1.0.0", "deep").dir);
     drop(only_bottom);
-    let only_top = Overlay::start(&["-r", &local(&top)]);
+    let only_top = Overlay::start(&["-r", &local_layer(&top)]);
     Cargo::new(&only_top).publish(&Fixture::library(&work.join("t"), "shared", "1.0.0", "top").dir);
     drop(only_top);
 
-    let overlay = Overlay::start(&["-r", &local(&top), "-r", &local(&bottom)]);
+    let overlay = Overlay::start(&["-r", &local_layer(&top), "-r", &local_layer(&bottom)]);
     let cargo = Cargo::new(&overlay);
     let app = Fixture::binary(
         &work,
@@ -111,7 +110,7 @@ fn lower_layers_resolve_and_the_top_layer_wins() {
 #[test]
 fn yank_and_unyank() {
     let work = scratch("yank");
-    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
     let cargo = Cargo::new(&overlay);
     let krate = Fixture::library(&work, "yankee", "0.1.0", "y");
     cargo.publish(&krate.dir);
@@ -157,7 +156,7 @@ fn yank_and_unyank() {
 #[test]
 fn search_lists_local_crates() {
     let work = scratch("search");
-    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
     let cargo = Cargo::new(&overlay);
     for (name, version) in [
         ("needle", "0.1.0"),
@@ -188,7 +187,7 @@ fn search_lists_local_crates() {
 #[test]
 fn index_etags_answer_304_until_a_publish_changes_them() {
     let work = scratch("etag");
-    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
     let cargo = Cargo::new(&overlay);
     cargo.publish(&Fixture::library(&work, "tagged", "0.1.0", "1").dir);
 
@@ -223,39 +222,19 @@ fn index_etags_answer_304_until_a_publish_changes_them() {
 #[test]
 fn refused_publishes_show_crates_io_texts_through_cargo() {
     let work = scratch("refusals");
-    let overlay = Overlay::start(&["-r", &format!("local={}", work.join("reg").display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
     let cargo = Cargo::new(&overlay);
 
     // Metadata crates.io requires.
-    let bare = Fixture::library(&work.join("bare"), "bare", "0.1.0", "x");
-    fs::write(
-        bare.dir.join("Cargo.toml"),
-        "[package]\nname = \"bare\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    let args = [
-        "publish",
-        "--registry",
-        "overlay",
-        "--no-verify",
-        "--allow-dirty",
-    ];
-    let out = cargo.fails(&bare.dir, &args);
-    assert!(
-        out.stderr().contains(
-            "the remote server responded with an error (status 400 Bad Request): missing or empty metadata fields: description, license. Please see https://doc.rust-lang.org/cargo/reference/manifest.html for more information on configuring these fields"
-        ),
-        "{}",
-        out.all()
+    let out = cargo.publish_fails(&Fixture::bare(&work, "bare").dir);
+    out.assert_stderr_has(
+        "the remote server responded with an error (status 400 Bad Request): missing or empty metadata fields: description, license. Please see https://doc.rust-lang.org/cargo/reference/manifest.html for more information on configuring these fields",
     );
     // A wildcard dependency requirement.
     cargo.publish(&Fixture::library(&work, "base", "1.0.0", "b").dir);
     let wild = Fixture::crate_with(&work, "wild", "0.1.0", &dep("base", "*"), "");
-    let out = cargo.fails(&wild.dir, &args);
-    assert!(
-        out.stderr().contains("wildcard (`*`) dependency constraints are not allowed on crates.io. Crate with this problem: `base`"),
-        "{}",
-        out.all()
+    cargo.publish_fails(&wild.dir).assert_stderr_has(
+        "wildcard (`*`) dependency constraints are not allowed on crates.io. Crate with this problem: `base`",
     );
 
     // cargo refuses a version it sees in the index before uploading; a yanked one it
@@ -266,16 +245,12 @@ fn refused_publishes_show_crates_io_texts_through_cargo() {
         &dup.dir,
         &["yank", "--registry", "overlay", "--version", "0.1.0"],
     );
-    let out = cargo.fails(&dup.dir, &args);
-    assert!(
-        out.stderr()
-            .contains("crate version `0.1.0` is already uploaded"),
-        "{}",
-        out.all()
-    );
+    cargo
+        .publish_fails(&dup.dir)
+        .assert_stderr_has("crate version `0.1.0` is already uploaded");
     // Nothing of the refused publishes reached the layer.
     assert!(!work.join("reg/bare-0.1.0.crate").exists());
-    assert!(!work.join("reg/index/3/b/bare").exists());
+    assert!(!work.join("reg/index/ba/re/bare").exists());
     assert!(!work.join("reg/wild-0.1.0.crate").exists());
     assert_eq!(index_lines(&overlay.get("/du/pe/dupe").text()).len(), 1);
 }
@@ -286,71 +261,33 @@ fn permissive_publishing_skips_metadata_but_not_names() {
     let overlay = Overlay::start(&[
         "--permissive-publishing",
         "-r",
-        &format!("local={}", work.join("reg").display()),
+        &local_layer(&work.join("reg")),
     ]);
     let cargo = Cargo::new(&overlay);
-    let bare = Fixture::library(&work, "bare", "0.1.0", "x");
-    fs::write(
-        bare.dir.join("Cargo.toml"),
-        "[package]\nname = \"bare\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    cargo.publish(&bare.dir);
+    cargo.publish(&Fixture::bare(&work, "bare").dir);
     assert!(work.join("reg/bare-0.1.0.crate").exists());
 
     let reserved = Fixture::library(&work, "rustc", "0.1.0", "x");
-    let out = cargo.fails(
-        &reserved.dir,
-        &[
-            "publish",
-            "--registry",
-            "overlay",
-            "--no-verify",
-            "--allow-dirty",
-        ],
-    );
-    assert!(
-        out.stderr()
-            .contains("cannot upload a crate with a reserved name"),
-        "{}",
-        out.all()
-    );
+    cargo
+        .publish_fails(&reserved.dir)
+        .assert_stderr_has("cannot upload a crate with a reserved name");
 }
 
 #[test]
 fn read_only_refuses_writes_with_a_clear_error() {
     let work = scratch("read-only");
-    let overlay = Overlay::start(&[
-        "--read-only",
-        "-r",
-        &format!("local={}", work.join("reg").display()),
-    ]);
+    let overlay = Overlay::start(&["--read-only", "-r", &local_layer(&work.join("reg"))]);
     let cargo = Cargo::new(&overlay);
-    let krate = Fixture::library(&work, "frozen", "0.1.0", "x");
-    let out = cargo.fails(
-        &krate.dir,
-        &[
-            "publish",
-            "--registry",
-            "overlay",
-            "--no-verify",
-            "--allow-dirty",
-        ],
-    );
-    assert!(
-        out.stderr()
-            .contains("this registry is read-only (--read-only): publish is not allowed"),
-        "{}",
-        out.all()
-    );
-    assert!(out.stderr().contains("403"), "{}", out.all());
+    let out = cargo.publish_fails(&Fixture::library(&work, "frozen", "0.1.0", "x").dir);
+    out.assert_stderr_has("this registry is read-only (--read-only): publish is not allowed");
+    out.assert_stderr_has("403");
 }
 
 #[test]
 fn a_layer_directory_is_a_cargo_local_registry() {
     let work = scratch("local-registry");
     let reg = work.join("reg");
-    let overlay = Overlay::start(&["-r", &format!("local={}", reg.display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&reg)]);
     let cargo = Cargo::new(&overlay);
     cargo.publish(&Fixture::library(&work, "lr-a", "0.1.0", "from lr-a").dir);
     let b = Fixture::crate_with(
@@ -403,7 +340,7 @@ fn cargo_tmp_registry_lines_are_served() {
         ),
     )
     .unwrap();
-    let overlay = Overlay::start(&["-r", &format!("local={}", reg.display())]);
+    let overlay = Overlay::start(&["-r", &local_layer(&reg)]);
     let cargo = Cargo::new(&overlay);
     let app = Fixture::binary(
         &work,
@@ -423,7 +360,7 @@ fn concurrent_publishes_of_one_crate_from_two_processes_all_land() {
     const VERSIONS: usize = 32;
     let work = scratch("concurrent");
     let reg = work.join("reg");
-    let layer = format!("local={}", reg.display());
+    let layer = local_layer(&reg);
     // Two servers share the directory: the lock must hold across processes too.
     let overlays = [
         Overlay::start(&["-r", &layer]),
@@ -462,4 +399,38 @@ fn concurrent_publishes_of_one_crate_from_two_processes_all_land() {
     versions.sort();
     versions.dedup();
     assert_eq!(versions.len(), VERSIONS);
+}
+
+#[test]
+fn hostile_paths_are_refused_without_touching_the_disk() {
+    let work = scratch("hostile");
+    let reg = work.join("reg");
+    fs::create_dir_all(&reg).unwrap();
+    fs::write(work.join("secret"), "do not serve").unwrap();
+    let overlay = Overlay::start(&["-r", &local_layer(&reg)]);
+    for path in [
+        "/../secret",
+        "/se/cr/../../../secret",
+        "/%2e%2e/secret",
+        "/api/v1/crates/..%2F..%2Fsecret/1.0.0/download",
+        "/api/v1/crates/a/..%2f..%2fsecret/download",
+        "/api/v1/crates/a\\b/1.0.0/download",
+        "/api/v1/crates/abcd/1.0.0%00/download",
+        "/ab/cd/ABCD",
+        "/xx/yy/abcd",
+    ] {
+        let response = overlay.get(path);
+        assert_eq!(response.status, 404, "{path}: {}", response.text());
+        assert!(response.json()["errors"][0]["detail"].is_string(), "{path}");
+    }
+    let response = http(overlay.addr, "DELETE", "/config.json", &[], b"");
+    assert_eq!(response.status, 400);
+    assert!(response.text().contains("method DELETE is not allowed"));
+    // Nothing was created outside the index directory.
+    let mut entries: Vec<_> = fs::read_dir(&reg)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["index"]);
 }

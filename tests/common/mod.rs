@@ -247,17 +247,26 @@ impl Cargo {
     /// `cargo publish --registry overlay` of the crate in `dir`, without the verify
     /// build (the tests check the registry, not the fixture's compilation).
     pub fn publish(&self, dir: &Path) -> CargoOutput {
-        self.ok(
-            dir,
-            &[
-                "publish",
-                "--registry",
-                "overlay",
-                "--no-verify",
-                "--allow-dirty",
-            ],
-        )
+        self.ok(dir, PUBLISH)
     }
+
+    /// Like `publish`, but panics unless the publish fails.
+    pub fn publish_fails(&self, dir: &Path) -> CargoOutput {
+        self.fails(dir, PUBLISH)
+    }
+}
+
+const PUBLISH: &[&str] = &[
+    "publish",
+    "--registry",
+    "overlay",
+    "--no-verify",
+    "--allow-dirty",
+];
+
+/// The `-r` value for a local layer in `dir`.
+pub fn local_layer(dir: &Path) -> String {
+    format!("local={}", dir.display())
 }
 
 pub struct CargoOutput(pub Output);
@@ -273,6 +282,15 @@ impl CargoOutput {
 
     pub fn all(&self) -> String {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr())
+    }
+
+    /// Panics unless stderr contains `text`.
+    pub fn assert_stderr_has(&self, text: &str) {
+        assert!(
+            self.stderr().contains(text),
+            "expected {text:?} in:\n{}",
+            self.all()
+        );
     }
 }
 
@@ -331,6 +349,16 @@ impl Fixture {
         .unwrap();
         fs::write(dir.join("src/main.rs"), main_rs).unwrap();
         Fixture { dir }
+    }
+
+    /// A library crate whose manifest has no description and no license.
+    pub fn bare(parent: &Path, name: &str) -> Fixture {
+        let fixture = Fixture::library(parent, name, "0.1.0", "bare");
+        fixture.write(
+            "Cargo.toml",
+            &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        );
+        fixture
     }
 
     pub fn write(&self, path: &str, text: &str) {
