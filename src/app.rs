@@ -87,10 +87,10 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     let local_addr = server
         .local_addr()
         .map_err(|source| AppError::Bind { addr, source })?;
-    let base_url = config
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local_addr}"));
+    let base_url = match &config.base_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{local_addr}"),
+    };
     let policy = PublishPolicy {
         permissive: config.permissive_publishing,
         ..PublishPolicy::default()

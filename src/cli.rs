@@ -162,8 +162,11 @@ impl From<lexopt::Error> for CliError {
 pub const USAGE: &str = "\
 cargo-overlay-registry: a writable layer over read-only Cargo registries
 
-Usage: cargo-overlay-registry [OPTIONS] [-- COMMAND [ARGS...]]
-       cargo overlay-registry [OPTIONS] [-- COMMAND [ARGS...]]
+Usage: cargo-overlay-registry [OPTIONS] [[--] COMMAND [ARGS...]]
+       cargo overlay-registry [OPTIONS] [[--] COMMAND [ARGS...]]
+
+With a COMMAND, runs it with the overlay configured and exits with its exit code.
+Without one, serves until interrupted and prints the environment to use on stdout.
 
 Options:
   -p, --port PORT             Port for the registry and proxy [default: 8080; 0 picks a free one]

@@ -63,7 +63,7 @@ impl Router {
             if allowed.contains(&method) {
                 Ok(())
             } else {
-                Err(RegistryError::invalid(format!(
+                Err(RegistryError::MethodNotAllowed(format!(
                     "method {method} is not allowed on {path}; use {}",
                     allowed.join(" or ")
                 )))
@@ -242,6 +242,7 @@ impl Router {
             RegistryError::Invalid(_) => 400,
             RegistryError::Forbidden(_) => 403,
             RegistryError::NotFound(_) => 404,
+            RegistryError::MethodNotAllowed(_) => 405,
             RegistryError::TooLarge(_) => 413,
             RegistryError::Storage { .. } => 500,
             RegistryError::Unsupported(_) => 501,
@@ -252,7 +253,14 @@ impl Router {
         } else {
             log::warn!("{} {}: {error}", head.method, head.target);
         }
-        error_body(status, &error.to_string())
+        // The full storage error, with server paths, goes to the log only.
+        let detail = match error {
+            RegistryError::Storage { layer, .. } => {
+                format!("storage error in layer {layer}; the server log has the details")
+            }
+            _ => error.to_string(),
+        };
+        error_body(status, &detail)
     }
 }
 

@@ -5,7 +5,7 @@
 //! idle clients starve everyone else. Instead the accept loop hands each connection to
 //! an idle worker over a zero-capacity crossbeam channel, starts a new worker when none
 //! is idle, and refuses the connection with a 503 once `max_connections` workers are
-//! busy. Workers that stay idle for a while exit, so the pool shrinks again. A panic
+//! alive. Workers that stay idle for a while exit, so the pool shrinks again. A panic
 //! while serving one connection is caught and logged; the worker goes on.
 
 use std::io::{self, Write};
@@ -67,7 +67,7 @@ impl Server {
         let pool = Pool {
             sender,
             receiver,
-            busy: Arc::new(AtomicUsize::new(0)),
+            alive: Arc::new(AtomicUsize::new(0)),
             handler,
             options: self.options,
         };
@@ -86,8 +86,8 @@ impl Server {
 struct Pool {
     sender: Sender<TcpStream>,
     receiver: Receiver<TcpStream>,
-    /// Workers alive, idle or not.
-    busy: Arc<AtomicUsize>,
+    /// Workers alive, idle or busy.
+    alive: Arc<AtomicUsize>,
     handler: Arc<dyn Handler>,
     options: ServerOptions,
 }
@@ -98,14 +98,14 @@ impl Pool {
             Ok(()) => return,
             Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) => stream,
         };
-        if self.busy.fetch_add(1, Ordering::SeqCst) >= self.options.max_connections {
-            self.busy.fetch_sub(1, Ordering::SeqCst);
+        if self.alive.fetch_add(1, Ordering::SeqCst) >= self.options.max_connections {
+            self.alive.fetch_sub(1, Ordering::SeqCst);
             self.refuse(stream);
             return;
         }
         let worker = Worker {
             receiver: self.receiver.clone(),
-            busy: Arc::clone(&self.busy),
+            alive: Arc::clone(&self.alive),
             handler: Arc::clone(&self.handler),
             limits: self.options.limits.clone(),
         };
@@ -114,7 +114,7 @@ impl Pool {
             .spawn(move || worker.run(stream));
         if let Err(e) = spawned {
             log::error!("starting a worker thread failed: {e}");
-            self.busy.fetch_sub(1, Ordering::SeqCst);
+            self.alive.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -135,7 +135,7 @@ impl Pool {
 
 struct Worker {
     receiver: Receiver<TcpStream>,
-    busy: Arc<AtomicUsize>,
+    alive: Arc<AtomicUsize>,
     handler: Arc<dyn Handler>,
     limits: Limits,
 }
@@ -146,7 +146,7 @@ impl Worker {
         while let Ok(stream) = self.receiver.recv_timeout(WORKER_IDLE) {
             self.serve(stream);
         }
-        self.busy.fetch_sub(1, Ordering::SeqCst);
+        self.alive.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn serve(&self, stream: TcpStream) {

@@ -20,6 +20,8 @@ pub enum RegistryError {
     /// The operation is not allowed on this overlay, e.g. a publish with
     /// `--read-only` (HTTP 403).
     Forbidden(String),
+    /// The route exists but not for this HTTP method (HTTP 405).
+    MethodNotAllowed(String),
     /// The route exists in cargo's protocol but the overlay does not offer it (HTTP 501).
     Unsupported(String),
     /// A layer's storage failed; `path` says where (HTTP 500).
@@ -52,6 +54,7 @@ impl fmt::Display for RegistryError {
             | RegistryError::TooLarge(detail)
             | RegistryError::NotFound(detail)
             | RegistryError::Forbidden(detail)
+            | RegistryError::MethodNotAllowed(detail)
             | RegistryError::Unsupported(detail) => f.write_str(detail),
             RegistryError::Storage {
                 layer,
