@@ -1,25 +1,37 @@
 //! Wiring: from a [`Config`] to a running server, and back to an exit code.
 //!
-//! This is where options meet features: layers are built, the listener bound, the
-//! environment for cargo printed, and options whose feature is not built yet are
-//! refused by name rather than ignored.
+//! This is where options meet features: layers are built, the CA made or loaded, the
+//! listener bound, and then either the environment for cargo is printed and the server
+//! runs until interrupted, or (exec mode) a command runs with that environment and its
+//! exit code becomes ours. Options whose feature is not built yet are refused by name.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use crate::cli::{Config, DEFAULT_PORT, LayerSpec};
 use crate::http::{Server, ServerOptions};
+use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::publish::PublishPolicy;
-use crate::registry::{Layer, LayerStack, LocalLayer, RegistryError};
+use crate::registry::{CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError};
 use crate::router::Router;
 use crate::signals;
+use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
 pub const REGISTRY_NAME: &str = "overlay";
+/// The token handed to cargo, which requires one to publish. The overlay does not check
+/// it; a remote top layer forwards the caller's own.
+const DEFAULT_TOKEN: &str = "overlay";
+/// Where the crates.io hosts are, intercepted when `--base-url` is crates.io.
+const CRATES_IO_HOSTS: [&str; 3] = ["crates.io", "index.crates.io", "static.crates.io"];
 
 #[derive(Debug)]
 pub enum AppError {
@@ -35,8 +47,17 @@ pub enum AppError {
         source: io::Error,
     },
     Layer(RegistryError),
-    TempDir {
-        base: PathBuf,
+    /// The run's scratch directory (temporary layers, the CA bundle).
+    RunDir {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// `-r cargo-package` could not find cargo's target directory.
+    CargoPackage(String),
+    Tls(TlsError),
+    /// The command of exec mode could not be started.
+    Command {
+        program: OsString,
         source: io::Error,
     },
 }
@@ -50,47 +71,92 @@ impl fmt::Display for AppError {
             }
             AppError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             AppError::Layer(e) => write!(f, "cannot open a layer: {e}"),
-            AppError::TempDir { base, source } => write!(
-                f,
-                "cannot create a temporary layer directory in {}: {source}",
-                base.display()
-            ),
+            AppError::RunDir { path, source } => {
+                write!(
+                    f,
+                    "cannot create the run directory {}: {source}",
+                    path.display()
+                )
+            }
+            AppError::CargoPackage(why) => write!(f, "-r cargo-package: {why}"),
+            AppError::Tls(e) => e.fmt(f),
+            AppError::Command { program, source } => {
+                write!(f, "cannot run `{}`: {source}", program.to_string_lossy())
+            }
         }
     }
 }
 
 impl std::error::Error for AppError {}
 
-/// Runs the overlay until it is told to stop. Returns the process exit code.
+impl From<TlsError> for AppError {
+    fn from(e: TlsError) -> Self {
+        AppError::Tls(e)
+    }
+}
+
+/// Runs the overlay until it is told to stop, or until the exec-mode command ends.
+/// Returns the process exit code.
 pub fn run(config: Config) -> Result<i32, AppError> {
     refuse_unbuilt_features(&config)?;
-    let mut temp_dirs = Vec::new();
-    let mut layers: Vec<Box<dyn Layer>> = Vec::new();
-    for spec in config.layer_specs() {
-        let root = match spec {
-            LayerSpec::LocalTemp => {
-                let dir = TempDir::new()?;
-                let root = dir.0.clone();
-                temp_dirs.push(dir);
-                root
-            }
-            LayerSpec::Local(path) => path,
-            LayerSpec::CratesIo | LayerSpec::Remote { .. } => unreachable!("refused above"),
-        };
-        layers.push(Box::new(LocalLayer::open(root).map_err(AppError::Layer)?));
-    }
-    let stack = LayerStack::new(layers, config.read_only);
+    let run_dir = RunDir::new()?;
+    let stack = LayerStack::new(build_layers(&config, &run_dir)?, config.read_only);
+    let exec_mode = !config.command.is_empty();
 
-    let addr = resolve(&config.host, config.port.unwrap_or(DEFAULT_PORT))?;
+    // Exec mode needs no fixed port: nothing outside the child has to find it.
+    let default_port = if exec_mode { 0 } else { DEFAULT_PORT };
+    let addr = resolve(&config.host, config.port.unwrap_or(default_port))?;
     let server = Server::bind(addr, ServerOptions::default())
         .map_err(|source| AppError::Bind { addr, source })?;
     let local_addr = server
         .local_addr()
         .map_err(|source| AppError::Bind { addr, source })?;
+
+    let ca = load_ca(&config)?;
+    if let (Some(ca), Some(path)) = (&ca, &config.ca_cert_out) {
+        ca.write_cert(path)?;
+        log::info!("wrote the CA certificate to {}", path.display());
+    }
+    let bundle = match &ca {
+        Some(ca) => {
+            let path = run_dir.path().join("ca-bundle.pem");
+            let roots = tls::write_ca_bundle(ca, &path)?;
+            log::debug!(
+                "CA bundle {} holds our CA and {roots} system roots",
+                path.display()
+            );
+            Some(path)
+        }
+        None => None,
+    };
+    let listener_tls = match (&config.tls_cert, &config.tls_key, &ca) {
+        _ if !config.tls => None,
+        (Some(cert), Some(key), _) => Some(tls::listener_config_from_pem(cert, key)?),
+        (_, _, Some(ca)) => Some(tls::listener_config(ca, &config.host)?),
+        (_, _, None) => unreachable!("a CA is made whenever TLS has no certificate given"),
+    };
+    let scheme = if config.tls { "https" } else { "http" };
+    let listener_url = format!("{scheme}://{local_addr}");
     let base_url = match &config.base_url {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!("http://{local_addr}"),
+        None if config.proxy => "https://crates.io".to_string(),
+        None => listener_url.clone(),
     };
+    let proxy = match (&ca, config.proxy) {
+        (Some(ca), true) => Some(ProxySettings {
+            intercept: InterceptTls::new(Arc::clone(ca)),
+            intercepted_hosts: intercepted_hosts(&base_url),
+            allowed_ports: [443]
+                .into_iter()
+                .chain(config.allow_connect_ports.iter().copied())
+                .collect(),
+        }),
+        _ => None,
+    };
+    if let Some(proxy) = &proxy {
+        log::info!("intercepting {}", proxy.intercepted_hosts.join(", "));
+    }
+
     let policy = PublishPolicy {
         permissive: config.permissive_publishing,
         ..PublishPolicy::default()
@@ -99,35 +165,33 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
     }
-    log::info!("serving a sparse registry on http://{local_addr}/");
-
+    let frontend = Frontend::new(Arc::new(router), listener_tls, proxy);
+    log::info!("listening on {listener_url}/");
     signals::install();
     thread::Builder::new()
         .name("overlay-listener".into())
-        .spawn(move || server.run(Arc::new(router)))
+        .spawn(move || server.run(Arc::new(frontend)))
         .expect("the listener thread starts");
-    print_environment(&base_url);
 
-    let signal = signals::wait();
-    log::info!("stopping on signal {signal}");
-    drop(temp_dirs);
-    Ok(128 + signal)
+    let environment = Environment {
+        listener_url,
+        proxy: config.proxy,
+        bundle,
+        own_listener_cert: config.tls && config.tls_cert.is_none(),
+    };
+    let code = if exec_mode {
+        run_command(&config.command, &environment)?
+    } else {
+        environment.print();
+        let signal = signals::wait();
+        log::info!("stopping on signal {signal}");
+        128 + signal
+    };
+    drop(run_dir);
+    Ok(code)
 }
 
 fn refuse_unbuilt_features(config: &Config) -> Result<(), AppError> {
-    let unbuilt = |what: &str| Err(AppError::NotImplemented(what.to_string()));
-    if config.proxy {
-        return unbuilt("proxy mode (pass --no-proxy to serve a plain sparse registry)");
-    }
-    if config.tls || config.tls_cert.is_some() || config.tls_key.is_some() {
-        return unbuilt("TLS on the listener (pass --no-tls to serve plain HTTP)");
-    }
-    if config.ca_cert_out.is_some() {
-        return unbuilt("--ca-cert-out (it belongs to proxy mode)");
-    }
-    if !config.command.is_empty() {
-        return unbuilt("exec mode (running a command after `--`)");
-    }
     if let Some(remote) = config
         .layer_specs()
         .iter()
@@ -138,9 +202,89 @@ fn refuse_unbuilt_features(config: &Config) -> Result<(), AppError> {
         } else {
             ""
         };
-        return unbuilt(&format!("the remote layer `-r {remote}`{hint}"));
+        return Err(AppError::NotImplemented(format!(
+            "the remote layer `-r {remote}`{hint}"
+        )));
     }
     Ok(())
+}
+
+fn build_layers(config: &Config, run_dir: &RunDir) -> Result<Vec<Box<dyn Layer>>, AppError> {
+    let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+    for (position, spec) in config.layer_specs().into_iter().enumerate() {
+        let layer: Box<dyn Layer> = match spec {
+            LayerSpec::LocalTemp => {
+                let root = run_dir.path().join(format!("layer-{position}"));
+                Box::new(LocalLayer::open(root).map_err(AppError::Layer)?)
+            }
+            LayerSpec::Local(path) if CargoPackageLayer::is_tmp_registry(&path) => {
+                Box::new(CargoPackageLayer::new(path))
+            }
+            LayerSpec::Local(path) => Box::new(LocalLayer::open(path).map_err(AppError::Layer)?),
+            LayerSpec::CargoPackage => Box::new(CargoPackageLayer::new(cargo_tmp_registry()?)),
+            LayerSpec::CratesIo | LayerSpec::Remote { .. } => unreachable!("refused above"),
+        };
+        layers.push(layer);
+    }
+    Ok(layers)
+}
+
+/// `<build dir>/package/tmp-registry`, as cargo itself computes it: from
+/// `cargo metadata`, which honours `CARGO_TARGET_DIR` and `build.build-dir`.
+fn cargo_tmp_registry() -> Result<PathBuf, AppError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| AppError::CargoPackage(format!("cannot run `cargo metadata`: {e}")))?;
+    if !output.status.success() {
+        return Err(AppError::CargoPackage(format!(
+            "`cargo metadata` failed (run from inside a cargo project): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| AppError::CargoPackage(format!("unreadable `cargo metadata` output: {e}")))?;
+    let dir = metadata["build_directory"]
+        .as_str()
+        .or_else(|| metadata["target_directory"].as_str())
+        .ok_or_else(|| {
+            AppError::CargoPackage("`cargo metadata` names no target directory".into())
+        })?;
+    Ok(Path::new(dir).join("package").join("tmp-registry"))
+}
+
+/// A CA when anything needs one: proxy mode, our own listener certificate, or asking
+/// for the CA by `--ca-cert-out` or `--ca-dir`.
+fn load_ca(config: &Config) -> Result<Option<Arc<CertificateAuthority>>, AppError> {
+    let needed = config.proxy
+        || (config.tls && config.tls_cert.is_none())
+        || config.ca_cert_out.is_some()
+        || config.ca_dir.is_some();
+    if !needed {
+        return Ok(None);
+    }
+    let ca = match &config.ca_dir {
+        Some(dir) => CertificateAuthority::load_or_create(dir)?,
+        None => CertificateAuthority::generate()?,
+    };
+    Ok(Some(Arc::new(ca)))
+}
+
+/// The host of `--base-url`, and for crates.io its index and download hosts too.
+fn intercepted_hosts(base_url: &str) -> Vec<String> {
+    let host = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if host == "crates.io" {
+        CRATES_IO_HOSTS.iter().map(|h| h.to_string()).collect()
+    } else {
+        vec![host]
+    }
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
@@ -155,36 +299,130 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
         .ok_or_else(|| address_error(io::Error::other("it resolves to no address")))
 }
 
-/// Prints what cargo needs, as shell lines ready for `eval`. The token is required by
-/// cargo to publish; the overlay does not check it.
-fn print_environment(base_url: &str) {
-    let var = REGISTRY_NAME.to_ascii_uppercase();
-    let mut out = io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "export CARGO_REGISTRIES_{var}_INDEX=sparse+{base_url}/"
-    );
-    let _ = writeln!(out, "export CARGO_REGISTRIES_{var}_TOKEN=overlay");
-    let _ = writeln!(
-        out,
-        "# then: cargo publish --registry {REGISTRY_NAME}, and depend with registry = \"{REGISTRY_NAME}\""
-    );
-    let _ = out.flush();
+/// What cargo needs to use the overlay.
+struct Environment {
+    listener_url: String,
+    proxy: bool,
+    /// Our CA plus the system roots, when there is a CA.
+    bundle: Option<PathBuf>,
+    /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
+    own_listener_cert: bool,
 }
 
-/// A temporary layer directory, removed when dropped.
-struct TempDir(PathBuf);
+impl Environment {
+    /// The variables, in the order printed. The index variable comes first.
+    fn vars(&self) -> Vec<(String, String)> {
+        let registry = REGISTRY_NAME.to_ascii_uppercase();
+        let mut vars = vec![
+            (
+                format!("CARGO_REGISTRIES_{registry}_INDEX"),
+                format!("sparse+{}/", self.listener_url),
+            ),
+            (
+                format!("CARGO_REGISTRIES_{registry}_TOKEN"),
+                DEFAULT_TOKEN.into(),
+            ),
+        ];
+        if self.proxy {
+            vars.push(("CARGO_HTTP_PROXY".into(), self.listener_url.clone()));
+            vars.push(("CARGO_REGISTRY_TOKEN".into(), DEFAULT_TOKEN.into()));
+        }
+        if let Some(bundle) = &self.bundle {
+            let bundle = bundle.display().to_string();
+            vars.push(("CARGO_HTTP_CAINFO".into(), bundle.clone()));
+            if self.proxy && self.own_listener_cert {
+                vars.push(("CARGO_HTTP_PROXY_CAINFO".into(), bundle));
+            }
+        }
+        vars
+    }
 
-impl TempDir {
-    fn new() -> Result<TempDir, AppError> {
-        let base = std::env::temp_dir();
-        create_unique_dir(&base)
-            .map(TempDir)
-            .map_err(|source| AppError::TempDir { base, source })
+    /// Prints the variables as shell lines ready for `eval`.
+    fn print(&self) {
+        let mut out = io::stdout().lock();
+        for (name, value) in self.vars() {
+            let _ = writeln!(out, "export {name}={}", shell_quote(&value));
+        }
+        let _ = out.flush();
     }
 }
 
-impl Drop for TempDir {
+/// Quotes a value for a POSIX shell when it needs it.
+fn shell_quote(value: &str) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/+-_.:,=@%".contains(c));
+    if plain {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs the command with the overlay's environment and returns its exit code, or
+/// 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
+/// overlay only waits; a SIGTERM sent to the overlay alone is passed on to the child.
+fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, AppError> {
+    let (program, args) = command.split_first().expect("exec mode has a command");
+    let mut child = Command::new(program);
+    child.args(args);
+    for (name, value) in environment.vars() {
+        // A token the user set is theirs to keep (a remote top layer forwards it).
+        if name == "CARGO_REGISTRY_TOKEN" && std::env::var_os(&name).is_some() {
+            continue;
+        }
+        child.env(name, value);
+    }
+    let mut child = child.spawn().map_err(|source| AppError::Command {
+        program: program.clone(),
+        source,
+    })?;
+    let finished = Arc::new(AtomicBool::new(false));
+    let forwarder = {
+        let finished = Arc::clone(&finished);
+        let pid = child.id() as libc::pid_t;
+        thread::spawn(move || {
+            while !finished.load(Ordering::SeqCst) {
+                if signals::received() == Some(libc::SIGTERM) {
+                    // SAFETY: sending a signal to our own child's pid has no memory effects.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let status = child.wait().map_err(|source| AppError::Command {
+        program: program.clone(),
+        source,
+    })?;
+    finished.store(true, Ordering::SeqCst);
+    let _ = forwarder.join();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1))
+}
+
+/// The run's scratch directory: temporary layers and the CA bundle. Removed when
+/// dropped.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn new() -> Result<RunDir, AppError> {
+        let base = std::env::temp_dir();
+        create_unique_dir(&base)
+            .map(RunDir)
+            .map_err(|source| AppError::RunDir { path: base, source })
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for RunDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             log::warn!("could not remove {}: {e}", self.0.display());
@@ -211,4 +449,31 @@ fn create_unique_dir(base: &Path) -> io::Result<PathBuf> {
         io::ErrorKind::AlreadyExists,
         "no free temporary directory name",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crates_io_brings_its_index_and_download_hosts() {
+        assert_eq!(
+            intercepted_hosts("https://crates.io"),
+            ["crates.io", "index.crates.io", "static.crates.io"]
+        );
+        assert_eq!(
+            intercepted_hosts("https://Registry.Example:8443/x"),
+            ["registry.example"]
+        );
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(
+            shell_quote("sparse+https://127.0.0.1:1/"),
+            "sparse+https://127.0.0.1:1/"
+        );
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
 }

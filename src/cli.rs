@@ -18,6 +18,9 @@ pub enum LayerSpec {
     LocalTemp,
     /// `local=PATH`
     Local(PathBuf),
+    /// `cargo-package`: cargo's `target/package/tmp-registry`, found from cargo's own
+    /// configuration.
+    CargoPackage,
     /// `crates.io`
     CratesIo,
     /// `remote=URL` (api = index) or `remote=API,INDEX`.
@@ -34,6 +37,7 @@ impl LayerSpec {
         match text.split_once('=') {
             None if text == "local" => Ok(LayerSpec::LocalTemp),
             None if text == "crates.io" => Ok(LayerSpec::CratesIo),
+            None if text == "cargo-package" => Ok(LayerSpec::CargoPackage),
             Some(("local", "")) => Err(bad("`local=` needs a directory")),
             Some(("local", path)) => Ok(LayerSpec::Local(PathBuf::from(path))),
             Some(("remote", urls)) => {
@@ -53,7 +57,7 @@ impl LayerSpec {
                 })
             }
             _ => Err(bad(
-                "expected `local`, `local=PATH`, `crates.io`, `remote=URL` or `remote=API,INDEX`",
+                "expected `local`, `local=PATH`, `cargo-package`, `crates.io`, `remote=URL` or `remote=API,INDEX`",
             )),
         }
     }
@@ -64,6 +68,7 @@ impl fmt::Display for LayerSpec {
         match self {
             LayerSpec::LocalTemp => f.write_str("local"),
             LayerSpec::Local(path) => write!(f, "local={}", path.display()),
+            LayerSpec::CargoPackage => f.write_str("cargo-package"),
             LayerSpec::CratesIo => f.write_str("crates.io"),
             LayerSpec::Remote { api, index } if api == index => write!(f, "remote={api}"),
             LayerSpec::Remote { api, index } => write!(f, "remote={api},{index}"),
@@ -82,6 +87,10 @@ pub struct Config {
     pub proxy: bool,
     pub read_only: bool,
     pub ca_cert_out: Option<PathBuf>,
+    /// Where the CA is kept across runs; `None` keeps it in memory only.
+    pub ca_dir: Option<PathBuf>,
+    /// Ports a passthrough `CONNECT` may reach, besides 443.
+    pub allow_connect_ports: Vec<u16>,
     pub permissive_publishing: bool,
     pub tls: bool,
     pub tls_cert: Option<PathBuf>,
@@ -100,6 +109,8 @@ impl Default for Config {
             proxy: true,
             read_only: false,
             ca_cert_out: None,
+            ca_dir: None,
+            allow_connect_ports: Vec::new(),
             permissive_publishing: false,
             tls: true,
             tls_cert: None,
@@ -123,7 +134,7 @@ impl Config {
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Action {
-    Serve(Config),
+    Serve(Box<Config>),
     Help,
     Version,
 }
@@ -176,13 +187,19 @@ Options:
   -r, --registry LAYER        Add a layer, top first (repeatable):
                                 local            a temporary directory, removed at exit
                                 local=PATH       a directory in cargo's local-registry layout
+                                cargo-package    cargo's target/package/tmp-registry (read-only;
+                                                 only what cargo writes during this run)
                                 crates.io        crates.io
                                 remote=URL       a sparse registry (API and index at URL)
                                 remote=API,INDEX a registry with separate API and index URLs
                               [default: local, then crates.io]
       --no-proxy              Serve only as a sparse registry (no CONNECT handling)
       --read-only             Refuse publishes and yanks
-      --ca-cert-out PATH      Write the proxy's CA certificate to PATH
+      --ca-cert-out PATH      Write the proxy's CA certificate (never its key) to PATH
+      --ca-dir DIR            Keep the CA in DIR (ca.pem, ca-key.pem) across runs, so it can
+                              be trusted once [default: a new CA in memory each run]
+      --allow-connect-port PORT
+                              Let passthrough CONNECT reach PORT as well as 443 (repeatable)
       --permissive-publishing Skip crates.io's metadata checks (names, versions and
                               sizes are always checked)
       --no-tls                Serve plain HTTP
@@ -238,6 +255,20 @@ where
             Long("no-proxy") => config.proxy = false,
             Long("read-only") => config.read_only = true,
             Long("ca-cert-out") => config.ca_cert_out = Some(parser.value()?.into()),
+            Long("ca-dir") => config.ca_dir = Some(parser.value()?.into()),
+            Long("allow-connect-port") => {
+                let value = parser.value()?.string()?;
+                let port = value
+                    .parse()
+                    .ok()
+                    .filter(|&port: &u16| port != 0)
+                    .ok_or_else(|| CliError::BadValue {
+                        option: "--allow-connect-port",
+                        value: value.clone(),
+                        why: "expected a port number from 1 to 65535".into(),
+                    })?;
+                config.allow_connect_ports.push(port);
+            }
             Long("permissive-publishing") => config.permissive_publishing = true,
             Long("no-tls") => config.tls = false,
             Long("tls-cert") => config.tls_cert = Some(parser.value()?.into()),
@@ -253,7 +284,7 @@ where
             _ => return Err(arg.unexpected().into()),
         }
     }
-    Ok(Action::Serve(config))
+    Ok(Action::Serve(Box::new(config)))
 }
 
 #[cfg(test)]
@@ -262,7 +293,7 @@ mod tests {
 
     fn config(args: &[&str]) -> Config {
         match parse(args.iter().copied()).unwrap() {
-            Action::Serve(config) => config,
+            Action::Serve(config) => *config,
             other => panic!("expected Serve, got {other:?}"),
         }
     }
@@ -295,6 +326,12 @@ mod tests {
             "--read-only",
             "--ca-cert-out",
             "ca.pem",
+            "--ca-dir",
+            "ca",
+            "--allow-connect-port",
+            "8443",
+            "-r",
+            "cargo-package",
             "--permissive-publishing",
             "--no-tls",
             "--tls-cert",
@@ -317,9 +354,12 @@ mod tests {
                     api: "https://api.example".into(),
                     index: "sparse+https://index.example/".into()
                 },
-                LayerSpec::CratesIo
+                LayerSpec::CratesIo,
+                LayerSpec::CargoPackage,
             ]
         );
+        assert_eq!(c.ca_dir, Some("ca".into()));
+        assert_eq!(c.allow_connect_ports, [8443]);
         assert!(!c.proxy && c.read_only && c.permissive_publishing && !c.tls);
         assert_eq!(c.ca_cert_out, Some("ca.pem".into()));
         assert_eq!(c.tls_cert, Some("c.pem".into()));

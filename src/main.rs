@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use cargo_overlay_registry::{app, cli};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let action = match cli::parse(std::env::args_os().skip(1)) {
+    let action = cli::parse(std::env::args_os().skip(1));
+    // In exec mode the command's own output matters most: only warnings by default.
+    let exec_mode = matches!(&action, Ok(cli::Action::Serve(c)) if !c.command.is_empty());
+    let default_level = if exec_mode { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    let action = match action {
         Ok(action) => action,
         Err(e) => {
             eprintln!("error: {e}\n\nRun with --help to see the options.");
@@ -23,7 +28,7 @@ fn main() -> ExitCode {
             println!("cargo-overlay-registry {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        cli::Action::Serve(config) => match app::run(config) {
+        cli::Action::Serve(config) => match app::run(*config) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -23,11 +23,18 @@ pub fn install() {
     }
 }
 
+/// The last SIGINT or SIGTERM received, if any.
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
 /// Blocks until SIGINT or SIGTERM arrives and returns its number.
 pub fn wait() -> i32 {
     loop {
-        let signal = RECEIVED.load(Ordering::SeqCst);
-        if signal != 0 {
+        if let Some(signal) = received() {
             return signal;
         }
         std::thread::sleep(Duration::from_millis(50));

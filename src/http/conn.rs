@@ -5,7 +5,8 @@
 //! `Expect: 100-continue` only once the handler accepts the head, reads the body,
 //! writes the handler's response and goes on while the connection is kept alive.
 //! Every read is bounded in size and time: a client that sends too much or too slowly
-//! is answered or dropped, never waited for forever.
+//! is answered or dropped, never waited for forever. A `CONNECT` ends the loop and
+//! hands the stream back to the caller, which decides what the tunnel becomes.
 //!
 //! The stream's read timeout is the loop's clock tick: a read that times out is not an
 //! error by itself, only once the current deadline has passed.
@@ -101,13 +102,22 @@ struct Head {
     expects_continue: bool,
 }
 
-/// Serves requests on `stream` until the client closes it, an error occurs or the
-/// connection idles out.
+/// A `CONNECT` request, handed back to the caller with the stream, unanswered: what to
+/// do with a tunnel (intercept, pass through, refuse) is the proxy's business.
+pub struct Connect<S> {
+    pub head: RequestHead,
+    pub stream: S,
+    /// Bytes the client sent after the `CONNECT` head, already read off the stream.
+    pub leftover: Vec<u8>,
+}
+
+/// Serves requests on `stream` until the client closes it, an error occurs, the
+/// connection idles out or the client asks to `CONNECT`.
 pub fn serve_connection<S: Read + Write>(
     stream: S,
     handler: &dyn Handler,
     limits: &Limits,
-) -> Result<(), ConnError> {
+) -> Result<Option<Connect<S>>, ConnError> {
     let mut conn = Conn {
         stream,
         buf: Vec::new(),
@@ -115,15 +125,23 @@ pub fn serve_connection<S: Read + Write>(
     };
     loop {
         let head = match conn.read_head()? {
-            None => return Ok(()),
+            None => return Ok(None),
             Some(Ok(head)) => head,
             Some(Err(refusal)) => {
                 let response = handler.protocol_error(refusal.status, &refusal.detail);
-                return conn.write_response(response, false, true);
+                conn.write_response(response, false, true)?;
+                return Ok(None);
             }
         };
+        if head.head.method == "CONNECT" {
+            return Ok(Some(Connect {
+                head: head.head,
+                stream: conn.stream,
+                leftover: conn.buf,
+            }));
+        }
         if !conn.serve_one(head, handler)? {
-            return Ok(());
+            return Ok(None);
         }
     }
 }

@@ -13,8 +13,8 @@ mod server;
 use std::fmt;
 use std::io::Read;
 
-pub use conn::{Limits, serve_connection};
-pub use server::{Server, ServerOptions};
+pub use conn::{Connect, Limits, serve_connection, write_response};
+pub use server::{READ_TICK, Server, ServerOptions, Service};
 
 /// The head of a request: everything before the body.
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@
 //! alive. Workers that stay idle for a while exit, so the pool shrinks again. A panic
 //! while serving one connection is caught and logged; the worker goes on.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -18,28 +18,33 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::conn::{Limits, serve_connection, write_response};
-use super::{Handler, Response};
-
 /// How long an idle worker waits for a connection before it exits.
 const WORKER_IDLE: Duration = Duration::from_secs(30);
 /// The read timeout on sockets: the request loop's clock tick (see `conn`).
-const READ_TICK: Duration = Duration::from_millis(500);
+pub const READ_TICK: Duration = Duration::from_millis(500);
 /// How long a write to a client may block.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What serves an accepted connection. The socket comes with its timeouts set: reads
+/// time out every [`READ_TICK`] (the request loop's clock), writes after a minute.
+pub trait Service: Send + Sync {
+    /// Serves the connection until it ends.
+    fn serve(&self, stream: TcpStream);
+
+    /// Answers a connection that cannot be served now because the pool is full.
+    fn refuse(&self, stream: TcpStream);
+}
+
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// Connections served at once; more are refused with 503.
+    /// Connections served at once; more are refused.
     pub max_connections: usize,
-    pub limits: Limits,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: 512,
-            limits: Limits::default(),
         }
     }
 }
@@ -62,14 +67,14 @@ impl Server {
 
     /// Accepts and serves connections forever. Accept errors (such as running out of
     /// file descriptors) are logged and retried after a pause, never fatal.
-    pub fn run(self, handler: Arc<dyn Handler>) {
+    pub fn run(self, service: Arc<dyn Service>) {
         let (sender, receiver) = crossbeam_channel::bounded(0);
         let pool = Pool {
             sender,
             receiver,
             alive: Arc::new(AtomicUsize::new(0)),
-            handler,
-            options: self.options,
+            service,
+            max_connections: self.options.max_connections,
         };
         loop {
             match self.listener.accept() {
@@ -88,8 +93,8 @@ struct Pool {
     receiver: Receiver<TcpStream>,
     /// Workers alive, idle or busy.
     alive: Arc<AtomicUsize>,
-    handler: Arc<dyn Handler>,
-    options: ServerOptions,
+    service: Arc<dyn Service>,
+    max_connections: usize,
 }
 
 impl Pool {
@@ -98,7 +103,7 @@ impl Pool {
             Ok(()) => return,
             Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) => stream,
         };
-        if self.alive.fetch_add(1, Ordering::SeqCst) >= self.options.max_connections {
+        if self.alive.fetch_add(1, Ordering::SeqCst) >= self.max_connections {
             self.alive.fetch_sub(1, Ordering::SeqCst);
             self.refuse(stream);
             return;
@@ -106,8 +111,7 @@ impl Pool {
         let worker = Worker {
             receiver: self.receiver.clone(),
             alive: Arc::clone(&self.alive),
-            handler: Arc::clone(&self.handler),
-            limits: self.options.limits.clone(),
+            service: Arc::clone(&self.service),
         };
         let spawned = thread::Builder::new()
             .name("overlay-worker".into())
@@ -118,26 +122,20 @@ impl Pool {
         }
     }
 
-    fn refuse(&self, mut stream: TcpStream) {
+    fn refuse(&self, stream: TcpStream) {
         log::warn!(
             "refusing a connection: {} connections are already being served",
-            self.options.max_connections
+            self.max_connections
         );
-        let response: Response = self
-            .handler
-            .protocol_error(503, "the server is serving too many connections; try again")
-            .with_header("Retry-After", "1");
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        let _ = write_response(&mut stream, response, false, true);
-        let _ = stream.flush();
+        self.service.refuse(stream);
     }
 }
 
 struct Worker {
     receiver: Receiver<TcpStream>,
     alive: Arc<AtomicUsize>,
-    handler: Arc<dyn Handler>,
-    limits: Limits,
+    service: Arc<dyn Service>,
 }
 
 impl Worker {
@@ -157,9 +155,7 @@ impl Worker {
             stream.set_read_timeout(Some(READ_TICK))?;
             stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
             stream.set_nodelay(true)?;
-            if let Err(e) = serve_connection(&stream, self.handler.as_ref(), &self.limits) {
-                log::debug!("{peer}: {e}");
-            }
+            self.service.serve(stream);
             Ok(())
         }));
         match served {

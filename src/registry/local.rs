@@ -30,10 +30,17 @@ pub struct LocalLayer {
 impl LocalLayer {
     /// A layer in `root`, which is created if it does not exist.
     pub fn open(root: PathBuf) -> Result<LocalLayer> {
+        let layer = LocalLayer::view(root);
+        fs::create_dir_all(layer.root.join("index"))
+            .map_err(|e| layer.storage_error(&layer.root, e))?;
+        Ok(layer)
+    }
+
+    /// A layer in `root` as it is, which may not exist (yet): it then has no crates.
+    /// For directories another program owns, such as cargo's tmp-registry.
+    pub fn view(root: PathBuf) -> LocalLayer {
         let label = format!("local:{}", root.display());
-        fs::create_dir_all(root.join("index"))
-            .map_err(|e| RegistryError::storage(&label, &root, e))?;
-        Ok(LocalLayer { root, label })
+        LocalLayer { root, label }
     }
 
     pub fn root(&self) -> &Path {
@@ -44,7 +51,8 @@ impl LocalLayer {
         self.root.join("index").join(name.index_path())
     }
 
-    fn crate_file(&self, line: &IndexLine) -> PathBuf {
+    /// Where the `.crate` of an index line is stored.
+    pub fn crate_file(&self, line: &IndexLine) -> PathBuf {
         self.root
             .join(format!("{}-{}.crate", line.name, line.version))
     }

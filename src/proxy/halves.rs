@@ -1,0 +1,116 @@
+//! Splitting a client connection into a read half and a write half, for tunnels.
+//!
+//! A passthrough tunnel copies bytes both ways at once, one thread per direction. A
+//! plain TCP client splits with `try_clone`. A client that reached us over the TLS
+//! listener cannot: one rustls session serves both directions. Its halves share the
+//! session behind a mutex and each owns a clone of the socket, so the blocking socket
+//! reads happen outside the lock and neither direction waits for the other.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustls::{ServerConnection, StreamOwned};
+
+/// The two directions of a client connection, and its socket for shutting it down.
+pub struct Halves {
+    pub reader: Box<dyn Read + Send>,
+    pub writer: Box<dyn Write + Send>,
+    pub socket: TcpStream,
+}
+
+/// A client stream that can become a tunnel's client side.
+pub trait IntoHalves {
+    fn into_halves(self) -> io::Result<Halves>;
+}
+
+impl IntoHalves for TcpStream {
+    fn into_halves(self) -> io::Result<Halves> {
+        Ok(Halves {
+            reader: Box::new(self.try_clone()?),
+            writer: Box::new(self.try_clone()?),
+            socket: self,
+        })
+    }
+}
+
+impl IntoHalves for StreamOwned<ServerConnection, TcpStream> {
+    fn into_halves(self) -> io::Result<Halves> {
+        let session = Arc::new(Mutex::new(self.conn));
+        Ok(Halves {
+            reader: Box::new(TlsReadHalf {
+                session: Arc::clone(&session),
+                socket: self.sock.try_clone()?,
+            }),
+            writer: Box::new(TlsWriteHalf {
+                session,
+                socket: self.sock.try_clone()?,
+            }),
+            socket: self.sock,
+        })
+    }
+}
+
+fn lock(session: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
+    // A panic while holding the lock leaves the session unusable anyway; the tunnel ends.
+    session
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sends whatever TLS records the session has queued.
+fn flush_records(session: &mut ServerConnection, mut socket: &TcpStream) -> io::Result<()> {
+    while session.wants_write() {
+        session.write_tls(&mut socket)?;
+    }
+    Ok(())
+}
+
+struct TlsReadHalf {
+    session: Arc<Mutex<ServerConnection>>,
+    socket: TcpStream,
+}
+
+impl Read for TlsReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match lock(&self.session).reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            // No plaintext buffered: wait for records without holding the lock.
+            let mut records = [0u8; 16 * 1024];
+            let n = self.socket.read(&mut records)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut session = lock(&self.session);
+            let mut pending = &records[..n];
+            while !pending.is_empty() {
+                session.read_tls(&mut pending)?;
+                session
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+            flush_records(&mut session, &self.socket)?;
+        }
+    }
+}
+
+struct TlsWriteHalf {
+    session: Arc<Mutex<ServerConnection>>,
+    socket: TcpStream,
+}
+
+impl Write for TlsWriteHalf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut session = lock(&self.session);
+        let n = session.writer().write(buf)?;
+        flush_records(&mut session, &self.socket)?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        flush_records(&mut lock(&self.session), &self.socket)
+    }
+}

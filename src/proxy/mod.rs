@@ -1,0 +1,356 @@
+//! The overlay's front door: every accepted connection starts here.
+//!
+//! One listener serves both a sparse registry and an HTTP(S) forward proxy. This module
+//! decides what a connection is: it terminates the listener's own TLS when there is
+//! some, runs the HTTP loop with the router, and when the client asks to `CONNECT`,
+//! either intercepts the tunnel (for registry hosts: answer 200, terminate TLS with a
+//! leaf from the overlay's CA, and run the same HTTP loop and router inside), or passes
+//! it through as raw bytes (any other host, on an allowed port). Absolute-form requests
+//! (`GET http://host/path`) for intercepted hosts go to the router too. The router never
+//! learns how a request arrived.
+
+mod halves;
+mod tunnel;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use crate::http::{
+    Connect, Handler, Limits, Request, RequestHead, Response, Service, serve_connection,
+    write_response,
+};
+use crate::tls::InterceptTls;
+use halves::IntoHalves;
+
+/// How long a passthrough tunnel may carry no bytes before it is closed.
+const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What proxy mode intercepts and allows.
+pub struct ProxySettings {
+    pub intercept: InterceptTls,
+    /// Hosts whose tunnels the overlay terminates itself, lowercase.
+    pub intercepted_hosts: Vec<String>,
+    /// Ports a passthrough `CONNECT` may reach.
+    pub allowed_ports: Vec<u16>,
+}
+
+impl ProxySettings {
+    fn intercepts(&self, host: &str) -> bool {
+        self.intercepted_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host))
+    }
+}
+
+pub struct Frontend {
+    router: Arc<dyn Handler>,
+    limits: Limits,
+    /// The listener's own TLS; `None` with `--no-tls`.
+    listener_tls: Option<Arc<ServerConfig>>,
+    /// `None` with `--no-proxy`: `CONNECT` is refused.
+    proxy: Option<ProxySettings>,
+}
+
+impl Frontend {
+    pub fn new(
+        router: Arc<dyn Handler>,
+        listener_tls: Option<Arc<ServerConfig>>,
+        proxy: Option<ProxySettings>,
+    ) -> Frontend {
+        Frontend {
+            router,
+            limits: Limits::default(),
+            listener_tls,
+            proxy,
+        }
+    }
+
+    /// The HTTP loop on a client connection, then whatever its `CONNECT` asks for.
+    fn serve_client<S: Read + Write + IntoHalves>(&self, stream: S, peer: &str) {
+        let handler = ProxyRequests { frontend: self };
+        match serve_connection(stream, &handler, &self.limits) {
+            Ok(None) => {}
+            Ok(Some(connect)) => self.connect(connect, peer),
+            Err(e) => log::debug!("{peer}: {e}"),
+        }
+    }
+
+    fn connect<S: Read + Write + IntoHalves>(&self, mut connect: Connect<S>, peer: &str) {
+        let authority = connect.head.target.clone();
+        let refuse = |connect: &mut Connect<S>, status: u16, detail: &str| {
+            log::warn!("{peer}: CONNECT {authority}: {detail}");
+            let response = self.router.protocol_error(status, detail);
+            let _ = write_response(&mut connect.stream, response, false, true);
+        };
+        let Some(proxy) = &self.proxy else {
+            return refuse(
+                &mut connect,
+                405,
+                "this overlay runs with --no-proxy: CONNECT is not served",
+            );
+        };
+        let Some((host, port)) = split_authority(&authority) else {
+            return refuse(
+                &mut connect,
+                400,
+                &format!("`{authority}` is not a host:port"),
+            );
+        };
+        if proxy.intercepts(host) {
+            return self.intercept(connect, proxy, host, peer);
+        }
+        if !proxy.allowed_ports.contains(&port) {
+            return refuse(
+                &mut connect,
+                403,
+                &format!("CONNECT to port {port} is not allowed (see --allow-connect-port)"),
+            );
+        }
+        let far = match tunnel::connect(host, port) {
+            Ok(far) => far,
+            Err(e) => {
+                return refuse(
+                    &mut connect,
+                    502,
+                    &format!("cannot connect to {authority}: {e}"),
+                );
+            }
+        };
+        if write_established(&mut connect.stream).is_err() {
+            return;
+        }
+        log::debug!("{peer}: tunnel to {authority}");
+        let result = connect
+            .stream
+            .into_halves()
+            .and_then(|halves| tunnel::pump(halves, far, &connect.leftover, TUNNEL_IDLE_TIMEOUT));
+        if let Err(e) = result {
+            log::debug!("{peer}: tunnel to {authority} ended: {e}");
+        }
+    }
+
+    /// Terminates the client's TLS for `host` and serves registry requests inside.
+    fn intercept<S: Read + Write>(
+        &self,
+        mut connect: Connect<S>,
+        proxy: &ProxySettings,
+        host: &str,
+        peer: &str,
+    ) {
+        if write_established(&mut connect.stream).is_err() {
+            return;
+        }
+        let session = match ServerConnection::new(proxy.intercept.server_config(host)) {
+            Ok(session) => session,
+            Err(e) => return log::error!("{peer}: TLS setup for {host} failed: {e}"),
+        };
+        let inner = StreamOwned::new(session, Prefixed::new(connect.leftover, connect.stream));
+        let handler = ProxyRequests { frontend: self };
+        match serve_connection(inner, &handler, &self.limits) {
+            Ok(None) => {}
+            Ok(Some(mut nested)) => {
+                let response = self
+                    .router
+                    .protocol_error(405, "CONNECT inside an intercepted tunnel is not served");
+                let _ = write_response(&mut nested.stream, response, false, true);
+            }
+            Err(e) => log_tls_failure(peer, host, &e.to_string()),
+        }
+    }
+}
+
+impl Service for Frontend {
+    fn serve(&self, stream: TcpStream) {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+        match &self.listener_tls {
+            None => self.serve_client(stream, &peer),
+            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                Ok(session) => self.serve_client(StreamOwned::new(session, stream), &peer),
+                Err(e) => log::error!("{peer}: TLS setup failed: {e}"),
+            },
+        }
+    }
+
+    fn refuse(&self, mut stream: TcpStream) {
+        // A TLS client cannot read a plain-text answer; closing is all it can be told.
+        if self.listener_tls.is_none() {
+            let response = self
+                .router
+                .protocol_error(503, "the server is serving too many connections; try again")
+                .with_header("Retry-After", "1");
+            let _ = write_response(&mut stream, response, false, true);
+        }
+    }
+}
+
+fn write_established<S: Write>(stream: &mut S) -> std::io::Result<()> {
+    // RFC 9110 section 9.3.6: no Content-Length or body on a 2xx answer to CONNECT.
+    stream.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")?;
+    stream.flush()
+}
+
+fn log_tls_failure(peer: &str, host: &str, error: &str) {
+    if error.contains("certificate") || error.contains("alert") {
+        log::warn!(
+            "{peer}: TLS with the client for {host} failed: {error} (does the client trust the overlay's CA?)"
+        );
+    } else {
+        log::debug!("{peer}: intercepted connection for {host} ended: {error}");
+    }
+}
+
+/// `host:port` or `[v6]:port`, as `CONNECT` targets are written.
+fn split_authority(authority: &str) -> Option<(&str, u16)> {
+    let (host, port) = authority.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// The handler for requests arriving at the proxy: absolute-form targets for
+/// intercepted hosts are rewritten to origin-form and served by the router.
+struct ProxyRequests<'a> {
+    frontend: &'a Frontend,
+}
+
+/// What to do with a request target.
+enum Target {
+    /// Served by the router, with this origin-form target.
+    Local(String),
+    /// An absolute-form target for a host the overlay does not serve.
+    Foreign(String),
+}
+
+impl ProxyRequests<'_> {
+    fn classify(&self, target: &str) -> Target {
+        let Some(rest) = target
+            .strip_prefix("http://")
+            .or_else(|| target.strip_prefix("https://"))
+        else {
+            return Target::Local(target.to_string());
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host = split_authority(authority).map_or(authority, |(host, _)| host);
+        let intercepted = self
+            .frontend
+            .proxy
+            .as_ref()
+            .is_some_and(|p| p.intercepts(host));
+        if intercepted {
+            let path = if path.is_empty() { "/" } else { path };
+            Target::Local(path.to_string())
+        } else {
+            Target::Foreign(host.to_string())
+        }
+    }
+
+    fn foreign(&self, host: &str) -> Response {
+        self.frontend.router.protocol_error(
+            502,
+            &format!("the overlay does not forward plain-HTTP requests to {host}; only intercepted registry hosts are served"),
+        )
+    }
+}
+
+impl Handler for ProxyRequests<'_> {
+    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Option<Response> {
+        match self.classify(&head.target) {
+            Target::Local(target) => {
+                let head = RequestHead {
+                    target,
+                    ..head.clone()
+                };
+                self.frontend.router.check_head(&head, body_len)
+            }
+            Target::Foreign(host) => Some(self.foreign(&host)),
+        }
+    }
+
+    fn handle(&self, mut request: Request) -> Response {
+        match self.classify(&request.head.target) {
+            Target::Local(target) => {
+                request.head.target = target;
+                self.frontend.router.handle(request)
+            }
+            Target::Foreign(host) => self.foreign(&host),
+        }
+    }
+
+    fn protocol_error(&self, status: u16, detail: &str) -> Response {
+        self.frontend.router.protocol_error(status, detail)
+    }
+}
+
+/// A stream whose first reads return bytes already taken off it.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    consumed: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed {
+            prefix,
+            consumed: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: Read> Read for Prefixed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.prefix[self.consumed..];
+        if rest.is_empty() {
+            return self.inner.read(buf);
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.consumed += n;
+        Ok(n)
+    }
+}
+
+impl<S: Write> Write for Prefixed<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_connect_authorities() {
+        assert_eq!(
+            split_authority("index.crates.io:443"),
+            Some(("index.crates.io", 443))
+        );
+        assert_eq!(split_authority("[::1]:8443"), Some(("::1", 8443)));
+        assert_eq!(split_authority("host"), None);
+        assert_eq!(split_authority(":443"), None);
+        assert_eq!(split_authority("host:http"), None);
+    }
+
+    #[test]
+    fn prefixed_streams_replay_their_prefix_first() {
+        let mut stream = Prefixed::new(b"ab".to_vec(), &b"cd"[..]);
+        let mut all = String::new();
+        stream.read_to_string(&mut all).unwrap();
+        assert_eq!(all, "abcd");
+    }
+}

@@ -1,0 +1,152 @@
+//! cargo's own `target/package/tmp-registry` as a layer.
+//!
+//! `cargo publish --workspace` packages every crate into this directory before it
+//! verifies them. A build script that runs cargo during verification resolves
+//! dependencies from the real registry, where unpublished workspace crates are missing;
+//! with this layer in the stack the overlay serves them from cargo's own directory.
+//!
+//! The directory outlives the run that wrote it, and stale entries are a trap: cargo
+//! checks `name@version` against the index before it packages, so an entry left by an
+//! earlier run makes the next `cargo publish --workspace` fail with "already exists".
+//! This layer therefore serves only what cargo wrote while the overlay runs: an entry
+//! counts when its `.crate` file was modified after the layer was opened. The layer is
+//! read-only; cargo owns the directory.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::error::Result;
+use super::index::{CrateName, IndexLine, same_release};
+use super::layer::{CrateFile, Layer, SearchHit};
+use super::local::LocalLayer;
+
+/// File times can trail the clock slightly (coarse timestamps); an entry written just
+/// after start must still count as fresh.
+const CLOCK_SLACK: Duration = Duration::from_secs(1);
+
+pub struct CargoPackageLayer {
+    files: LocalLayer,
+    label: String,
+    since: SystemTime,
+}
+
+impl CargoPackageLayer {
+    /// The tmp-registry at `root`, which need not exist yet.
+    pub fn new(root: PathBuf) -> CargoPackageLayer {
+        let label = format!("cargo-package:{}", root.display());
+        CargoPackageLayer {
+            files: LocalLayer::view(root),
+            label,
+            since: SystemTime::now() - CLOCK_SLACK,
+        }
+    }
+
+    /// Whether a path names cargo's tmp-registry (`.../package/tmp-registry`), so that
+    /// `-r local=target/package/tmp-registry` gets this layer's treatment too.
+    pub fn is_tmp_registry(path: &std::path::Path) -> bool {
+        let mut components = path.components().rev().map(|c| c.as_os_str());
+        components.next() == Some("tmp-registry".as_ref())
+            && components.next() == Some("package".as_ref())
+    }
+
+    fn is_fresh(&self, line: &IndexLine) -> bool {
+        fs::metadata(self.files.crate_file(line))
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified >= self.since)
+    }
+}
+
+impl Layer for CargoPackageLayer {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
+        let mut lines = self.files.index_lines(name)?;
+        lines.retain(|line| self.is_fresh(line));
+        Ok(lines)
+    }
+
+    fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {
+        let fresh = self
+            .index_lines(name)?
+            .iter()
+            .any(|line| same_release(&line.version, version));
+        if fresh {
+            self.files.open_crate(name, version)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// cargo's packaging scratch space is not something to search.
+    fn search(&self, _query: &str) -> Result<Vec<SearchHit>> {
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn recognises_cargo_tmp_registry_paths() {
+        assert!(CargoPackageLayer::is_tmp_registry(Path::new(
+            "target/package/tmp-registry"
+        )));
+        assert!(CargoPackageLayer::is_tmp_registry(Path::new(
+            "/w/bd/package/tmp-registry/"
+        )));
+        assert!(!CargoPackageLayer::is_tmp_registry(Path::new(
+            "tmp-registry"
+        )));
+        assert!(!CargoPackageLayer::is_tmp_registry(Path::new(
+            "/srv/registry"
+        )));
+    }
+
+    #[test]
+    fn serves_only_entries_written_after_it_opened() {
+        let root =
+            std::env::temp_dir().join(format!("overlay-package-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("index/3/o")).unwrap();
+        let line = |v: &str| {
+            format!("{{\"name\":\"old\",\"vers\":\"{v}\",\"deps\":[],\"cksum\":\"00\"}}\n")
+        };
+        fs::write(root.join("index/3/o/old"), line("1.0.0") + &line("2.0.0")).unwrap();
+        let stale = fs::File::create(root.join("old-1.0.0.crate")).unwrap();
+        stale
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        let layer = CargoPackageLayer::new(root.clone());
+        fs::write(root.join("old-2.0.0.crate"), b"fresh").unwrap();
+
+        let name = CrateName::new("old").unwrap();
+        let versions: Vec<String> = layer
+            .index_lines(&name)
+            .unwrap()
+            .iter()
+            .map(|l| l.version.to_string())
+            .collect();
+        assert_eq!(versions, ["2.0.0"]);
+        let v1 = semver::Version::new(1, 0, 0);
+        assert!(layer.open_crate(&name, &v1).unwrap().is_none());
+        let v2 = semver::Version::new(2, 0, 0);
+        assert_eq!(layer.open_crate(&name, &v2).unwrap().unwrap().len, 5);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_has_no_crates() {
+        let layer = CargoPackageLayer::new("/nonexistent/package/tmp-registry".into());
+        assert!(
+            layer
+                .index_lines(&CrateName::new("any").unwrap())
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,1016 @@
+//! The overlay's certificate authority and every TLS server configuration it serves.
+//!
+//! Cargo reaches crates.io through us as an HTTPS forward proxy: for `CONNECT
+//! index.crates.io:443` and the other intercepted hosts we answer 200 and then terminate
+//! TLS ourselves, so we can serve the overlay's index and crates where cargo expects
+//! crates.io's. That only works if cargo trusts a certificate for `index.crates.io` that
+//! we made, so this module owns a small certificate authority: it issues (and caches) one
+//! leaf per intercepted host, and one for the listener itself, which speaks TLS too.
+//!
+//! Cargo is told to trust the CA through `CARGO_HTTP_CAINFO`. That variable *replaces*
+//! libcurl's whole trust store, so the file handed over is a bundle of our CA followed by
+//! the system's roots ([`write_ca_bundle`]); a file with only our CA would break every
+//! git dependency fetched through a passthrough tunnel.
+//!
+//! The CA key is a licence to impersonate any site to whoever trusts the CA, so by default
+//! it exists only in this process's memory and dies with it. It is written to disk (mode
+//! 0600) only when the user asks for a CA directory, so that the CA can be trusted once
+//! and reused ([`CertificateAuthority::load_or_create`]).
+//!
+//! Every configuration uses the ring provider passed in explicitly (one crypto provider
+//! in the build, never the process-default lookup) and offers ALPN `http/1.1` only,
+//! because the HTTP loop behind the TLS speaks nothing else.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{RootCertStore, ServerConfig};
+
+/// The CA's common name. It is also how a persisted CA is recognised: leaves name their
+/// issuer by this subject, so changing it orphans every CA users already trust.
+const CA_COMMON_NAME: &str = "cargo-overlay-registry CA";
+/// File names inside a CA directory.
+const CA_CERT_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca-key.pem";
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+/// Under the 398 days browsers and Apple's TLS stack accept for a leaf.
+const LEAF_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// Certificates start a day in the past so a peer whose clock lags ours still accepts them.
+const BACKDATE: Duration = DAY;
+
+/// The only application protocol the HTTP loop behind our TLS speaks.
+const HTTP_1_1: &[u8] = b"http/1.1";
+
+/// Upper bound on cached leaves and configurations. The SNI a client sends picks the leaf,
+/// so without a bound a client could grow the cache without end; real use needs a handful.
+const MAX_CACHED_HOSTS: usize = 1024;
+
+/// Where platforms keep their root bundle, in the order OpenSSL-based tools look.
+const SYSTEM_BUNDLE_CANDIDATES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+const PEM_CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+const PEM_CERT_END: &str = "-----END CERTIFICATE-----";
+
+#[derive(Debug)]
+pub enum TlsError {
+    /// Reading or writing a file failed.
+    Io { path: PathBuf, source: io::Error },
+    /// A file is not the PEM it should be: unreadable, invalid, missing a key, mismatched.
+    Pem { path: PathBuf, why: String },
+    /// rcgen could not make a key or a certificate.
+    Certificate(rcgen::Error),
+    /// rustls refused the configuration or the key.
+    Rustls(rustls::Error),
+}
+
+impl TlsError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        TlsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn pem(path: &Path, why: impl Into<String>) -> Self {
+        TlsError::Pem {
+            path: path.to_path_buf(),
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Io { path, source } => write!(f, "I/O error on {}: {source}", path.display()),
+            TlsError::Pem { path, why } => write!(f, "{}: {why}", path.display()),
+            TlsError::Certificate(e) => write!(f, "cannot create a certificate: {e}"),
+            TlsError::Rustls(e) => write!(f, "cannot set up TLS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Io { source, .. } => Some(source),
+            TlsError::Certificate(e) => Some(e),
+            TlsError::Rustls(e) => Some(e),
+            TlsError::Pem { .. } => None,
+        }
+    }
+}
+
+impl From<rcgen::Error> for TlsError {
+    fn from(e: rcgen::Error) -> Self {
+        TlsError::Certificate(e)
+    }
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> Self {
+        TlsError::Rustls(e)
+    }
+}
+
+/// The overlay's own certificate authority: its certificate, and the key that signs leaves.
+pub struct CertificateAuthority {
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    issuer: rcgen::Issuer<'static, KeyPair>,
+}
+
+impl fmt::Debug for CertificateAuthority {
+    /// Never shows the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field("subject", &CA_COMMON_NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertificateAuthority {
+    /// A fresh CA that lives only in memory: ECDSA P-256, valid for about ten years.
+    pub fn generate() -> Result<Self, TlsError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = ca_params();
+        set_validity(&mut params, CA_LIFETIME);
+        let cert = params.self_signed(&key)?;
+        Ok(CertificateAuthority {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// The CA kept in `dir` as `ca.pem` and `ca-key.pem`: reused when both exist, so users
+    /// trust it once; created (with `dir`) when neither does. The key file is created with
+    /// mode 0600 and is never readable by others, not even while it is being written.
+    pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
+        let cert_path = dir.join(CA_CERT_FILE);
+        let key_path = dir.join(CA_KEY_FILE);
+        match (exists(&cert_path)?, exists(&key_path)?) {
+            (true, true) => Self::load(&cert_path, &key_path),
+            (false, false) => {
+                let ca = Self::generate()?;
+                create_private_dir(dir)?;
+                // The key first: a CA directory is complete once its certificate appears.
+                write_file_atomically(&key_path, ca.issuer.key().serialize_pem().as_bytes(), true)?;
+                write_file_atomically(&cert_path, ca.cert_pem.as_bytes(), false)?;
+                log::info!("created a new CA in {}", dir.display());
+                Ok(ca)
+            }
+            (true, false) => Err(half_a_ca(&key_path, &cert_path)),
+            (false, true) => Err(half_a_ca(&cert_path, &key_path)),
+        }
+    }
+
+    /// Reuses a persisted CA without parsing its certificate: the issuer is rebuilt from the
+    /// same parameters `generate` used and the stored key. Leaves signed that way name the
+    /// stored certificate's subject and key identifier, so they verify against it; a probe
+    /// leaf proves that before any client sees one.
+    fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        let cert_pem = fs::read_to_string(cert_path).map_err(|e| TlsError::io(cert_path, e))?;
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| TlsError::pem(cert_path, format!("no usable CERTIFICATE block ({e})")))?;
+        let key_pem = fs::read_to_string(key_path).map_err(|e| TlsError::io(key_path, e))?;
+        warn_if_readable_by_others(key_path);
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| TlsError::pem(key_path, format!("not a usable private key ({e})")))?;
+        let ca = CertificateAuthority {
+            cert_pem,
+            cert_der,
+            issuer: rcgen::Issuer::new(ca_params(), key),
+        };
+        ca.check_leaves_verify().map_err(|why| {
+            TlsError::pem(
+                cert_path,
+                format!(
+                    "certificates signed with {CA_KEY_FILE} do not verify against it ({why}); \
+                     remove both files to create a new CA"
+                ),
+            )
+        })?;
+        Ok(ca)
+    }
+
+    /// Issues a throwaway leaf and verifies it against our certificate the way a client
+    /// would, so a mismatched or foreign CA directory fails at startup, not in cargo.
+    fn check_leaves_verify(&self) -> Result<(), String> {
+        const PROBE_NAME: &str = "localhost";
+        let (leaf, _key) = self.sign_leaf(&[PROBE_NAME]).map_err(|e| e.to_string())?;
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(self.cert_der.clone())
+            .map_err(|e| e.to_string())?;
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), ring_provider())
+                .build()
+                .map_err(|e| e.to_string())?;
+        let server_name =
+            ServerName::try_from(PROBE_NAME).expect("the probe name is a valid DNS name");
+        verifier
+            .verify_server_cert(leaf.der(), &[], &server_name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The CA certificate, PEM-encoded.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Writes the certificate, never the key, to `path` (for `--ca-cert-out`).
+    pub fn write_cert(&self, path: &Path) -> Result<(), TlsError> {
+        fs::write(path, &self.cert_pem).map_err(|e| TlsError::io(path, e))
+    }
+
+    /// A leaf for `names` (DNS names, or IP addresses written as text, each becoming the
+    /// matching subjectAltName type): ECDSA P-256, signed by this CA, valid for about a
+    /// year, served with the CA certificate after it in the chain.
+    pub fn issue(&self, names: &[&str]) -> Result<Arc<CertifiedKey>, TlsError> {
+        let (leaf, key) = self.sign_leaf(names)?;
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signing_key = ring_provider().key_provider.load_private_key(key_der)?;
+        let chain = vec![leaf.der().clone(), self.cert_der.clone()];
+        Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
+    }
+
+    /// The rcgen side of [`issue`](Self::issue): the signed leaf and its key.
+    fn sign_leaf(&self, names: &[&str]) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
+        let names: Vec<String> = names
+            .iter()
+            .map(|name| unbracket(name).to_string())
+            .collect();
+        let mut params = CertificateParams::new(names.clone())?;
+        if let Some(first) = names.first() {
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, LEAF_LIFETIME);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let leaf = params.signed_by(&key, &self.issuer)?;
+        Ok((leaf, key))
+    }
+}
+
+/// The parameters of our CA that leaves depend on: subject, key usages and key-identifier
+/// method. `load` rebuilds the issuer from these alone, so they must never vary.
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    params
+}
+
+/// Valid from a day ago until `lifetime` from now.
+fn set_validity(params: &mut CertificateParams, lifetime: Duration) {
+    // rcgen's dates are `time` types, which this crate does not depend on; reaching "now"
+    // from the epoch through rcgen's own constructor avoids naming them.
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+}
+
+/// `[::1]` as written in a URL or CONNECT line is the address `::1`.
+fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+fn half_a_ca(missing: &Path, present: &Path) -> TlsError {
+    TlsError::pem(
+        missing,
+        format!(
+            "missing, but {} exists; restore it, or remove both to create a new CA",
+            present.display()
+        ),
+    )
+}
+
+fn exists(path: &Path) -> Result<bool, TlsError> {
+    path.try_exists().map_err(|e| TlsError::io(path, e))
+}
+
+/// One rustls provider for the whole process: ring, passed in explicitly everywhere.
+fn ring_provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![HTTP_1_1.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// TLS for intercepted hosts: one leaf per host name, issued on first use and cached.
+#[derive(Debug)]
+pub struct InterceptTls {
+    leaves: Arc<LeafCache>,
+    /// One configuration per CONNECT host, so TLS sessions resume across connections.
+    configs: Mutex<HashMap<String, Arc<ServerConfig>>>,
+}
+
+impl InterceptTls {
+    pub fn new(ca: Arc<CertificateAuthority>) -> Self {
+        InterceptTls {
+            leaves: Arc::new(LeafCache {
+                ca,
+                by_name: Mutex::new(HashMap::new()),
+            }),
+            configs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A server configuration for a connection that CONNECTed to `connect_host`. The leaf
+    /// is picked by the ClientHello's SNI when there is one, else by `connect_host`
+    /// (clients send no SNI for IP addresses).
+    pub fn server_config(&self, connect_host: &str) -> Arc<ServerConfig> {
+        let connect_host = unbracket(connect_host).to_ascii_lowercase();
+        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(config) = configs.get(&connect_host) {
+            return config.clone();
+        }
+        let resolver = Arc::new(InterceptResolver {
+            leaves: self.leaves.clone(),
+            connect_host: connect_host.clone(),
+        });
+        let config = server_config(resolver)
+            .expect("the ring provider supports rustls' default protocol versions");
+        if configs.len() < MAX_CACHED_HOSTS {
+            configs.insert(connect_host, config.clone());
+        }
+        config
+    }
+}
+
+/// Leaves by lower-case host name, shared by every intercepting configuration.
+#[derive(Debug)]
+struct LeafCache {
+    ca: Arc<CertificateAuthority>,
+    by_name: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl LeafCache {
+    fn leaf_for(&self, name: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+        let name = name.to_ascii_lowercase();
+        // Issuing under the lock makes concurrent first connections to a host share one
+        // leaf; it takes about a millisecond.
+        let mut by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(leaf) = by_name.get(&name) {
+            return Ok(leaf.clone());
+        }
+        let leaf = self.ca.issue(&[&name])?;
+        if by_name.len() < MAX_CACHED_HOSTS {
+            by_name.insert(name, leaf.clone());
+        }
+        Ok(leaf)
+    }
+}
+
+#[derive(Debug)]
+struct InterceptResolver {
+    leaves: Arc<LeafCache>,
+    connect_host: String,
+}
+
+impl ResolvesServerCert for InterceptResolver {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = client_hello.server_name().unwrap_or(&self.connect_host);
+        match self.leaves.leaf_for(name) {
+            Ok(leaf) => Some(leaf),
+            Err(e) => {
+                // `None` aborts the handshake; the client sees a handshake failure.
+                log::warn!("cannot issue a certificate for {name}: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The listener's own TLS: a leaf from the CA for the listen host, `localhost` and
+/// `127.0.0.1`.
+pub fn listener_config(
+    ca: &CertificateAuthority,
+    listen_host: &str,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut names: Vec<String> = Vec::new();
+    for name in [unbracket(listen_host), "localhost", "127.0.0.1"] {
+        let name = name.to_ascii_lowercase();
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let leaf = ca.issue(&names)?;
+    server_config(Arc::new(SingleCertAndKey::from(leaf)))
+}
+
+/// The listener's TLS from the user's PEM files: `cert` holds the chain, leaf first; `key`
+/// its private key in PKCS#8, PKCS#1 or SEC1 form. Errors name the file at fault.
+pub fn listener_config_from_pem(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_bytes = fs::read(cert).map_err(|e| TlsError::io(cert, e))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::pem(cert, format!("invalid PEM ({e})")))?;
+    if chain.is_empty() {
+        return Err(TlsError::pem(cert, "no CERTIFICATE block found"));
+    }
+    let key_bytes = fs::read(key).map_err(|e| TlsError::io(key, e))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError::pem(
+            key,
+            "no private key found (expected a PKCS#8, PKCS#1 or SEC1 PEM block)",
+        ),
+        e => TlsError::pem(key, format!("invalid PEM ({e})")),
+    })?;
+    let certified = CertifiedKey::from_der(chain, key_der, &ring_provider()).map_err(|e| {
+        TlsError::pem(
+            key,
+            format!(
+                "not usable with the certificate in {} ({e})",
+                cert.display()
+            ),
+        )
+    })?;
+    server_config(Arc::new(SingleCertAndKey::from(certified)))
+}
+
+/// Writes our CA followed by the system's root certificates to `path`, for
+/// `CARGO_HTTP_CAINFO`, and returns how many system roots it holds. The roots are found
+/// the way OpenSSL-based tools find them: `SSL_CERT_FILE`, else the platform's bundle,
+/// else the `*.pem`/`*.crt` files of `SSL_CERT_DIR`.
+pub fn write_ca_bundle(ca: &CertificateAuthority, path: &Path) -> Result<usize, TlsError> {
+    let locations = RootLocations {
+        cert_file: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
+        bundle_candidates: SYSTEM_BUNDLE_CANDIDATES.iter().map(PathBuf::from).collect(),
+        cert_dirs: std::env::var_os("SSL_CERT_DIR"),
+    };
+    write_ca_bundle_from(ca, path, &locations)
+}
+
+/// Where system roots may be: the environment's say first, then the platform's files.
+struct RootLocations {
+    /// `SSL_CERT_FILE`.
+    cert_file: Option<PathBuf>,
+    /// Bundle files, the first one that can be read wins.
+    bundle_candidates: Vec<PathBuf>,
+    /// `SSL_CERT_DIR`: directories separated like `PATH`.
+    cert_dirs: Option<OsString>,
+}
+
+fn write_ca_bundle_from(
+    ca: &CertificateAuthority,
+    path: &Path,
+    locations: &RootLocations,
+) -> Result<usize, TlsError> {
+    let roots = system_root_pems(locations);
+    if roots.is_empty() {
+        log::warn!(
+            "no system root certificates found (set SSL_CERT_FILE to a PEM bundle); {} holds \
+             only the overlay's CA, so cargo can reach no other HTTPS host through it",
+            path.display()
+        );
+    }
+    let mut bundle =
+        String::with_capacity(ca.cert_pem.len() + roots.iter().map(String::len).sum::<usize>());
+    bundle.push_str(&ca.cert_pem);
+    if !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+    for root in &roots {
+        bundle.push_str(root);
+    }
+    let mut file = fs::File::create(path).map_err(|e| TlsError::io(path, e))?;
+    file.write_all(bundle.as_bytes())
+        .map_err(|e| TlsError::io(path, e))?;
+    Ok(roots.len())
+}
+
+/// The system's root certificates as PEM blocks, duplicates removed.
+fn system_root_pems(locations: &RootLocations) -> Vec<String> {
+    let env_file = locations
+        .cert_file
+        .iter()
+        .filter(|path| !path.as_os_str().is_empty());
+    for path in env_file.chain(&locations.bundle_candidates) {
+        match fs::read(path) {
+            Ok(bytes) => {
+                log::debug!("system root certificates from {}", path.display());
+                return unique(certificate_blocks(&bytes));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::debug!("skipping {}: {e}", path.display()),
+        }
+    }
+    let mut blocks = Vec::new();
+    for dir in locations.cert_dirs.iter().flat_map(std::env::split_paths) {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|ext| ext == "pem" || ext == "crt")
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            if let Ok(bytes) = fs::read(&file) {
+                blocks.extend(certificate_blocks(&bytes));
+            }
+        }
+    }
+    unique(blocks)
+}
+
+/// The `CERTIFICATE` blocks of a PEM file, each normalised to `\n` line ends. Other blocks
+/// (`TRUSTED CERTIFICATE`, keys, CRLs) and text between blocks are left out, and so is any
+/// block whose base64 does not decode.
+fn certificate_blocks(pem_text: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(pem_text);
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        match current.as_mut() {
+            None if line == PEM_CERT_BEGIN => current = Some(format!("{line}\n")),
+            None => {}
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+                if line == PEM_CERT_END {
+                    let block = current.take().expect("inside a block");
+                    if CertificateDer::from_pem_slice(block.as_bytes()).is_ok() {
+                        blocks.push(block);
+                    }
+                } else if line.starts_with("-----") {
+                    // A marker inside a block: the block is broken, drop it.
+                    current = None;
+                }
+            }
+        }
+    }
+    blocks
+}
+
+fn unique(blocks: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    blocks
+        .into_iter()
+        .filter(|block| seen.insert(block.clone()))
+        .collect()
+}
+
+/// Creates `dir` (and missing parents) readable by its owner only, since it will hold
+/// the CA key. An existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| TlsError::io(dir, e))
+}
+
+/// Writes `contents` to a temporary file next to `path` and renames it into place, so
+/// `path` never holds half a file. With `private`, the file is created with mode 0600:
+/// it is never readable by others, not even for the moment between create and chmod.
+fn write_file_atomically(path: &Path, contents: &[u8], private: bool) -> Result<(), TlsError> {
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    // A leftover from a crashed run may carry any mode; start from nothing.
+    match fs::remove_file(&temp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(TlsError::io(&temp, e)),
+        _ => {}
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| fs::rename(&temp, path)) {
+        let _ = fs::remove_file(&temp);
+        return Err(TlsError::io(path, e));
+    }
+    Ok(())
+}
+
+/// A CA key others can read is as good as published; say so, but keep working.
+fn warn_if_readable_by_others(key_path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = fs::metadata(key_path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            log::warn!(
+                "{} is readable by other users; anyone who can read it can impersonate any \
+                 HTTPS site to clients that trust this CA (chmod 600 it)",
+                key_path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = key_path;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{ClientConfig, ClientConnection, Connection, ServerConnection};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(label: &str) -> Self {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "cor-tls-{label}-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn client_trusting(ca_pem: &str) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// Moves every pending TLS record from one side to the other.
+    fn transfer(from: &mut Connection, to: &mut Connection) {
+        let mut records = Vec::new();
+        while from.wants_write() {
+            from.write_tls(&mut records).unwrap();
+        }
+        let mut unread = &records[..];
+        while !unread.is_empty() {
+            to.read_tls(&mut unread).unwrap();
+        }
+    }
+
+    /// Runs a full in-memory handshake; returns the negotiated ALPN protocol.
+    fn handshake(
+        client_config: Arc<ClientConfig>,
+        server_name: &str,
+        server_config: Arc<ServerConfig>,
+    ) -> Result<Option<Vec<u8>>, rustls::Error> {
+        let name = ServerName::try_from(server_name.to_string()).unwrap();
+        let mut client = Connection::from(ClientConnection::new(client_config, name).unwrap());
+        let mut server = Connection::from(ServerConnection::new(server_config).unwrap());
+        for _ in 0..20 {
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(client.alpn_protocol().map(<[u8]>::to_vec));
+            }
+            transfer(&mut client, &mut server);
+            server.process_new_packets()?;
+            transfer(&mut server, &mut client);
+            client.process_new_packets()?;
+        }
+        panic!("handshake did not finish");
+    }
+
+    fn test_ca() -> Arc<CertificateAuthority> {
+        Arc::new(CertificateAuthority::generate().unwrap())
+    }
+
+    #[test]
+    fn intercepted_host_handshakes_by_sni_with_http_1_1() {
+        let ca = test_ca();
+        let intercept = InterceptTls::new(ca.clone());
+        let alpn = handshake(
+            client_trusting(ca.cert_pem()),
+            "index.crates.io",
+            intercept.server_config("index.crates.io"),
+        )
+        .unwrap();
+        assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    }
+
+    #[test]
+    fn sni_picks_the_leaf_over_the_connect_host() {
+        let ca = test_ca();
+        let intercept = InterceptTls::new(ca.clone());
+        handshake(
+            client_trusting(ca.cert_pem()),
+            "static.crates.io",
+            intercept.server_config("index.crates.io"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn ip_connect_host_without_sni_gets_an_ip_leaf() {
+        let ca = test_ca();
+        let intercept = InterceptTls::new(ca.clone());
+        for ip in ["127.0.0.1", "::1"] {
+            let alpn = handshake(
+                client_trusting(ca.cert_pem()),
+                ip,
+                intercept.server_config(&format!("[{ip}]")),
+            )
+            .unwrap();
+            assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+        }
+    }
+
+    #[test]
+    fn a_client_trusting_another_ca_refuses() {
+        let ca = test_ca();
+        let other = test_ca();
+        let intercept = InterceptTls::new(ca);
+        let err = handshake(
+            client_trusting(other.cert_pem()),
+            "index.crates.io",
+            intercept.server_config("index.crates.io"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, rustls::Error::InvalidCertificate(_)),
+            "unexpected error: {err:?}"
+        );
+    }
+
+    #[test]
+    fn leaves_are_cached_per_name() {
+        let intercept = InterceptTls::new(test_ca());
+        let first = intercept.leaves.leaf_for("index.crates.io").unwrap();
+        let again = intercept.leaves.leaf_for("INDEX.crates.io").unwrap();
+        let other = intercept.leaves.leaf_for("crates.io").unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!Arc::ptr_eq(&first, &other));
+        // The configuration's resolver shares the same cache.
+        handshake(
+            client_trusting(intercept.leaves.ca.cert_pem()),
+            "index.crates.io",
+            intercept.server_config("index.crates.io"),
+        )
+        .unwrap();
+        assert_eq!(intercept.leaves.by_name.lock().unwrap().len(), 2);
+        assert!(Arc::ptr_eq(
+            &intercept.server_config("index.crates.io"),
+            &intercept.server_config("index.crates.io")
+        ));
+    }
+
+    #[test]
+    fn persisted_ca_is_reused_and_its_leaves_verify_against_the_stored_cert() {
+        let dir = TempDir::new("persist");
+        let ca_dir = dir.0.join("nested").join("ca");
+        let created = CertificateAuthority::load_or_create(&ca_dir).unwrap();
+        let stored_cert = fs::read_to_string(ca_dir.join(CA_CERT_FILE)).unwrap();
+        assert_eq!(stored_cert, created.cert_pem());
+        drop(created);
+
+        let loaded = Arc::new(CertificateAuthority::load_or_create(&ca_dir).unwrap());
+        assert_eq!(loaded.cert_pem(), stored_cert);
+        let intercept = InterceptTls::new(loaded);
+        handshake(
+            client_trusting(&stored_cert),
+            "index.crates.io",
+            intercept.server_config("index.crates.io"),
+        )
+        .unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn ca_key_is_private_and_write_cert_holds_no_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("mode");
+        let ca = CertificateAuthority::load_or_create(&dir.0).unwrap();
+        let key_mode = fs::metadata(dir.0.join(CA_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600);
+        let dir_mode = fs::metadata(&dir.0).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o077, 0);
+
+        let out = dir.0.join("exported.pem");
+        ca.write_cert(&out).unwrap();
+        let exported = fs::read_to_string(&out).unwrap();
+        assert!(exported.contains(PEM_CERT_BEGIN));
+        assert!(!exported.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn half_a_ca_directory_is_an_error_naming_the_missing_file() {
+        let dir = TempDir::new("half");
+        CertificateAuthority::load_or_create(&dir.0).unwrap();
+        fs::remove_file(dir.0.join(CA_KEY_FILE)).unwrap();
+        match CertificateAuthority::load_or_create(&dir.0) {
+            Err(TlsError::Pem { path, .. }) => assert_eq!(path, dir.0.join(CA_KEY_FILE)),
+            other => panic!("unexpected result: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_ca_directory_with_a_foreign_certificate_is_refused() {
+        let dir = TempDir::new("foreign");
+        CertificateAuthority::load_or_create(&dir.0).unwrap();
+        fs::write(dir.0.join(CA_CERT_FILE), test_ca().cert_pem()).unwrap();
+        match CertificateAuthority::load_or_create(&dir.0) {
+            Err(TlsError::Pem { path, why }) => {
+                assert_eq!(path, dir.0.join(CA_CERT_FILE));
+                assert!(why.contains("do not verify"), "{why}");
+            }
+            other => panic!("unexpected result: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bundle_has_our_ca_first_then_the_system_certificates() {
+        let dir = TempDir::new("bundle");
+        fs::create_dir_all(&dir.0).unwrap();
+        let root_a = test_ca().cert_pem().to_string();
+        let root_b = test_ca().cert_pem().replace('\n', "\r\n");
+        let system = dir.0.join("system.crt");
+        fs::write(
+            &system,
+            format!(
+                "# Root A\n{root_a}\n# a key is never copied\n-----BEGIN PRIVATE KEY-----\n\
+                 MAA=\n-----END PRIVATE KEY-----\n{root_b}{root_a}"
+            ),
+        )
+        .unwrap();
+        let locations = RootLocations {
+            cert_file: None,
+            bundle_candidates: vec![dir.0.join("absent.crt"), system],
+            cert_dirs: None,
+        };
+        let ca = test_ca();
+        let out = dir.0.join("bundle.pem");
+        assert_eq!(write_ca_bundle_from(&ca, &out, &locations).unwrap(), 2);
+
+        let bundle = fs::read_to_string(&out).unwrap();
+        assert!(bundle.starts_with(ca.cert_pem()));
+        assert_eq!(bundle.matches(PEM_CERT_BEGIN).count(), 3);
+        assert!(bundle.contains(&root_a));
+        assert!(bundle.contains(&root_b.replace("\r\n", "\n")));
+        assert!(!bundle.contains("PRIVATE KEY"));
+        assert!(!bundle.contains('\r'));
+    }
+
+    #[test]
+    fn bundle_sources_follow_the_platform_order() {
+        let dir = TempDir::new("sources");
+        let certs = dir.0.join("certs");
+        fs::create_dir_all(&certs).unwrap();
+        let from_env = test_ca().cert_pem().to_string();
+        let from_candidate = test_ca().cert_pem().to_string();
+        let from_dir = test_ca().cert_pem().to_string();
+        fs::write(dir.0.join("env.pem"), &from_env).unwrap();
+        fs::write(dir.0.join("candidate.pem"), &from_candidate).unwrap();
+        fs::write(certs.join("one.crt"), &from_dir).unwrap();
+        fs::write(certs.join("ignored.txt"), test_ca().cert_pem()).unwrap();
+
+        let mut locations = RootLocations {
+            cert_file: Some(dir.0.join("env.pem")),
+            bundle_candidates: vec![dir.0.join("candidate.pem")],
+            cert_dirs: Some(certs.clone().into_os_string()),
+        };
+        assert_eq!(system_root_pems(&locations), [from_env]);
+        // An unreadable SSL_CERT_FILE falls back to the platform's bundle.
+        locations.cert_file = Some(dir.0.join("absent.pem"));
+        assert_eq!(system_root_pems(&locations), [from_candidate]);
+        // SSL_CERT_DIR only when no bundle file exists.
+        locations.bundle_candidates = vec![dir.0.join("absent.crt")];
+        assert_eq!(system_root_pems(&locations), [from_dir]);
+        locations.cert_dirs = None;
+        assert!(system_root_pems(&locations).is_empty());
+
+        let out = dir.0.join("bundle.pem");
+        assert_eq!(
+            write_ca_bundle_from(&test_ca(), &out, &locations).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn listener_config_serves_localhost_loopback_and_the_listen_host() {
+        let ca = test_ca();
+        let config = listener_config(&ca, "overlay.test").unwrap();
+        for name in ["overlay.test", "localhost", "127.0.0.1"] {
+            let alpn = handshake(client_trusting(ca.cert_pem()), name, config.clone()).unwrap();
+            assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+        }
+        // The listen host being one of the defaults is no duplicate SAN problem.
+        listener_config(&ca, "localhost").unwrap();
+    }
+
+    #[test]
+    fn listener_config_from_pem_files() {
+        let dir = TempDir::new("pem");
+        fs::create_dir_all(&dir.0).unwrap();
+        let ca = test_ca();
+        let (leaf, key) = ca.sign_leaf(&["overlay.test"]).unwrap();
+        let cert_path = dir.0.join("cert.pem");
+        let key_path = dir.0.join("key.pem");
+        fs::write(&cert_path, format!("{}{}", leaf.pem(), ca.cert_pem())).unwrap();
+        fs::write(&key_path, key.serialize_pem()).unwrap();
+
+        let config = listener_config_from_pem(&cert_path, &key_path).unwrap();
+        handshake(client_trusting(ca.cert_pem()), "overlay.test", config).unwrap();
+
+        let missing = dir.0.join("missing.pem");
+        match listener_config_from_pem(&missing, &key_path) {
+            Err(TlsError::Io { path, .. }) => assert_eq!(path, missing),
+            other => panic!("unexpected result: {other:?}"),
+        }
+        let garbage = dir.0.join("garbage.pem");
+        fs::write(&garbage, "not pem at all\n").unwrap();
+        for (cert, key, at_fault) in [
+            (&garbage, &key_path, &garbage),
+            (&cert_path, &garbage, &garbage),
+            (&cert_path, &cert_path, &cert_path),
+        ] {
+            let err = listener_config_from_pem(cert, key).unwrap_err();
+            assert!(
+                err.to_string().contains(&at_fault.display().to_string()),
+                "{err}"
+            );
+            assert!(matches!(err, TlsError::Pem { ref path, .. } if path == at_fault));
+        }
+        // A key that does not belong to the certificate.
+        let other_key = dir.0.join("other-key.pem");
+        fs::write(&other_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        match listener_config_from_pem(&cert_path, &other_key) {
+            Err(TlsError::Pem { path, .. }) => assert_eq!(path, other_key),
+            other => panic!("unexpected result: {other:?}"),
+        }
+    }
+}
