@@ -337,12 +337,14 @@ impl Environment {
         vars
     }
 
-    /// Prints the variables as shell lines ready for `eval`.
+    /// Prints the variables as shell lines ready for `eval`, then a comment line that
+    /// says the overlay is ready.
     fn print(&self) {
         let mut out = io::stdout().lock();
         for (name, value) in self.vars() {
             let _ = writeln!(out, "export {name}={}", shell_quote(&value));
         }
+        let _ = writeln!(out, "# ready on {}/ (stop with Ctrl-C)", self.listener_url);
         let _ = out.flush();
     }
 }

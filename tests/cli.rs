@@ -33,7 +33,10 @@ fn bad_arguments_are_named_and_exit_2() {
 fn unbuilt_features_refuse_to_start() {
     for (args, says) in [
         (&["-p", "0"][..], "the remote layer `-r crates.io`"),
-        (&["-p", "0", "-r", "remote=http://127.0.0.1:9"], "remote=http://127.0.0.1:9"),
+        (
+            &["-p", "0", "-r", "remote=http://127.0.0.1:9"],
+            "remote=http://127.0.0.1:9",
+        ),
     ] {
         let (code, stderr) = run(args);
         assert_eq!(code, Some(1), "{args:?}: {stderr}");

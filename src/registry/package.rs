@@ -8,37 +8,45 @@
 //! The directory outlives the run that wrote it, and stale entries are a trap: cargo
 //! checks `name@version` against the index before it packages, so an entry left by an
 //! earlier run makes the next `cargo publish --workspace` fail with "already exists".
-//! This layer therefore serves only what cargo wrote while the overlay runs: an entry
-//! counts when its `.crate` file was modified after the layer was opened. The layer is
+//! This layer therefore serves only what cargo wrote while the overlay runs: when the
+//! layer opens it notes each `.crate` file's modification time, and an entry counts only
+//! once its `.crate` is new or rewritten since. Comparing with a snapshot rather than
+//! with the clock keeps it right however close together two runs are. The layer is
 //! read-only; cargo owns the directory.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::error::Result;
 use super::index::{CrateName, IndexLine, same_release};
 use super::layer::{CrateFile, Layer, SearchHit};
 use super::local::LocalLayer;
 
-/// File times can trail the clock slightly (coarse timestamps); an entry written just
-/// after start must still count as fresh.
-const CLOCK_SLACK: Duration = Duration::from_secs(1);
-
 pub struct CargoPackageLayer {
     files: LocalLayer,
     label: String,
-    since: SystemTime,
+    /// The `.crate` files there when the layer opened, with their modification times.
+    stale: HashMap<OsString, SystemTime>,
 }
 
 impl CargoPackageLayer {
     /// The tmp-registry at `root`, which need not exist yet.
     pub fn new(root: PathBuf) -> CargoPackageLayer {
         let label = format!("cargo-package:{}", root.display());
+        let stale = crate_files(&root);
+        if !stale.is_empty() {
+            log::info!(
+                "{label}: ignoring {} crate files left by an earlier run until cargo rewrites them",
+                stale.len()
+            );
+        }
         CargoPackageLayer {
             files: LocalLayer::view(root),
             label,
-            since: SystemTime::now() - CLOCK_SLACK,
+            stale,
         }
     }
 
@@ -51,10 +59,25 @@ impl CargoPackageLayer {
     }
 
     fn is_fresh(&self, line: &IndexLine) -> bool {
-        fs::metadata(self.files.crate_file(line))
-            .and_then(|m| m.modified())
-            .is_ok_and(|modified| modified >= self.since)
+        let path = self.files.crate_file(line);
+        let Ok(modified) = fs::metadata(&path).and_then(|m| m.modified()) else {
+            return false;
+        };
+        let at_start = path.file_name().and_then(|name| self.stale.get(name));
+        at_start != Some(&modified)
     }
+}
+
+/// The `.crate` files directly in `root` and their modification times.
+fn crate_files(root: &Path) -> HashMap<OsString, SystemTime> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "crate"))
+        .filter_map(|entry| Some((entry.file_name(), entry.metadata().ok()?.modified().ok()?)))
+        .collect()
 }
 
 impl Layer for CargoPackageLayer {
@@ -117,12 +140,15 @@ mod tests {
             format!("{{\"name\":\"old\",\"vers\":\"{v}\",\"deps\":[],\"cksum\":\"00\"}}\n")
         };
         fs::write(root.join("index/3/o/old"), line("1.0.0") + &line("2.0.0")).unwrap();
-        let stale = fs::File::create(root.join("old-1.0.0.crate")).unwrap();
-        stale
-            .set_modified(SystemTime::now() - Duration::from_secs(3600))
-            .unwrap();
+        fs::write(root.join("old-1.0.0.crate"), b"stale").unwrap();
+        fs::write(root.join("old-2.0.0.crate"), b"stale").unwrap();
         let layer = CargoPackageLayer::new(root.clone());
-        fs::write(root.join("old-2.0.0.crate"), b"fresh").unwrap();
+        // cargo rewrites 2.0.0 during the run; 1.0.0 is left from before.
+        let rewritten = fs::File::create(root.join("old-2.0.0.crate")).unwrap();
+        std::io::Write::write_all(&mut &rewritten, b"fresh").unwrap();
+        rewritten
+            .set_modified(SystemTime::now() + std::time::Duration::from_secs(1))
+            .unwrap();
 
         let name = CrateName::new("old").unwrap();
         let versions: Vec<String> = layer

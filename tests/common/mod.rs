@@ -31,49 +31,75 @@ pub fn scratch(name: &str) -> PathBuf {
 pub struct Overlay {
     child: Child,
     pub addr: SocketAddr,
-    /// `sparse+http://127.0.0.1:PORT/`
-    pub index_url: String,
+    /// The environment it printed for cargo, in order.
+    pub env: Vec<(String, String)>,
     stderr_log: PathBuf,
 }
 
 impl Overlay {
     /// Starts a plain sparse registry (`--no-proxy --no-tls -p 0`) with `args` added.
     pub fn start(args: &[&str]) -> Overlay {
+        let mut all = vec!["--no-proxy", "--no-tls", "-p", "0"];
+        all.extend_from_slice(args);
+        Overlay::start_with(&all)
+    }
+
+    /// Starts the overlay with exactly `args` (add `-p 0`).
+    pub fn start_with(args: &[&str]) -> Overlay {
         Overlay::try_start(args).unwrap_or_else(|log| panic!("overlay did not start:\n{log}"))
     }
 
-    /// Like `start`, but returns the server's stderr when it exits instead of serving.
+    /// Like `start_with`, but returns the server's stderr when it exits instead of
+    /// serving.
     pub fn try_start(args: &[&str]) -> Result<Overlay, String> {
         let stderr_log = scratch("overlay-log").join("stderr.log");
         let mut child = Command::new(BIN)
-            .args(["--no-proxy", "--no-tls", "-p", "0"])
             .args(args)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&stderr_log).unwrap())
             .spawn()
             .expect("the overlay binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut first = String::new();
-        BufReader::new(stdout).read_line(&mut first).unwrap();
-        let Some(url) = first
-            .trim()
-            .strip_prefix("export CARGO_REGISTRIES_OVERLAY_INDEX=")
-        else {
-            let _ = child.wait();
-            return Err(fs::read_to_string(&stderr_log).unwrap_or_default());
-        };
-        let addr = url
-            .trim_start_matches("sparse+http://")
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut env = Vec::new();
+        loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let _ = child.wait();
+                return Err(fs::read_to_string(&stderr_log).unwrap_or_default());
+            }
+            if line.starts_with('#') {
+                break;
+            }
+            let (name, value) = line
+                .trim()
+                .strip_prefix("export ")
+                .and_then(|l| l.split_once('='))
+                .unwrap_or_else(|| panic!("unexpected output line {line:?}"));
+            env.push((name.to_string(), value.trim_matches('\'').to_string()));
+        }
+        let index_url = &env[0].1;
+        let addr = index_url
+            .split("://")
+            .nth(1)
+            .unwrap()
             .trim_end_matches('/')
             .parse()
             .unwrap();
         Ok(Overlay {
             child,
             addr,
-            index_url: url.to_string(),
+            env,
             stderr_log,
         })
+    }
+
+    /// A variable the overlay printed.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn log(&self) -> String {
@@ -181,41 +207,79 @@ pub fn parse_response(raw: &[u8]) -> HttpResponse {
     }
 }
 
-/// Real cargo with its own `CARGO_HOME`, pointed at an overlay as registry `overlay`.
+/// Real cargo with its own `CARGO_HOME` and the environment an overlay printed, so
+/// it reaches the overlay as registry `overlay` and, in proxy mode, as crates.io.
 pub struct Cargo {
     home: PathBuf,
-    index_url: String,
+    env: Vec<(String, String)>,
 }
 
 impl Cargo {
     pub fn new(overlay: &Overlay) -> Cargo {
-        Cargo::for_index(&overlay.index_url)
-    }
-
-    pub fn for_index(index_url: &str) -> Cargo {
         Cargo {
             home: scratch("cargo-home"),
-            index_url: index_url.to_string(),
+            env: overlay.env.clone(),
         }
     }
 
-    /// A cargo command run in `dir`, isolated from the cargo running the tests.
-    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new("cargo");
+    /// Cargo for a registry at `index_url` that need not be running.
+    pub fn for_index(index_url: &str) -> Cargo {
+        Cargo {
+            home: scratch("cargo-home"),
+            env: vec![
+                ("CARGO_REGISTRIES_OVERLAY_INDEX".into(), index_url.into()),
+                ("CARGO_REGISTRIES_OVERLAY_TOKEN".into(), "test-token".into()),
+            ],
+        }
+    }
+
+    /// Cargo with no overlay configured: for exec mode, where the overlay sets it up.
+    pub fn plain() -> Cargo {
+        Cargo {
+            home: scratch("cargo-home"),
+            env: Vec::new(),
+        }
+    }
+
+    /// `program` run in `dir` with this cargo's environment, isolated from the cargo
+    /// running the tests.
+    pub fn isolated(&self, program: &str, dir: &Path) -> Command {
+        let mut command = Command::new(program);
         command
-            .args(args)
             .current_dir(dir)
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
             .env("CARGO_HOME", &self.home)
-            .env("CARGO_REGISTRIES_OVERLAY_INDEX", &self.index_url)
-            .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "test-token")
             .env("CARGO_TERM_COLOR", "never")
             .env("CARGO_NET_RETRY", "0")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET_DIR")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_MAKEFLAGS")
-            .env_remove("CARGO_REGISTRY_TOKEN");
+            .env_remove("CARGO_HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy");
+        if !self.env.iter().any(|(n, _)| n == "CARGO_REGISTRY_TOKEN") {
+            command.env_remove("CARGO_REGISTRY_TOKEN");
+        }
         command
+    }
+
+    /// A cargo command run in `dir`.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = self.isolated("cargo", dir);
+        command.args(args);
+        command
+    }
+
+    /// `cargo-overlay-registry OVERLAY_ARGS -- cargo CARGO_ARGS` (exec mode) in `dir`.
+    pub fn exec(&self, dir: &Path, overlay_args: &[&str], cargo_args: &[&str]) -> CargoOutput {
+        let mut command = self.isolated(BIN, dir);
+        command
+            .args(overlay_args)
+            .arg("--")
+            .arg("cargo")
+            .args(cargo_args);
+        CargoOutput(command.output().expect("the overlay runs"))
     }
 
     pub fn run(&self, dir: &Path, args: &[&str]) -> CargoOutput {
@@ -383,4 +447,30 @@ pub fn index_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Copies the directory tree `from` into `to`, leaving out `target` directories.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "target" {
+                copy_tree(&source, &dest);
+            }
+        } else {
+            fs::copy(&source, &dest).unwrap();
+        }
+    }
+}
+
+/// The example workspace of the README, copied to a scratch directory.
+pub fn example_workspace(parent: &Path) -> PathBuf {
+    let dir = parent.join("workspace");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workspace"),
+        &dir,
+    );
+    dir
 }
