@@ -20,10 +20,13 @@ use crate::cli::{Config, DEFAULT_PORT, LayerSpec};
 use crate::http::{Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::publish::PublishPolicy;
-use crate::registry::{CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError};
+use crate::registry::{
+    CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
+};
 use crate::router::Router;
 use crate::signals;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
+use crate::upstream::{Upstream, UpstreamError, UpstreamOptions};
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
 pub const REGISTRY_NAME: &str = "overlay";
@@ -32,11 +35,12 @@ pub const REGISTRY_NAME: &str = "overlay";
 const DEFAULT_TOKEN: &str = "overlay";
 /// Where the crates.io hosts are, intercepted when `--base-url` is crates.io.
 const CRATES_IO_HOSTS: [&str; 3] = ["crates.io", "index.crates.io", "static.crates.io"];
+/// crates.io as a layer: its sparse index, and its web API for search and publishing.
+const CRATES_IO_INDEX: &str = "https://index.crates.io/";
+const CRATES_IO_API: &str = "https://crates.io";
 
 #[derive(Debug)]
 pub enum AppError {
-    /// An option whose feature has not been built yet.
-    NotImplemented(String),
     /// `--host`/`--port` do not name an address.
     Address {
         host: String,
@@ -55,6 +59,8 @@ pub enum AppError {
     /// `-r cargo-package` could not find cargo's target directory.
     CargoPackage(String),
     Tls(TlsError),
+    /// The upstream client could not be set up.
+    Upstream(UpstreamError),
     /// The command of exec mode could not be started.
     Command {
         program: OsString,
@@ -65,7 +71,6 @@ pub enum AppError {
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AppError::NotImplemented(what) => write!(f, "{what} is not implemented yet"),
             AppError::Address { host, source } => {
                 write!(f, "invalid value `{host}` for --host: {source}")
             }
@@ -80,6 +85,7 @@ impl fmt::Display for AppError {
             }
             AppError::CargoPackage(why) => write!(f, "-r cargo-package: {why}"),
             AppError::Tls(e) => e.fmt(f),
+            AppError::Upstream(e) => e.fmt(f),
             AppError::Command { program, source } => {
                 write!(f, "cannot run `{}`: {source}", program.to_string_lossy())
             }
@@ -98,9 +104,7 @@ impl From<TlsError> for AppError {
 /// Runs the overlay until it is told to stop, or until the exec-mode command ends.
 /// Returns the process exit code.
 pub fn run(config: Config) -> Result<i32, AppError> {
-    refuse_unbuilt_features(&config)?;
     let run_dir = RunDir::new()?;
-    let stack = LayerStack::new(build_layers(&config, &run_dir)?, config.read_only);
     let exec_mode = !config.command.is_empty();
 
     // Exec mode needs no fixed port: nothing outside the child has to find it.
@@ -111,6 +115,13 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     let local_addr = server
         .local_addr()
         .map_err(|source| AppError::Bind { addr, source })?;
+    let upstream = UpstreamOptions {
+        timeout: config.upstream_timeout,
+        proxy: config.upstream_proxy.clone(),
+        own_address: Some(local_addr),
+    };
+    let built = build_layers(&config, &run_dir, &upstream)?;
+    let stack = LayerStack::new(built.layers, config.read_only);
 
     let ca = load_ca(&config)?;
     if let (Some(ca), Some(path)) = (&ca, &config.ca_cert_out) {
@@ -145,7 +156,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     let proxy = match (&ca, config.proxy) {
         (Some(ca), true) => Some(ProxySettings {
             intercept: InterceptTls::new(Arc::clone(ca)),
-            intercepted_hosts: intercepted_hosts(&base_url),
+            intercepted_hosts: intercepted_hosts(&base_url, built.remote_hosts),
             allowed_ports: [443]
                 .into_iter()
                 .chain(config.allow_connect_ports.iter().copied())
@@ -191,26 +202,33 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     Ok(code)
 }
 
-fn refuse_unbuilt_features(config: &Config) -> Result<(), AppError> {
-    if let Some(remote) = config
-        .layer_specs()
-        .iter()
-        .find(|s| matches!(s, LayerSpec::CratesIo | LayerSpec::Remote { .. }))
-    {
-        let hint = if config.layers.is_empty() {
-            " (the default stack includes crates.io; pass -r local or -r local=PATH)"
-        } else {
-            ""
-        };
-        return Err(AppError::NotImplemented(format!(
-            "the remote layer `-r {remote}`{hint}"
-        )));
-    }
-    Ok(())
+/// The layers of the stack, top first, and the hosts of the remote ones.
+struct BuiltLayers {
+    layers: Vec<Box<dyn Layer>>,
+    remote_hosts: Vec<String>,
 }
 
-fn build_layers(config: &Config, run_dir: &RunDir) -> Result<Vec<Box<dyn Layer>>, AppError> {
+fn build_layers(
+    config: &Config,
+    run_dir: &RunDir,
+    upstream_options: &UpstreamOptions,
+) -> Result<BuiltLayers, AppError> {
     let mut layers: Vec<Box<dyn Layer>> = Vec::new();
+    let mut remote_hosts = Vec::new();
+    let mut upstream = None;
+    let mut remote = |index: &str, api: Option<&str>| -> Result<Box<dyn Layer>, AppError> {
+        let client = match &upstream {
+            Some(client) => Arc::clone(client),
+            None => {
+                let client = Arc::new(Upstream::new(upstream_options).map_err(AppError::Upstream)?);
+                upstream = Some(Arc::clone(&client));
+                client
+            }
+        };
+        let layer = RemoteLayer::new(index, api, client);
+        remote_hosts.extend(layer.hosts());
+        Ok(Box::new(layer))
+    };
     for (position, spec) in config.layer_specs().into_iter().enumerate() {
         let layer: Box<dyn Layer> = match spec {
             LayerSpec::LocalTemp => {
@@ -222,11 +240,17 @@ fn build_layers(config: &Config, run_dir: &RunDir) -> Result<Vec<Box<dyn Layer>>
             }
             LayerSpec::Local(path) => Box::new(LocalLayer::open(path).map_err(AppError::Layer)?),
             LayerSpec::CargoPackage => Box::new(CargoPackageLayer::new(cargo_tmp_registry()?)),
-            LayerSpec::CratesIo | LayerSpec::Remote { .. } => unreachable!("refused above"),
+            LayerSpec::CratesIo => remote(CRATES_IO_INDEX, Some(CRATES_IO_API))?,
+            // `remote=URL`: the API is whatever the registry's config.json names.
+            LayerSpec::Remote { api, index } if api == index => remote(&index, None)?,
+            LayerSpec::Remote { api, index } => remote(&index, Some(&api))?,
         };
         layers.push(layer);
     }
-    Ok(layers)
+    Ok(BuiltLayers {
+        layers,
+        remote_hosts,
+    })
 }
 
 /// `<build dir>/package/tmp-registry`, as cargo itself computes it: from
@@ -271,8 +295,9 @@ fn load_ca(config: &Config) -> Result<Option<Arc<CertificateAuthority>>, AppErro
     Ok(Some(Arc::new(ca)))
 }
 
-/// The host of `--base-url`, and for crates.io its index and download hosts too.
-fn intercepted_hosts(base_url: &str) -> Vec<String> {
+/// The host of `--base-url` (for crates.io, its index and download hosts too), and
+/// the hosts of the remote layers, so cargo configured for any of them sees the overlay.
+fn intercepted_hosts(base_url: &str, remote_hosts: Vec<String>) -> Vec<String> {
     let host = base_url
         .split_once("://")
         .map_or(base_url, |(_, rest)| rest)
@@ -280,11 +305,17 @@ fn intercepted_hosts(base_url: &str) -> Vec<String> {
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if host == "crates.io" {
+    let mut hosts = if host == "crates.io" {
         CRATES_IO_HOSTS.iter().map(|h| h.to_string()).collect()
     } else {
         vec![host]
+    };
+    for remote in remote_hosts {
+        if !hosts.contains(&remote) {
+            hosts.push(remote);
+        }
     }
+    hosts
 }
 
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
@@ -459,13 +490,17 @@ mod tests {
 
     #[test]
     fn crates_io_brings_its_index_and_download_hosts() {
+        let remote = |hosts: &[&str]| hosts.iter().map(|h| h.to_string()).collect();
         assert_eq!(
-            intercepted_hosts("https://crates.io"),
+            intercepted_hosts("https://crates.io", remote(&["index.crates.io"])),
             ["crates.io", "index.crates.io", "static.crates.io"]
         );
         assert_eq!(
-            intercepted_hosts("https://Registry.Example:8443/x"),
-            ["registry.example"]
+            intercepted_hosts(
+                "https://Registry.Example:8443/x",
+                remote(&["mirror.example"])
+            ),
+            ["registry.example", "mirror.example"]
         );
     }
 

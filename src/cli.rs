@@ -7,9 +7,11 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One `-r` layer, as written.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +91,10 @@ pub struct Config {
     pub ca_cert_out: Option<PathBuf>,
     /// Where the CA is kept across runs; `None` keeps it in memory only.
     pub ca_dir: Option<PathBuf>,
+    /// The proxy for upstream requests (`--upstream-proxy`).
+    pub upstream_proxy: Option<String>,
+    /// The longest one upstream request may take.
+    pub upstream_timeout: Duration,
     /// Ports a passthrough `CONNECT` may reach, besides 443.
     pub allow_connect_ports: Vec<u16>,
     pub permissive_publishing: bool,
@@ -111,6 +117,8 @@ impl Default for Config {
             ca_cert_out: None,
             ca_dir: None,
             allow_connect_ports: Vec::new(),
+            upstream_proxy: None,
+            upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             permissive_publishing: false,
             tls: true,
             tls_cert: None,
@@ -147,6 +155,8 @@ pub enum CliError {
         value: String,
         why: String,
     },
+    /// Options that cannot be used together, or one without the other.
+    Conflict(String),
     /// Anything lexopt reports: unknown options, missing values.
     Parse(lexopt::Error),
 }
@@ -157,6 +167,7 @@ impl fmt::Display for CliError {
             CliError::BadValue { option, value, why } => {
                 write!(f, "invalid value `{value}` for {option}: {why}")
             }
+            CliError::Conflict(why) => f.write_str(why),
             CliError::Parse(e) => e.fmt(f),
         }
     }
@@ -182,8 +193,9 @@ Without one, serves until interrupted and prints the environment to use on stdou
 Options:
   -p, --port PORT             Port for the registry and proxy [default: 8080; 0 picks a free one]
   -H, --host HOST             Address to bind [default: 127.0.0.1]
-  -b, --base-url URL          Public URL written into config.json
-                              [default: the listener's own URL]
+  -b, --base-url URL          Public URL written into config.json; in proxy mode its host
+                              is intercepted [default: https://crates.io in proxy mode,
+                              the listener's own URL with --no-proxy]
   -r, --registry LAYER        Add a layer, top first (repeatable):
                                 local            a temporary directory, removed at exit
                                 local=PATH       a directory in cargo's local-registry layout
@@ -193,6 +205,9 @@ Options:
                                 remote=URL       a sparse registry (API and index at URL)
                                 remote=API,INDEX a registry with separate API and index URLs
                               [default: local, then crates.io]
+      --upstream-proxy URL    Reach remote layers through this proxy [default: HTTPS_PROXY
+                              and NO_PROXY from the environment, unless they name this overlay]
+      --upstream-timeout SECS The longest one upstream request may take [default: 30]
       --no-proxy              Serve only as a sparse registry (no CONNECT handling)
       --read-only             Refuse publishes and yanks
       --ca-cert-out PATH      Write the proxy's CA certificate (never its key) to PATH
@@ -256,6 +271,20 @@ where
             Long("read-only") => config.read_only = true,
             Long("ca-cert-out") => config.ca_cert_out = Some(parser.value()?.into()),
             Long("ca-dir") => config.ca_dir = Some(parser.value()?.into()),
+            Long("upstream-proxy") => config.upstream_proxy = Some(parser.value()?.string()?),
+            Long("upstream-timeout") => {
+                let value = parser.value()?.string()?;
+                let secs = value
+                    .parse()
+                    .ok()
+                    .filter(|&secs: &u64| secs > 0)
+                    .ok_or_else(|| CliError::BadValue {
+                        option: "--upstream-timeout",
+                        value: value.clone(),
+                        why: "expected a whole number of seconds, at least 1".into(),
+                    })?;
+                config.upstream_timeout = Duration::from_secs(secs);
+            }
             Long("allow-connect-port") => {
                 let value = parser.value()?.string()?;
                 let port = value
@@ -283,6 +312,19 @@ where
             }
             _ => return Err(arg.unexpected().into()),
         }
+    }
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(CliError::Conflict(
+                "--tls-cert and --tls-key go together: give both or neither".into(),
+            ));
+        }
+        (Some(_), Some(_)) if !config.tls => {
+            return Err(CliError::Conflict(
+                "--tls-cert and --tls-key configure TLS, which --no-tls turns off".into(),
+            ));
+        }
+        _ => {}
     }
     Ok(Action::Serve(Box::new(config)))
 }
@@ -333,7 +375,6 @@ mod tests {
             "-r",
             "cargo-package",
             "--permissive-publishing",
-            "--no-tls",
             "--tls-cert",
             "c.pem",
             "--tls-key",
@@ -360,7 +401,7 @@ mod tests {
         );
         assert_eq!(c.ca_dir, Some("ca".into()));
         assert_eq!(c.allow_connect_ports, [8443]);
-        assert!(!c.proxy && c.read_only && c.permissive_publishing && !c.tls);
+        assert!(!c.proxy && c.read_only && c.permissive_publishing && c.tls);
         assert_eq!(c.ca_cert_out, Some("ca.pem".into()));
         assert_eq!(c.tls_cert, Some("c.pem".into()));
         assert_eq!(c.tls_key, Some("k.pem".into()));
@@ -375,6 +416,8 @@ mod tests {
         assert!(err(&["-r", "remote=ftp://x"]).contains("http://"));
         assert!(err(&["--bogus"]).contains("--bogus"));
         assert!(err(&["--base-url", "example.com"]).contains("--base-url"));
+        assert!(err(&["--tls-cert", "c.pem"]).contains("--tls-key"));
+        assert!(err(&["--no-tls", "--tls-cert", "c", "--tls-key", "k"]).contains("--no-tls"));
     }
 
     #[test]

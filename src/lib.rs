@@ -15,3 +15,4 @@ pub mod registry;
 pub mod router;
 pub mod signals;
 pub mod tls;
+pub mod upstream;

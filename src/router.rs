@@ -10,9 +10,16 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::http::{Body, Handler, Request, RequestHead, Response};
-use crate::registry::index::CrateName;
+use crate::registry::index::{CrateName, parse_index_file, same_release};
+use crate::registry::layer::WriteOutcome;
 use crate::registry::publish::{self, MAX_METADATA_LEN, PublishPolicy, sha256_hex};
 use crate::registry::{LayerStack, RegistryError};
+
+/// Where downloads are served, as a `dl` template. It uses every marker cargo knows, so
+/// a client that expands them wrongly (another overlay using this one as a remote
+/// layer, say) fails loudly instead of by luck, and the checksum in the path is checked
+/// against the index. The crates.io API path works too.
+const DL_TEMPLATE: &str = "/dl/{lowerprefix}/{crate}/{version}/{sha256-checksum}";
 
 /// Search results per page when cargo does not say, and the most it may ask for.
 const DEFAULT_PER_PAGE: usize = 10;
@@ -30,6 +37,8 @@ enum Route<'a> {
     Config,
     Index(CrateName),
     Download(CrateName, semver::Version),
+    /// A download by the `dl` template, which names the expected checksum.
+    CheckedDownload(CrateName, semver::Version, &'a str),
     Publish,
     Yank(CrateName, semver::Version, bool),
     Search(Option<&'a str>),
@@ -88,6 +97,16 @@ impl Router {
                 }
             }
             ["api", ..] => Err(not_found(path)),
+            ["dl", prefix @ .., name, version, checksum] => {
+                let (name, version) = (crate_name(name)?, version_of(version)?);
+                // The prefix must be the name's own, as the index path is.
+                let expected = name.index_path();
+                let given = format!("{}/{}", prefix.join("/"), name.lowercase());
+                if given != expected {
+                    return Err(not_found(path));
+                }
+                allow(READ).map(|()| Route::CheckedDownload(name, version, checksum))
+            }
             [.., last] => {
                 let name = CrateName::new(last).ok_or_else(|| not_found(path))?;
                 // Only the one path cargo computes for a name is an index file.
@@ -106,36 +125,63 @@ impl Router {
             Route::Config => Ok(json_response(
                 200,
                 &json!({
-                    "dl": format!("{}/api/v1/crates", self.base_url),
+                    "dl": format!("{}{DL_TEMPLATE}", self.base_url),
                     "api": self.base_url,
                 }),
             )),
             Route::Index(name) => self.index(head, &name),
-            Route::Download(name, version) => {
-                let file = self.stack.download(&name, &version)?.ok_or_else(|| {
-                    RegistryError::NotFound(format!("crate `{name}` has no version `{version}`"))
-                })?;
-                Ok(Response::new(
-                    200,
-                    Body::Stream {
-                        reader: file.reader,
-                        len: file.len,
-                    },
-                )
-                .with_header("Content-Type", "application/gzip"))
+            Route::Download(name, version) => self.download(&name, &version),
+            Route::CheckedDownload(name, version, checksum) => {
+                if self.checksum(&name, &version)?.as_deref() != Some(checksum) {
+                    return Err(RegistryError::NotFound(format!(
+                        "crate `{name}` has no version `{version}` with checksum {checksum}"
+                    )));
+                }
+                self.download(&name, &version)
             }
-            Route::Publish => self.publish(&request.body),
+            Route::Publish => self.publish(head, &request.body),
             Route::Yank(name, version, yanked) => {
-                let layer = self.stack.set_yanked(&name, &version, yanked)?;
+                let auth = head.header("authorization");
+                let (layer, outcome) = self.stack.set_yanked(&name, &version, yanked, auth)?;
                 let action = if yanked { "yanked" } else { "unyanked" };
                 log::info!("{action} {name}@{version} in {layer}");
-                Ok(json_response(200, &json!({ "ok": true })))
+                Ok(written(outcome, json!({ "ok": true })))
             }
             Route::Search(query) => self.search(query),
             Route::Owners => Err(RegistryError::Unsupported(
                 "cargo-overlay-registry does not manage crate owners".into(),
             )),
         }
+    }
+
+    fn download(
+        &self,
+        name: &CrateName,
+        version: &semver::Version,
+    ) -> Result<Response, RegistryError> {
+        let file = self.stack.download(name, version)?.ok_or_else(|| {
+            RegistryError::NotFound(format!("crate `{name}` has no version `{version}`"))
+        })?;
+        let body = Body::Stream {
+            reader: file.reader,
+            len: file.len,
+        };
+        Ok(Response::new(200, body).with_header("Content-Type", "application/gzip"))
+    }
+
+    /// The checksum the merged index gives for `name` at `version`.
+    fn checksum(
+        &self,
+        name: &CrateName,
+        version: &semver::Version,
+    ) -> Result<Option<String>, RegistryError> {
+        let Some(text) = self.stack.index_file(name)? else {
+            return Ok(None);
+        };
+        Ok(parse_index_file(&text)
+            .iter()
+            .find(|line| same_release(&line.version, version))
+            .and_then(|line| line.field("cksum")))
     }
 
     fn index(&self, head: &RequestHead, name: &CrateName) -> Result<Response, RegistryError> {
@@ -161,14 +207,20 @@ impl Router {
             .with_header("Cache-Control", "no-cache"))
     }
 
-    fn publish(&self, body: &[u8]) -> Result<Response, RegistryError> {
-        let publish = publish::prepare(body, &self.policy, &publish::pubtime(SystemTime::now()))?;
-        let layer = self.stack.publish(&publish)?;
+    fn publish(&self, head: &RequestHead, body: &[u8]) -> Result<Response, RegistryError> {
+        // An upstream that takes the publish applies its own rules; ours would only
+        // hide its answer behind a different one.
+        let policy = PublishPolicy {
+            permissive: self.policy.permissive || self.stack.forwards_writes(),
+            ..self.policy
+        };
+        let publish = publish::prepare(body, &policy, &publish::pubtime(SystemTime::now()))?;
+        let auth = head.header("authorization");
+        let (layer, outcome) = self.stack.publish(&publish, auth)?;
         log::info!("published {}@{} to {layer}", publish.name, publish.version);
-        Ok(json_response(
-            200,
-            &json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } }),
-        ))
+        let accepted =
+            json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } });
+        Ok(written(outcome, accepted))
     }
 
     fn search(&self, query: Option<&str>) -> Result<Response, RegistryError> {
@@ -195,8 +247,9 @@ impl Router {
                 _ => {}
             }
         }
-        let (hits, total) = self.stack.search(&text, per_page)?;
-        let crates: Vec<_> = hits
+        let page = self.stack.search(&text, per_page)?;
+        let crates: Vec<_> = page
+            .hits
             .iter()
             .map(|h| {
                 json!({ "name": h.name, "max_version": h.max_version, "description": h.description })
@@ -204,8 +257,19 @@ impl Router {
             .collect();
         Ok(json_response(
             200,
-            &json!({ "crates": crates, "meta": { "total": total } }),
+            &json!({ "crates": crates, "meta": { "total": page.total } }),
         ))
+    }
+}
+
+/// The answer to a write: ours when a layer stored it, the upstream's own when a layer
+/// forwarded it.
+fn written(outcome: WriteOutcome, stored: serde_json::Value) -> Response {
+    match outcome {
+        WriteOutcome::Stored => json_response(200, &stored),
+        WriteOutcome::Forwarded { status, body } => {
+            Response::new(status, Body::Bytes(body)).with_header("Content-Type", "application/json")
+        }
     }
 }
 
@@ -225,10 +289,17 @@ impl Handler for Router {
     }
 
     fn handle(&self, request: Request) -> Response {
-        match self.serve(&request) {
+        let response = match self.serve(&request) {
             Ok(response) => response,
             Err(e) => self.error_response(&request.head, &e),
-        }
+        };
+        log::debug!(
+            "{} {} -> {}",
+            request.head.method,
+            request.head.target,
+            response.status
+        );
+        response
     }
 
     fn protocol_error(&self, status: u16, detail: &str) -> Response {
@@ -246,6 +317,7 @@ impl Router {
             RegistryError::TooLarge(_) => 413,
             RegistryError::Storage { .. } => 500,
             RegistryError::Unsupported(_) => 501,
+            RegistryError::Upstream(_) => 502,
         };
         // A missing index file is the normal answer to cargo's probing; not worth a line.
         if status == 404 {

@@ -1,4 +1,4 @@
-//! The command line: bad arguments are named, unbuilt features refuse to start, and
+//! The command line: bad arguments are named, start-up failures say what failed, and
 //! temporary layers are cleaned up on exit.
 
 mod common;
@@ -30,21 +30,49 @@ fn bad_arguments_are_named_and_exit_2() {
 }
 
 #[test]
-fn unbuilt_features_refuse_to_start() {
+fn start_up_failures_name_what_failed_and_exit_1() {
+    // Outside the repository, so `cargo metadata` finds no project.
+    let outside_any_project =
+        std::env::temp_dir().join(format!("overlay-no-project-{}", std::process::id()));
+    std::fs::create_dir_all(&outside_any_project).unwrap();
     for (args, says) in [
-        (&["-p", "0"][..], "the remote layer `-r crates.io`"),
         (
-            &["-p", "0", "-r", "remote=http://127.0.0.1:9"],
-            "remote=http://127.0.0.1:9",
+            &["-p", "0", "-r", "local=/proc/no-such-layer"][..],
+            "cannot open a layer",
+        ),
+        (
+            &[
+                "-p",
+                "0",
+                "-r",
+                "local",
+                "--tls-cert",
+                "/no/cert.pem",
+                "--tls-key",
+                "/no/key.pem",
+            ],
+            "/no/cert.pem",
+        ),
+        (
+            &["-p", "0", "-r", "cargo-package"],
+            "-r cargo-package: `cargo metadata` failed",
+        ),
+        (
+            &["-p", "0", "-r", "crates.io", "--upstream-proxy", "::"],
+            "--upstream-proxy",
         ),
     ] {
-        let (code, stderr) = run(args);
-        assert_eq!(code, Some(1), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(says) && stderr.contains("not implemented yet"),
-            "{args:?}: {stderr}"
-        );
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(&outside_any_project)
+            .env_remove("CARGO")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+    std::fs::remove_dir_all(&outside_any_project).unwrap();
 }
 
 #[test]

@@ -41,6 +41,7 @@ impl IntoHalves for StreamOwned<ServerConnection, TcpStream> {
             reader: Box::new(TlsReadHalf {
                 session: Arc::clone(&session),
                 socket: self.sock.try_clone()?,
+                records: Vec::new(),
             }),
             writer: Box::new(TlsWriteHalf {
                 session,
@@ -69,30 +70,37 @@ fn flush_records(session: &mut ServerConnection, mut socket: &TcpStream) -> io::
 struct TlsReadHalf {
     session: Arc<Mutex<ServerConnection>>,
     socket: TcpStream,
+    /// Records read off the socket that the session has not taken yet.
+    records: Vec<u8>,
 }
 
 impl Read for TlsReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match lock(&self.session).reader().read(buf) {
+            let mut session = lock(&self.session);
+            match session.reader().read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => return done,
             }
-            // No plaintext buffered: wait for records without holding the lock.
-            let mut records = [0u8; 16 * 1024];
-            let n = self.socket.read(&mut records)?;
-            if n == 0 {
-                return Ok(0);
-            }
-            let mut session = lock(&self.session);
-            let mut pending = &records[..n];
-            while !pending.is_empty() {
-                session.read_tls(&mut pending)?;
+            // The session's plaintext is drained: it may take more records now. One
+            // `read_tls` per drain keeps it under rustls's plaintext buffer limit.
+            if !self.records.is_empty() {
+                let taken = session.read_tls(&mut self.records.as_slice())?;
+                self.records.drain(..taken);
                 session
                     .process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                flush_records(&mut session, &self.socket)?;
+                continue;
             }
-            flush_records(&mut session, &self.socket)?;
+            drop(session);
+            // Nothing buffered anywhere: wait for the socket without holding the lock.
+            let mut chunk = [0u8; 16 * 1024];
+            let n = self.socket.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.records.extend_from_slice(&chunk[..n]);
         }
     }
 }

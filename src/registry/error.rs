@@ -24,6 +24,9 @@ pub enum RegistryError {
     MethodNotAllowed(String),
     /// The route exists in cargo's protocol but the overlay does not offer it (HTTP 501).
     Unsupported(String),
+    /// An upstream registry failed or answered unexpectedly; the text names it (HTTP
+    /// 502, which cargo retries).
+    Upstream(String),
     /// A layer's storage failed; `path` says where (HTTP 500).
     Storage {
         layer: String,
@@ -55,6 +58,7 @@ impl fmt::Display for RegistryError {
             | RegistryError::NotFound(detail)
             | RegistryError::Forbidden(detail)
             | RegistryError::MethodNotAllowed(detail)
+            | RegistryError::Upstream(detail)
             | RegistryError::Unsupported(detail) => f.write_str(detail),
             RegistryError::Storage {
                 layer,

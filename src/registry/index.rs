@@ -114,6 +114,12 @@ impl IndexLine {
         })
     }
 
+    /// A string field of the line, such as `cksum`.
+    pub fn field(&self, key: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.raw).ok()?;
+        value[key].as_str().map(str::to_string)
+    }
+
     /// The same line with its `yanked` flag set, every other field kept.
     pub fn with_yanked(&self, yanked: bool) -> IndexLine {
         let mut value: serde_json::Value =

@@ -17,14 +17,30 @@ pub struct CrateFile {
     pub len: u64,
 }
 
-/// One crate found by a search.
-#[derive(Clone, Debug, PartialEq)]
+/// One crate found by a search, in the shape of crates.io's search answer.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct SearchHit {
     /// The name as published (case kept).
     pub name: String,
     /// The highest version that is not yanked.
     pub max_version: String,
     pub description: Option<String>,
+}
+
+/// What a layer found for a search: some hits, and how many there are in all.
+#[derive(Debug, Default)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    pub total: usize,
+}
+
+/// How a write was carried out.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// The layer stored it.
+    Stored,
+    /// The layer forwarded it upstream; the upstream's answer goes back unchanged.
+    Forwarded { status: u16, body: Vec<u8> },
 }
 
 pub trait Layer: Send + Sync {
@@ -37,8 +53,15 @@ pub trait Layer: Send + Sync {
     /// The `.crate` for `name` at `version` (build metadata ignored), if this layer has it.
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>>;
 
-    /// Crates whose name or description contains `query` (case-insensitive).
-    fn search(&self, query: &str) -> Result<Vec<SearchHit>>;
+    /// Crates whose name or description contains `query` (case-insensitive), at most
+    /// `limit` of them when the layer pages its answers.
+    fn search(&self, query: &str, limit: usize) -> Result<SearchPage>;
+
+    /// Whether the layer is reached over the network. Searches ask only the first
+    /// such layer: the others would mostly repeat it, at a round trip each.
+    fn is_remote(&self) -> bool {
+        false
+    }
 
     /// The layer's write side, when it takes publishes and yanks.
     fn writable(&self) -> Option<&dyn WritableLayer> {
@@ -46,11 +69,19 @@ pub trait Layer: Send + Sync {
     }
 }
 
+/// A layer's write side. `auth` is the caller's `Authorization` header, for layers
+/// that pass writes on to a registry that checks it.
 pub trait WritableLayer {
-    /// Stores a publish. Returns only once the `.crate` and its index line are durable.
+    /// Stores (or forwards) a publish. A stored publish is durable when this returns.
     /// Refuses a version that already exists in this layer.
-    fn publish(&self, publish: &Publish) -> Result<()>;
+    fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<WriteOutcome>;
 
     /// Sets or clears the yanked flag of `name` at `version`.
-    fn set_yanked(&self, name: &CrateName, version: &semver::Version, yanked: bool) -> Result<()>;
+    fn set_yanked(
+        &self,
+        name: &CrateName,
+        version: &semver::Version,
+        yanked: bool,
+        auth: Option<&str>,
+    ) -> Result<WriteOutcome>;
 }

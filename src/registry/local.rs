@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, parse_index_file, same_release};
-use super::layer::{CrateFile, Layer, SearchHit, WritableLayer};
+use super::layer::{CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome};
 use super::publish::Publish;
 
 pub struct LocalLayer {
@@ -177,7 +177,7 @@ impl Layer for LocalLayer {
         }))
     }
 
-    fn search(&self, query: &str) -> Result<Vec<SearchHit>> {
+    fn search(&self, query: &str, _limit: usize) -> Result<SearchPage> {
         let query = canonical_name(query);
         let mut hits = Vec::new();
         for lower_name in self.all_names()? {
@@ -205,7 +205,10 @@ impl Layer for LocalLayer {
                 });
             }
         }
-        Ok(hits)
+        Ok(SearchPage {
+            total: hits.len(),
+            hits,
+        })
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {
@@ -214,7 +217,7 @@ impl Layer for LocalLayer {
 }
 
 impl WritableLayer for LocalLayer {
-    fn publish(&self, publish: &Publish) -> Result<()> {
+    fn publish(&self, publish: &Publish, _auth: Option<&str>) -> Result<WriteOutcome> {
         let _lock = self.lock(&publish.name)?;
         let mut text = self.read_index_text(&publish.name)?;
         let existing = parse_index_file(&text);
@@ -244,10 +247,17 @@ impl WritableLayer for LocalLayer {
         }
         text.push_str(&line.raw);
         text.push('\n');
-        self.write(&self.index_file(&publish.name), text.as_bytes())
+        self.write(&self.index_file(&publish.name), text.as_bytes())?;
+        Ok(WriteOutcome::Stored)
     }
 
-    fn set_yanked(&self, name: &CrateName, version: &semver::Version, yanked: bool) -> Result<()> {
+    fn set_yanked(
+        &self,
+        name: &CrateName,
+        version: &semver::Version,
+        yanked: bool,
+        _auth: Option<&str>,
+    ) -> Result<WriteOutcome> {
         let _lock = self.lock(name)?;
         let text = self.read_index_text(name)?;
         let mut found = false;
@@ -268,7 +278,8 @@ impl WritableLayer for LocalLayer {
                 self.label
             )));
         }
-        self.write(&self.index_file(name), rewritten.as_bytes())
+        self.write(&self.index_file(name), rewritten.as_bytes())?;
+        Ok(WriteOutcome::Stored)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod layer;
 pub mod local;
 pub mod package;
 pub mod publish;
+pub mod remote;
 pub mod stack;
 pub mod validate;
 
@@ -17,4 +18,5 @@ pub use error::RegistryError;
 pub use layer::{Layer, WritableLayer};
 pub use local::LocalLayer;
 pub use package::CargoPackageLayer;
+pub use remote::RemoteLayer;
 pub use stack::LayerStack;

@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use super::error::Result;
 use super::index::{CrateName, IndexLine, same_release};
-use super::layer::{CrateFile, Layer, SearchHit};
+use super::layer::{CrateFile, Layer, SearchPage};
 use super::local::LocalLayer;
 
 pub struct CargoPackageLayer {
@@ -104,8 +104,8 @@ impl Layer for CargoPackageLayer {
     }
 
     /// cargo's packaging scratch space is not something to search.
-    fn search(&self, _query: &str) -> Result<Vec<SearchHit>> {
-        Ok(Vec::new())
+    fn search(&self, _query: &str, _limit: usize) -> Result<SearchPage> {
+        Ok(SearchPage::default())
     }
 }
 

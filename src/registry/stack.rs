@@ -5,13 +5,18 @@
 //!   same release (versions equal but for build metadata), the highest layer's line wins;
 //! - a download comes from the first layer, top down, that has the version;
 //! - a publish or yank goes to the top layer, and only if it takes writes;
-//! - a search lists each crate once, from the highest layer that has it.
+//! - a search lists each crate once, from the highest layer that has it, asking only the
+//!   first remote layer.
+//!
+//! A layer that fails (an upstream that is down) does not sink an answer the other
+//! layers can give: the failure is logged and the rest is served. Only when nothing
+//! could be found and some layer failed does the request fail, naming that layer.
 
 use std::collections::HashSet;
 
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
-use super::layer::{CrateFile, Layer, SearchHit, WritableLayer};
+use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
 use super::publish::Publish;
 
 pub struct LayerStack {
@@ -32,8 +37,16 @@ impl LayerStack {
     /// The merged index file for `name`, or `None` when no layer has the crate.
     pub fn index_file(&self, name: &CrateName) -> Result<Option<String>> {
         let mut merged: Vec<IndexLine> = Vec::new();
+        let mut failure = None;
         for layer in &self.layers {
-            for line in layer.index_lines(name)? {
+            let lines = match layer.index_lines(name) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+            };
+            for line in lines {
                 // A line for another crate (a hand-edited or corrupt file) is not served.
                 if !line.name.eq_ignore_ascii_case(name.as_str()) {
                     continue;
@@ -45,6 +58,11 @@ impl LayerStack {
                     merged.push(line);
                 }
             }
+        }
+        match failure {
+            Some(e) if merged.is_empty() => return Err(e),
+            Some(e) => log::warn!("serving `{name}` from the layers that answered: {e}"),
+            None => {}
         }
         if merged.is_empty() {
             return Ok(None);
@@ -59,19 +77,30 @@ impl LayerStack {
         name: &CrateName,
         version: &semver::Version,
     ) -> Result<Option<CrateFile>> {
+        let mut failure = None;
         for layer in &self.layers {
-            if let Some(file) = layer.open_crate(name, version)? {
-                return Ok(Some(file));
+            match layer.open_crate(name, version) {
+                Ok(Some(file)) => return Ok(Some(file)),
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("{e}");
+                    failure.get_or_insert(e);
+                }
             }
         }
-        Ok(None)
+        failure.map_or(Ok(None), Err)
     }
 
-    /// Stores a checked publish in the top layer. Returns the layer's label.
-    pub fn publish(&self, publish: &Publish) -> Result<&str> {
+    /// Whether writes are passed on to an upstream registry (a remote top layer),
+    /// which then applies its own rules.
+    pub fn forwards_writes(&self) -> bool {
+        self.layers.first().is_some_and(|top| top.is_remote())
+    }
+
+    /// Stores or forwards a checked publish in the top layer. Returns the layer's label.
+    pub fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<(&str, WriteOutcome)> {
         let (label, top) = self.writable_top("publish")?;
-        top.publish(publish)?;
-        Ok(label)
+        Ok((label, top.publish(publish, auth)?))
     }
 
     /// Yanks or unyanks a version in the top layer. Returns the layer's label.
@@ -80,11 +109,11 @@ impl LayerStack {
         name: &CrateName,
         version: &semver::Version,
         yanked: bool,
-    ) -> Result<&str> {
+        auth: Option<&str>,
+    ) -> Result<(&str, WriteOutcome)> {
         let action = if yanked { "yank" } else { "unyank" };
         let (label, top) = self.writable_top(action)?;
-        top.set_yanked(name, version, yanked)?;
-        Ok(label)
+        Ok((label, top.set_yanked(name, version, yanked, auth)?))
     }
 
     /// Whether a publish or yank would be accepted at all, before its body is read.
@@ -113,23 +142,41 @@ impl LayerStack {
 
     /// Crates matching `query`, each from the highest layer that has it, exact name
     /// matches first, then by name. Returns at most `limit` hits and the total count.
-    pub fn search(&self, query: &str, limit: usize) -> Result<(Vec<SearchHit>, usize)> {
+    pub fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
         let mut seen = HashSet::new();
         let mut hits = Vec::new();
+        let mut total = 0;
+        let mut asked_remote = false;
         for layer in &self.layers {
-            for hit in layer.search(query)? {
+            if layer.is_remote() {
+                if asked_remote {
+                    continue;
+                }
+                asked_remote = true;
+            }
+            let page = match layer.search(query, limit) {
+                Ok(page) => page,
+                Err(e) => {
+                    log::warn!("search skipped a layer: {e}");
+                    continue;
+                }
+            };
+            let mut repeated = 0;
+            for hit in page.hits {
                 if seen.insert(canonical_name(&hit.name)) {
                     hits.push(hit);
+                } else {
+                    repeated += 1;
                 }
             }
+            total += page.total.saturating_sub(repeated);
         }
         let wanted = canonical_name(query);
         hits.sort_by_key(|h| {
             let canonical = canonical_name(&h.name);
             (canonical != wanted, canonical)
         });
-        let total = hits.len();
         hits.truncate(limit);
-        Ok((hits, total))
+        Ok(SearchPage { hits, total })
     }
 }

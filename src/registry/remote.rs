@@ -1,0 +1,391 @@
+//! A layer backed by a sparse registry over HTTP: crates.io, a company registry, or
+//! another overlay.
+//!
+//! It reads the upstream's `config.json` and downloads through the upstream's own `dl`
+//! template, with every marker cargo knows, never a hand-made URL: on mirrored networks
+//! index.crates.io is served by a mirror whose `dl` points elsewhere, and the crates.io
+//! web API may not be reachable at all. `404`, `410` and `451` mean "not in this layer";
+//! any other failure is an error that names the upstream. On top of the stack the layer
+//! forwards publishes and yanks with the caller's token and hands back the upstream's
+//! answer unchanged; lower down it is read-only.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::error::{RegistryError, Result};
+use super::index::{CrateName, IndexLine, parse_index_file, same_release};
+use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use super::publish::Publish;
+use crate::upstream::{Upstream, UpstreamResponse};
+
+/// How long a fetched `config.json` is trusted before it is fetched again.
+const CONFIG_REFRESH: Duration = Duration::from_secs(300);
+/// The largest index file or API answer read into memory.
+const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024;
+/// A download without a length is read into memory up to this size.
+const MAX_UNSIZED_DOWNLOAD: u64 = 64 * 1024 * 1024;
+
+/// The fields of `config.json` the layer uses.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct RegistryConfig {
+    dl: String,
+    api: Option<String>,
+}
+
+struct CachedConfig {
+    config: RegistryConfig,
+    fetched: Instant,
+}
+
+pub struct RemoteLayer {
+    label: String,
+    /// The index URL with a trailing `/` and without `sparse+`.
+    index_url: String,
+    /// The web API given on the command line (`remote=API,INDEX`); otherwise the
+    /// `api` of `config.json` is used.
+    api_url: Option<String>,
+    upstream: Arc<Upstream>,
+    config: Mutex<Option<CachedConfig>>,
+}
+
+impl RemoteLayer {
+    pub fn new(index_url: &str, api_url: Option<&str>, upstream: Arc<Upstream>) -> RemoteLayer {
+        let index_url = index_url.strip_prefix("sparse+").unwrap_or(index_url);
+        let index_url = format!("{}/", index_url.trim_end_matches('/'));
+        RemoteLayer {
+            label: format!("remote:{index_url}"),
+            index_url,
+            api_url: api_url.map(|api| api.trim_end_matches('/').to_string()),
+            upstream,
+            config: Mutex::new(None),
+        }
+    }
+
+    /// The host of the index and API URLs, for proxy interception.
+    pub fn hosts(&self) -> Vec<String> {
+        [Some(&self.index_url), self.api_url.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|url| url_host(url))
+            .collect()
+    }
+
+    fn upstream_error(&self, what: impl std::fmt::Display) -> RegistryError {
+        RegistryError::Upstream(format!("upstream {}: {what}", self.label))
+    }
+
+    fn get(&self, url: &str) -> Result<UpstreamResponse> {
+        self.upstream.get(url).map_err(|e| self.upstream_error(e))
+    }
+
+    /// `config.json`, from the cache while it is fresh. A failed refresh keeps the old
+    /// one, so a short upstream outage does not break downloads that would work.
+    fn registry_config(&self) -> Result<RegistryConfig> {
+        let mut cached = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached
+            .as_ref()
+            .filter(|c| c.fetched.elapsed() < CONFIG_REFRESH)
+        {
+            return Ok(c.config.clone());
+        }
+        let url = format!("{}config.json", self.index_url);
+        let fetched = self.get(&url).and_then(|response| {
+            if response.status != 200 {
+                return Err(self.upstream_error(format!("GET {url} answered {}", response.status)));
+            }
+            let bytes = response
+                .into_bytes(MAX_DOCUMENT_LEN)
+                .map_err(|e| self.upstream_error(e))?;
+            serde_json::from_slice::<RegistryConfig>(&bytes)
+                .map_err(|e| self.upstream_error(format!("{url} is not a registry config: {e}")))
+        });
+        match (fetched, cached.as_mut()) {
+            (Ok(config), _) => {
+                *cached = Some(CachedConfig {
+                    config: config.clone(),
+                    fetched: Instant::now(),
+                });
+                Ok(config)
+            }
+            (Err(e), Some(stale)) => {
+                log::warn!("{e}; using the config.json fetched before");
+                Ok(stale.config.clone())
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    fn api(&self) -> Result<Option<String>> {
+        match &self.api_url {
+            Some(api) => Ok(Some(api.clone())),
+            None => Ok(self
+                .registry_config()?
+                .api
+                .map(|api| api.trim_end_matches('/').to_string())),
+        }
+    }
+
+    /// Sends a write to the upstream API with the caller's token.
+    fn forward(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<WriteOutcome> {
+        let api = self.api()?.ok_or_else(|| {
+            RegistryError::Forbidden(format!(
+                "the top layer {} has no web API to write to",
+                self.label
+            ))
+        })?;
+        let url = format!("{api}/api/v1{path}");
+        let mut headers = vec![("Accept", "application/json")];
+        if let Some(token) = auth {
+            headers.push(("Authorization", token));
+        }
+        let response = self
+            .upstream
+            .send(method, &url, &headers, body)
+            .map_err(|e| self.upstream_error(e))?;
+        let status = response.status;
+        let body = response
+            .into_bytes(MAX_DOCUMENT_LEN)
+            .map_err(|e| self.upstream_error(e))?;
+        Ok(WriteOutcome::Forwarded { status, body })
+    }
+}
+
+impl Layer for RemoteLayer {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
+        let url = format!("{}{}", self.index_url, name.index_path());
+        let response = self.get(&url)?;
+        match response.status {
+            200 => {
+                let bytes = response
+                    .into_bytes(MAX_DOCUMENT_LEN)
+                    .map_err(|e| self.upstream_error(e))?;
+                Ok(parse_index_file(&String::from_utf8_lossy(&bytes)))
+            }
+            404 | 410 | 451 => Ok(Vec::new()),
+            status => Err(self.upstream_error(format!("GET {url} answered {status}"))),
+        }
+    }
+
+    fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {
+        let lines = self.index_lines(name)?;
+        let Some(line) = lines.iter().find(|l| same_release(&l.version, version)) else {
+            return Ok(None);
+        };
+        let url = download_url(&self.registry_config()?.dl, line);
+        let response = self.get(&url)?;
+        match response.status {
+            200 => {}
+            404 | 410 | 451 => return Ok(None),
+            status => return Err(self.upstream_error(format!("GET {url} answered {status}"))),
+        }
+        match response.content_length() {
+            Some(len) => Ok(Some(CrateFile {
+                reader: response.into_reader(),
+                len,
+            })),
+            None => {
+                let bytes = response
+                    .into_bytes(MAX_UNSIZED_DOWNLOAD)
+                    .map_err(|e| self.upstream_error(e))?;
+                Ok(Some(CrateFile {
+                    len: bytes.len() as u64,
+                    reader: Box::new(std::io::Cursor::new(bytes)),
+                }))
+            }
+        }
+    }
+
+    fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
+        let Some(api) = self.api()? else {
+            return Ok(SearchPage::default());
+        };
+        let url = format!(
+            "{api}/api/v1/crates?q={}&per_page={limit}",
+            percent_encode(query)
+        );
+        let response = self.get(&url)?;
+        if response.status != 200 {
+            return Err(self.upstream_error(format!("GET {url} answered {}", response.status)));
+        }
+        let bytes = response
+            .into_bytes(MAX_DOCUMENT_LEN)
+            .map_err(|e| self.upstream_error(e))?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            crates: Vec<super::layer::SearchHit>,
+            meta: Meta,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            total: usize,
+        }
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| {
+            self.upstream_error(format!("unreadable search answer from {url}: {e}"))
+        })?;
+        Ok(SearchPage {
+            hits: answer.crates,
+            total: answer.meta.total,
+        })
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn writable(&self) -> Option<&dyn WritableLayer> {
+        Some(self)
+    }
+}
+
+impl WritableLayer for RemoteLayer {
+    fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<WriteOutcome> {
+        // The body cargo sent, rebuilt byte for byte from its two parts.
+        let mut body = Vec::with_capacity(8 + publish.metadata.len() + publish.crate_bytes.len());
+        body.extend((publish.metadata.len() as u32).to_le_bytes());
+        body.extend(&publish.metadata);
+        body.extend((publish.crate_bytes.len() as u32).to_le_bytes());
+        body.extend(&publish.crate_bytes);
+        self.forward("PUT", "/crates/new", auth, Some(&body))
+    }
+
+    fn set_yanked(
+        &self,
+        name: &CrateName,
+        version: &semver::Version,
+        yanked: bool,
+        auth: Option<&str>,
+    ) -> Result<WriteOutcome> {
+        let (method, action) = if yanked {
+            ("DELETE", "yank")
+        } else {
+            ("PUT", "unyank")
+        };
+        self.forward(
+            method,
+            &format!("/crates/{name}/{version}/{action}"),
+            auth,
+            None,
+        )
+    }
+}
+
+/// Expands a `dl` template for an index line, as cargo does: `{crate}`, `{version}`,
+/// `{prefix}`, `{lowerprefix}` and `{sha256-checksum}`; a template without markers gets
+/// `/{crate}/{version}/download` appended.
+fn download_url(template: &str, line: &IndexLine) -> String {
+    const MARKERS: [&str; 5] = [
+        "{crate}",
+        "{version}",
+        "{prefix}",
+        "{lowerprefix}",
+        "{sha256-checksum}",
+    ];
+    let version = line.version.to_string();
+    if !MARKERS.iter().any(|m| template.contains(m)) {
+        return format!(
+            "{}/{}/{version}/download",
+            template.trim_end_matches('/'),
+            line.name
+        );
+    }
+    let prefix = crate_prefix(&line.name);
+    let cksum = line.field("cksum").unwrap_or_default();
+    template
+        .replace("{crate}", &line.name)
+        .replace("{version}", &version)
+        .replace("{lowerprefix}", &prefix.to_ascii_lowercase())
+        .replace("{prefix}", &prefix)
+        .replace("{sha256-checksum}", &cksum)
+}
+
+/// cargo's `{prefix}`: the index directory of a name, in the name's own case.
+fn crate_prefix(name: &str) -> String {
+    match name.len() {
+        1 => "1".to_string(),
+        2 => "2".to_string(),
+        3 => format!("3/{}", &name[..1]),
+        _ => format!("{}/{}", &name[..2], &name[2..4]),
+    }
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    Some(host.trim_matches(['[', ']']).to_ascii_lowercase())
+}
+
+/// Percent-encodes a query value: everything but unreserved characters.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(name: &str, vers: &str) -> IndexLine {
+        IndexLine::parse(&format!(
+            r#"{{"name":"{name}","vers":"{vers}","cksum":"abc123"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn expands_every_dl_marker() {
+        let l = line("Serde_Json", "1.0.0+build.5");
+        assert_eq!(
+            download_url(
+                "https://dl.example/{prefix}/{lowerprefix}/{crate}/{version}/{sha256-checksum}",
+                &l
+            ),
+            "https://dl.example/Se/rd/se/rd/Serde_Json/1.0.0+build.5/abc123"
+        );
+        assert_eq!(
+            download_url("https://static.crates.io/crates", &l),
+            "https://static.crates.io/crates/Serde_Json/1.0.0+build.5/download"
+        );
+        assert_eq!(
+            download_url("https://x/{lowerprefix}", &line("Abc", "1.0.0")),
+            "https://x/3/a"
+        );
+        assert_eq!(crate_prefix("a"), "1");
+        assert_eq!(crate_prefix("ab"), "2");
+    }
+
+    #[test]
+    fn finds_hosts_of_urls() {
+        assert_eq!(
+            url_host("https://Index.Example:8443/x/").as_deref(),
+            Some("index.example")
+        );
+        assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
+        assert_eq!(url_host("https://crates.io").as_deref(), Some("crates.io"));
+    }
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(percent_encode("a b&c=d-e"), "a%20b%26c%3Dd-e");
+    }
+}
