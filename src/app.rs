@@ -20,6 +20,7 @@ use crate::cli::{Config, DEFAULT_PORT, LayerSpec};
 use crate::http::{Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::publish::PublishPolicy;
+use crate::registry::remote::RemoteOptions;
 use crate::registry::{
     CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
 };
@@ -215,6 +216,12 @@ fn build_layers(
 ) -> Result<BuiltLayers, AppError> {
     let mut layers: Vec<Box<dyn Layer>> = Vec::new();
     let mut remote_hosts = Vec::new();
+    let remote_options = RemoteOptions {
+        fresh_for: config.index_ttl,
+        prefetch_workers: config.prefetch_workers,
+        cache_dir: config.cache_dir.clone(),
+        wait: config.upstream_timeout,
+    };
     let mut upstream = None;
     let mut remote = |index: &str, api: Option<&str>| -> Result<Box<dyn Layer>, AppError> {
         let client = match &upstream {
@@ -225,7 +232,8 @@ fn build_layers(
                 client
             }
         };
-        let layer = RemoteLayer::new(index, api, client);
+        let layer =
+            RemoteLayer::new(index, api, client, &remote_options).map_err(AppError::Layer)?;
         remote_hosts.extend(layer.hosts());
         Ok(Box::new(layer))
     };

@@ -12,6 +12,9 @@ use std::time::Duration;
 pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Like crates.io's CDN.
+pub const DEFAULT_INDEX_TTL: Duration = Duration::from_secs(600);
+pub const DEFAULT_PREFETCH_WORKERS: usize = 16;
 
 /// One `-r` layer, as written.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +98,12 @@ pub struct Config {
     pub upstream_proxy: Option<String>,
     /// The longest one upstream request may take.
     pub upstream_timeout: Duration,
+    /// Where remote layers keep what they fetch (`--cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// How long an upstream index file is served from memory before revalidation.
+    pub index_ttl: Duration,
+    /// Threads fetching index files ahead of cargo; 0 turns prefetching off.
+    pub prefetch_workers: usize,
     /// Ports a passthrough `CONNECT` may reach, besides 443.
     pub allow_connect_ports: Vec<u16>,
     pub permissive_publishing: bool,
@@ -119,6 +128,9 @@ impl Default for Config {
             allow_connect_ports: Vec::new(),
             upstream_proxy: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
+            cache_dir: None,
+            index_ttl: DEFAULT_INDEX_TTL,
+            prefetch_workers: DEFAULT_PREFETCH_WORKERS,
             permissive_publishing: false,
             tls: true,
             tls_cert: None,
@@ -208,6 +220,12 @@ Options:
       --upstream-proxy URL    Reach remote layers through this proxy [default: HTTPS_PROXY
                               and NO_PROXY from the environment, unless they name this overlay]
       --upstream-timeout SECS The longest one upstream request may take [default: 30]
+      --cache DIR             Keep what remote layers fetch in DIR (a local-registry
+                              directory), and serve from it when the upstream is down
+      --index-ttl SECS        Serve upstream index files from memory this long before
+                              revalidating them [default: 600]
+      --prefetch N            Threads fetching index files ahead of cargo; 0 turns
+                              prefetching off [default: 16]
       --no-proxy              Serve only as a sparse registry (no CONNECT handling)
       --read-only             Refuse publishes and yanks
       --ca-cert-out PATH      Write the proxy's CA certificate (never its key) to PATH
@@ -273,18 +291,17 @@ where
             Long("ca-dir") => config.ca_dir = Some(parser.value()?.into()),
             Long("upstream-proxy") => config.upstream_proxy = Some(parser.value()?.string()?),
             Long("upstream-timeout") => {
-                let value = parser.value()?.string()?;
-                let secs = value
-                    .parse()
-                    .ok()
-                    .filter(|&secs: &u64| secs > 0)
-                    .ok_or_else(|| CliError::BadValue {
-                        option: "--upstream-timeout",
-                        value: value.clone(),
-                        why: "expected a whole number of seconds, at least 1".into(),
-                    })?;
+                let secs = number(&mut parser, "--upstream-timeout", 1)?;
                 config.upstream_timeout = Duration::from_secs(secs);
             }
+            Long("index-ttl") => {
+                config.index_ttl = Duration::from_secs(number(&mut parser, "--index-ttl", 0)?);
+            }
+            Long("prefetch") => {
+                let workers = number(&mut parser, "--prefetch", 0)?;
+                config.prefetch_workers = usize::try_from(workers.min(256)).unwrap_or(256);
+            }
+            Long("cache") => config.cache_dir = Some(parser.value()?.into()),
             Long("allow-connect-port") => {
                 let value = parser.value()?.string()?;
                 let port = value
@@ -327,6 +344,21 @@ where
         _ => {}
     }
     Ok(Action::Serve(Box::new(config)))
+}
+
+/// The next value as a whole number of at least `min`.
+fn number(parser: &mut lexopt::Parser, option: &'static str, min: u64) -> Result<u64, CliError> {
+    use lexopt::ValueExt;
+    let value = parser.value()?.string()?;
+    value
+        .parse()
+        .ok()
+        .filter(|&n: &u64| n >= min)
+        .ok_or_else(|| CliError::BadValue {
+            option,
+            value: value.clone(),
+            why: format!("expected a whole number, at least {min}"),
+        })
 }
 
 #[cfg(test)]

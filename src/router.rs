@@ -289,15 +289,17 @@ impl Handler for Router {
     }
 
     fn handle(&self, request: Request) -> Response {
+        let started = std::time::Instant::now();
         let response = match self.serve(&request) {
             Ok(response) => response,
             Err(e) => self.error_response(&request.head, &e),
         };
         log::debug!(
-            "{} {} -> {}",
+            "{} {} -> {} in {} ms",
             request.head.method,
             request.head.target,
-            response.status
+            response.status,
+            started.elapsed().as_millis()
         );
         response
     }

@@ -4,14 +4,19 @@
 //! [`LayerStack`] and [`publish::prepare`], and [`RegistryError`] values back into
 //! responses.
 
+pub mod atomic;
+pub mod disk_cache;
 pub mod error;
 pub mod index;
+pub mod index_cache;
 pub mod layer;
 pub mod local;
 pub mod package;
+pub mod prefetch;
 pub mod publish;
 pub mod remote;
 pub mod stack;
+pub mod tarball;
 pub mod validate;
 
 pub use error::RegistryError;

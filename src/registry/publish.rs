@@ -5,7 +5,7 @@
 //! This module parses that body with crates.io's limits and error texts, and builds the
 //! index line the way crates.io writes it (renamed dependencies, the
 //! `features`/`features2` split, `pubtime`, the SHA-256 `cksum`). Rule checks live in
-//! `validate`; storage lives in the layers.
+//! `validate` (metadata) and `tarball` (the `.crate` itself); storage lives in the layers.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexDep, IndexEntry};
-use super::validate;
+use super::{tarball, validate};
 
 /// crates.io's limit on the JSON part of an upload.
 pub const MAX_METADATA_LEN: usize = 1024 * 1024;
@@ -85,6 +85,9 @@ pub struct PublishPolicy {
     pub permissive: bool,
     /// The largest `.crate` accepted, in bytes.
     pub max_crate_len: usize,
+    /// The largest a `.crate` may be once decompressed, in bytes. As on crates.io, the
+    /// limit applied is never below `max_crate_len`.
+    pub max_unpacked_len: u64,
 }
 
 impl Default for PublishPolicy {
@@ -92,6 +95,7 @@ impl Default for PublishPolicy {
         PublishPolicy {
             permissive: false,
             max_crate_len: DEFAULT_MAX_CRATE_LEN,
+            max_unpacked_len: tarball::DEFAULT_MAX_UNPACKED_LEN,
         }
     }
 }
@@ -108,11 +112,19 @@ pub struct Publish {
 }
 
 /// Parses and checks an upload body, and builds its index entry.
+///
+/// The order is crates.io's: body, JSON, name and version, then the tarball (which
+/// crates.io reads before any other metadata, since it takes the metadata from the
+/// tarball's manifest), then the metadata rules.
 pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Publish> {
     let (metadata, crate_bytes) = split_body(body, policy.max_crate_len)?;
     let krate: NewCrate = serde_json::from_slice(metadata)
         .map_err(|e| RegistryError::invalid(format!("invalid upload request: {e}")))?;
     let (name, version) = validate::check_identity(&krate)?;
+    // Safety checks: they run with --permissive-publishing too. crates.io never caps the
+    // unpacked size below the upload size (its `Maximums`).
+    let max_unpacked_len = policy.max_unpacked_len.max(policy.max_crate_len as u64);
+    tarball::check(crate_bytes, &krate.name, &krate.vers, max_unpacked_len)?;
     if !policy.permissive {
         validate::check_metadata(&krate)?;
     }
@@ -275,6 +287,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::tarball::tests::{crate_with_symlink, demo_crate};
     use std::time::Duration;
 
     fn body(json: &str, krate: &[u8]) -> Vec<u8> {
@@ -295,15 +308,16 @@ mod tests {
 
     #[test]
     fn parses_a_well_formed_upload() {
+        let tarball = demo_crate("demo", "0.1.0");
         let publish = prepare(
-            &body(GOOD, b"tarball"),
+            &body(GOOD, &tarball),
             &PublishPolicy::default(),
             "2026-01-01T00:00:00Z",
         )
         .unwrap();
         assert_eq!(publish.name.as_str(), "demo");
-        assert_eq!(publish.crate_bytes, b"tarball");
-        assert_eq!(publish.entry.cksum, sha256_hex(b"tarball"));
+        assert_eq!(publish.crate_bytes, tarball);
+        assert_eq!(publish.entry.cksum, sha256_hex(&tarball));
         assert_eq!(
             publish.entry.pubtime.as_deref(),
             Some("2026-01-01T00:00:00Z")
@@ -350,6 +364,77 @@ mod tests {
         let huge = (MAX_METADATA_LEN as u32 + 1).to_le_bytes();
         let result = prepare(&huge, &policy, "2026-01-01T00:00:00Z");
         assert!(matches!(result, Err(RegistryError::TooLarge(_))));
+    }
+
+    #[test]
+    fn tarball_checks_run_even_when_permissive() {
+        let t = "2026-01-01T00:00:00Z";
+        let symlink = body(GOOD, &crate_with_symlink("demo", "0.1.0"));
+        let text = "unexpected tar entry type Symlink found: demo-0.1.0/link";
+        for permissive in [false, true] {
+            let policy = PublishPolicy {
+                permissive,
+                ..PublishPolicy::default()
+            };
+            assert_eq!(err_text(prepare(&symlink, &policy, t)), text);
+        }
+        let not_gzip = body(GOOD, b"tarball");
+        assert_eq!(
+            err_text(prepare(&not_gzip, &PublishPolicy::default(), t)),
+            tarball::MALFORMED
+        );
+    }
+
+    #[test]
+    fn tarball_checks_come_after_identity_and_before_metadata() {
+        let t = "2026-01-01T00:00:00Z";
+        let policy = PublishPolicy::default();
+        let bare = r#"{"name":"demo","vers":"0.1.0"}"#;
+        // Metadata rules would refuse this crate, but the tarball is looked at first.
+        assert_eq!(
+            err_text(prepare(&body(bare, b"junk"), &policy, t)),
+            tarball::MALFORMED
+        );
+        assert!(
+            err_text(prepare(
+                &body(bare, &demo_crate("demo", "0.1.0")),
+                &policy,
+                t
+            ))
+            .starts_with("missing or empty metadata fields")
+        );
+        // The identity rules come before it.
+        let bad_name = r#"{"name":"1demo","vers":"0.1.0"}"#;
+        assert!(err_text(prepare(&body(bad_name, b"junk"), &policy, t)).contains("digit"));
+        // And the tarball must be the metadata's crate.
+        let other = r#"{"name":"other","vers":"0.1.0","description":"d","license":"MIT"}"#;
+        assert_eq!(
+            err_text(prepare(
+                &body(other, &demo_crate("demo", "0.1.0")),
+                &policy,
+                t
+            )),
+            "invalid path found: demo-0.1.0/Cargo.toml"
+        );
+    }
+
+    #[test]
+    fn the_unpacked_limit_never_falls_below_the_upload_limit() {
+        let t = "2026-01-01T00:00:00Z";
+        let tarball = demo_crate("demo", "0.1.0");
+        let tiny = PublishPolicy {
+            max_unpacked_len: 16,
+            ..PublishPolicy::default()
+        };
+        prepare(&body(GOOD, &tarball), &tiny, t).unwrap();
+        let both_tiny = PublishPolicy {
+            max_crate_len: tarball.len(),
+            ..tiny
+        };
+        assert_eq!(
+            err_text(prepare(&body(GOOD, &tarball), &both_tiny, t)),
+            tarball::MALFORMED
+        );
     }
 
     #[test]

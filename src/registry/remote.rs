@@ -8,13 +8,21 @@
 //! any other failure is an error that names the upstream. On top of the stack the layer
 //! forwards publishes and yanks with the caller's token and hands back the upstream's
 //! answer unchanged; lower down it is read-only.
+//!
+//! Index files are kept in an [`IndexCache`] and, with `--cache DIR`, on disk; each
+//! index file fetched names the files cargo will want next, which the [`Prefetcher`]
+//! fetches in the background.
 
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::disk_cache::DiskCache;
 use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, parse_index_file, same_release};
+use super::index::{CrateName, IndexLine, parse_index_file, render_index_file, same_release};
+use super::index_cache::{CachedIndex, IndexCache, Lookup};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use super::prefetch::{Prefetcher, likely_dependencies};
 use super::publish::Publish;
 use crate::upstream::{Upstream, UpstreamResponse};
 
@@ -24,6 +32,23 @@ const CONFIG_REFRESH: Duration = Duration::from_secs(300);
 const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024;
 /// A download without a length is read into memory up to this size.
 const MAX_UNSIZED_DOWNLOAD: u64 = 64 * 1024 * 1024;
+/// Index files kept in memory per remote layer (crates.io's whole index is ~200,000).
+const MAX_CACHED_INDEX_FILES: usize = 50_000;
+/// Index files waiting to be prefetched; more are dropped.
+const PREFETCH_QUEUE: usize = 4096;
+
+/// How a remote layer caches and prefetches.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// How long a fetched index file is served without asking the upstream again.
+    pub fresh_for: Duration,
+    /// Threads fetching index files ahead of cargo; 0 turns prefetching off.
+    pub prefetch_workers: usize,
+    /// Where fetched index files and crates are kept (`--cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// How long a request waits for another thread's fetch of the same file.
+    pub wait: Duration,
+}
 
 /// The fields of `config.json` the layer uses.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -38,6 +63,14 @@ struct CachedConfig {
 }
 
 pub struct RemoteLayer {
+    inner: Arc<Remote>,
+    /// Owns the prefetch pool; `Remote` holds it weakly, as the pool's workers hold
+    /// `Remote` weakly, so neither keeps the other alive.
+    _prefetcher: Option<Arc<Prefetcher>>,
+}
+
+/// The layer's state, shared with its prefetch workers.
+struct Remote {
     label: String,
     /// The index URL with a trailing `/` and without `sparse+`.
     index_url: String,
@@ -46,30 +79,68 @@ pub struct RemoteLayer {
     api_url: Option<String>,
     upstream: Arc<Upstream>,
     config: Mutex<Option<CachedConfig>>,
+    index_cache: IndexCache,
+    disk: Option<DiskCache>,
+    wait: Duration,
+    /// Where newly fetched index files announce what to fetch next.
+    prefetcher: Weak<Prefetcher>,
 }
 
 impl RemoteLayer {
-    pub fn new(index_url: &str, api_url: Option<&str>, upstream: Arc<Upstream>) -> RemoteLayer {
+    pub fn new(
+        index_url: &str,
+        api_url: Option<&str>,
+        upstream: Arc<Upstream>,
+        options: &RemoteOptions,
+    ) -> Result<RemoteLayer> {
         let index_url = index_url.strip_prefix("sparse+").unwrap_or(index_url);
         let index_url = format!("{}/", index_url.trim_end_matches('/'));
-        RemoteLayer {
-            label: format!("remote:{index_url}"),
-            index_url,
-            api_url: api_url.map(|api| api.trim_end_matches('/').to_string()),
-            upstream,
-            config: Mutex::new(None),
-        }
+        let disk = options.cache_dir.clone().map(DiskCache::open).transpose()?;
+        let mut prefetcher = None;
+        let inner = Arc::new_cyclic(|weak: &Weak<Remote>| {
+            if options.prefetch_workers > 0 {
+                let weak = weak.clone();
+                let fetch = move |name: &CrateName| {
+                    if let Some(remote) = weak.upgrade() {
+                        // A failed prefetch costs nothing: cargo's own request retries.
+                        let _ = remote.index_lines(name);
+                    }
+                };
+                prefetcher = Some(Arc::new(Prefetcher::start(
+                    options.prefetch_workers,
+                    PREFETCH_QUEUE,
+                    fetch,
+                )));
+            }
+            Remote {
+                label: format!("remote:{index_url}"),
+                index_url: index_url.clone(),
+                api_url: api_url.map(|api| api.trim_end_matches('/').to_string()),
+                upstream,
+                config: Mutex::new(None),
+                index_cache: IndexCache::new(MAX_CACHED_INDEX_FILES, options.fresh_for),
+                disk,
+                wait: options.wait,
+                prefetcher: prefetcher.as_ref().map_or_else(Weak::new, Arc::downgrade),
+            }
+        });
+        Ok(RemoteLayer {
+            inner,
+            _prefetcher: prefetcher,
+        })
     }
 
     /// The host of the index and API URLs, for proxy interception.
     pub fn hosts(&self) -> Vec<String> {
-        [Some(&self.index_url), self.api_url.as_ref()]
+        [Some(&self.inner.index_url), self.inner.api_url.as_ref()]
             .into_iter()
             .flatten()
             .filter_map(|url| url_host(url))
             .collect()
     }
+}
 
+impl Remote {
     fn upstream_error(&self, what: impl std::fmt::Display) -> RegistryError {
         RegistryError::Upstream(format!("upstream {}: {what}", self.label))
     }
@@ -156,24 +227,103 @@ impl RemoteLayer {
     }
 }
 
-impl Layer for RemoteLayer {
-    fn label(&self) -> &str {
-        &self.label
+impl Remote {
+    /// The upstream's index file for `name`: from memory while fresh, revalidated
+    /// with its `ETag` after, from the disk cache when the upstream cannot be reached.
+    fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
+        let key = name.lowercase();
+        let stale = match self.index_cache.lookup(&key, self.wait) {
+            Lookup::Fresh(cached) => return Ok(cached.lines.to_vec()),
+            Lookup::Fetch { stale } => stale,
+        };
+        match self.fetch_index(name, stale.as_ref()) {
+            Ok(Fetched::NotModified) => {
+                let cached = stale.expect("a 304 answers a revalidation");
+                let refreshed = CachedIndex {
+                    checked: Instant::now(),
+                    ..cached
+                };
+                let lines = refreshed.lines.to_vec();
+                self.index_cache.finish(&key, Some(refreshed));
+                Ok(lines)
+            }
+            Ok(Fetched::Found { lines, etag }) => {
+                if let Some(disk) = &self.disk
+                    && let Err(e) = disk.store_index(name, &render_index_file(&lines))
+                {
+                    log::warn!("{e}");
+                }
+                self.prefetch_after(&lines);
+                self.index_cache.finish(
+                    &key,
+                    Some(CachedIndex {
+                        lines: Arc::new(lines.clone()),
+                        etag,
+                        checked: Instant::now(),
+                    }),
+                );
+                Ok(lines)
+            }
+            Ok(Fetched::NotFound) => {
+                self.index_cache.finish(
+                    &key,
+                    Some(CachedIndex {
+                        lines: Arc::new(Vec::new()),
+                        etag: None,
+                        checked: Instant::now(),
+                    }),
+                );
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                // Keep an expired copy for next time; forget nothing else.
+                self.index_cache.finish(&key, stale.clone());
+                if let Some(stale) = stale {
+                    log::warn!("{e}; serving the copy fetched before");
+                    return Ok(stale.lines.to_vec());
+                }
+                if let Some(lines) = self.disk.as_ref().and_then(|d| d.load_index(name)) {
+                    log::warn!("{e}; serving the copy in the cache directory");
+                    return Ok(lines);
+                }
+                Err(e)
+            }
+        }
     }
 
-    fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
+    fn fetch_index(&self, name: &CrateName, stale: Option<&CachedIndex>) -> Result<Fetched> {
         let url = format!("{}{}", self.index_url, name.index_path());
-        let response = self.get(&url)?;
+        let etag = stale.and_then(|s| s.etag.as_deref());
+        let headers: Vec<(&str, &str)> = etag.map(|e| ("If-None-Match", e)).into_iter().collect();
+        let response = self
+            .upstream
+            .send("GET", &url, &headers, None)
+            .map_err(|e| self.upstream_error(e))?;
         match response.status {
             200 => {
+                let etag = response.header("etag");
                 let bytes = response
                     .into_bytes(MAX_DOCUMENT_LEN)
                     .map_err(|e| self.upstream_error(e))?;
-                Ok(parse_index_file(&String::from_utf8_lossy(&bytes)))
+                let lines = parse_index_file(&String::from_utf8_lossy(&bytes));
+                Ok(Fetched::Found { lines, etag })
             }
-            404 | 410 | 451 => Ok(Vec::new()),
+            304 if stale.is_some() => Ok(Fetched::NotModified),
+            404 | 410 | 451 => Ok(Fetched::NotFound),
             status => Err(self.upstream_error(format!("GET {url} answered {status}"))),
         }
+    }
+
+    /// Queues the index files cargo is likely to want after reading `lines`.
+    fn prefetch_after(&self, lines: &[IndexLine]) {
+        let Some(prefetcher) = self.prefetcher.upgrade() else {
+            return;
+        };
+        let wanted = likely_dependencies(lines)
+            .into_iter()
+            .filter(|name| !self.index_cache.knows(name))
+            .filter_map(|name| CrateName::new(&name));
+        prefetcher.request(wanted);
     }
 
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {
@@ -181,12 +331,25 @@ impl Layer for RemoteLayer {
         let Some(line) = lines.iter().find(|l| same_release(&l.version, version)) else {
             return Ok(None);
         };
+        if let Some((file, len)) = self.disk.as_ref().and_then(|d| d.open_verified(line)) {
+            return Ok(Some(CrateFile {
+                reader: Box::new(file),
+                len,
+            }));
+        }
         let url = download_url(&self.registry_config()?.dl, line);
         let response = self.get(&url)?;
         match response.status {
             200 => {}
             404 | 410 | 451 => return Ok(None),
             status => return Err(self.upstream_error(format!("GET {url} answered {status}"))),
+        }
+        if let Some(disk) = &self.disk {
+            let (file, len) = disk.store_crate(line, &mut response.into_reader())?;
+            return Ok(Some(CrateFile {
+                reader: Box::new(file),
+                len,
+            }));
         }
         match response.content_length() {
             Some(len) => Ok(Some(CrateFile {
@@ -237,6 +400,34 @@ impl Layer for RemoteLayer {
             total: answer.meta.total,
         })
     }
+}
+
+/// What fetching an index file found.
+enum Fetched {
+    Found {
+        lines: Vec<IndexLine>,
+        etag: Option<String>,
+    },
+    NotModified,
+    NotFound,
+}
+
+impl Layer for RemoteLayer {
+    fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
+        self.inner.index_lines(name)
+    }
+
+    fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {
+        self.inner.open_crate(name, version)
+    }
+
+    fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
+        self.inner.search(query, limit)
+    }
 
     fn is_remote(&self) -> bool {
         true
@@ -255,7 +446,10 @@ impl WritableLayer for RemoteLayer {
         body.extend(&publish.metadata);
         body.extend((publish.crate_bytes.len() as u32).to_le_bytes());
         body.extend(&publish.crate_bytes);
-        self.forward("PUT", "/crates/new", auth, Some(&body))
+        let outcome = self.inner.forward("PUT", "/crates/new", auth, Some(&body));
+        // cargo polls for the new version next; it must not see the cached file.
+        self.inner.index_cache.forget(&publish.name.lowercase());
+        outcome
     }
 
     fn set_yanked(
@@ -270,12 +464,10 @@ impl WritableLayer for RemoteLayer {
         } else {
             ("PUT", "unyank")
         };
-        self.forward(
-            method,
-            &format!("/crates/{name}/{version}/{action}"),
-            auth,
-            None,
-        )
+        let path = format!("/crates/{name}/{version}/{action}");
+        let outcome = self.inner.forward(method, &path, auth, None);
+        self.inner.index_cache.forget(&name.lowercase());
+        outcome
     }
 }
 

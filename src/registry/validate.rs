@@ -113,6 +113,9 @@ pub fn check_metadata(krate: &NewCrate) -> Result<()> {
             )));
         }
     }
+    if let Some(license) = &krate.license {
+        check_license(license)?;
+    }
     check_url("homepage", krate.homepage.as_deref())?;
     check_url("documentation", krate.documentation.as_deref())?;
     check_url("repository", krate.repository.as_deref())?;
@@ -224,15 +227,238 @@ fn check_required_fields(krate: &NewCrate) -> Result<()> {
     )))
 }
 
-fn check_url(field: &str, url: Option<&str>) -> Result<()> {
-    match url {
-        Some(url) if !url.starts_with("http://") && !url.starts_with("https://") => {
-            Err(RegistryError::invalid(format!(
-                "URL for field `{field}` must begin with http:// or https:// (url: {url})"
-            )))
+/// crates.io's text for a license that is not an SPDX expression; the parser's own
+/// report (the expression, a caret line and a reason) follows it on the next line.
+const LICENSE_TEXT: &str = "unknown or invalid license expression; see \
+    http://opensource.org/licenses for options, and http://spdx.org/licenses/ for their \
+    identifiers\nNote: If you have a non-standard license that is not listed by SPDX, use \
+    the license-file field to specify the path to a file containing the text of the \
+    license.\nSee https://doc.rust-lang.org/cargo/reference/manifest.html#the-license-and-license-file-fields \
+    for more information.";
+
+/// crates.io's lenient SPDX mode (its `licenses.rs`): `/` is accepted as `OR` (cargo wrote
+/// `MIT/Apache-2.0` before SPDX expressions), `+` is accepted on GPL ids, imprecise names
+/// like `Apache 2.0` are not. That mode was written for spdx 0.10, whose list kept
+/// deprecated ids (`GPL-3.0`, `LGPL-2.1`) without flagging them, hence `allow_deprecated`.
+/// The `spdx` crate is used rather than an embedded list because its parser and license
+/// list are crates.io's own, and it adds one small crate (smallvec) to the build.
+const LICENSE_MODE: spdx::ParseMode = spdx::ParseMode {
+    allow_slash_as_or_operator: true,
+    allow_imprecise_license_names: false,
+    allow_postfix_plus_on_gpl: true,
+    allow_deprecated: true,
+    allow_unknown: false,
+};
+
+fn check_license(expression: &str) -> Result<()> {
+    let error = spdx::Expression::parse_mode(expression, LICENSE_MODE).err();
+    // crates.io's mode also refuses lower-case operators, which spdx 0.13 always
+    // accepts: spdx 0.10 read a lower-case `and` as an unknown term. The parser works left
+    // to right, so whichever problem comes first is the one crates.io reports; only an
+    // unclosed parenthesis is reported at the end, whatever its span says.
+    let detail = match (error, lowercase_operator(expression)) {
+        (Some(error), Some(span))
+            if error.span.start < span.start
+                && error.reason != spdx::error::Reason::UnclosedParens =>
+        {
+            error.to_string()
         }
-        _ => Ok(()),
+        (_, Some(span)) => format!(
+            "{expression}\n{}{} unknown term",
+            " ".repeat(span.start),
+            "^".repeat(span.len())
+        ),
+        (Some(error), None) => error.to_string(),
+        (None, None) => return Ok(()),
+    };
+    Err(RegistryError::invalid(format!("{LICENSE_TEXT}\n{detail}")))
+}
+
+/// Where the first lower-case `and`, `or` or `with` is, tokenizing as the `spdx` lexer
+/// does (whitespace, `(`, `)`, `+`, `/`, and runs of `[-A-Za-z0-9.:]`).
+fn lowercase_operator(expression: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    let mut rest = expression;
+    loop {
+        let trimmed = rest.trim_start();
+        offset += rest.len() - trimmed.len();
+        rest = trimmed;
+        let first = rest.chars().next()?;
+        let len = if matches!(first, '(' | ')' | '+' | '/') {
+            1
+        } else {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':')))
+                .unwrap_or(rest.len());
+            if len == 0 {
+                return None; // an invalid character: the parser stops here
+            }
+            if matches!(&rest[..len], "and" | "or" | "with") {
+                return Some(offset..offset + len);
+            }
+            len
+        };
+        offset += len;
+        rest = &rest[len..];
     }
+}
+
+fn check_url(field: &str, url: Option<&str>) -> Result<()> {
+    let Some(url) = url else {
+        return Ok(());
+    };
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(RegistryError::invalid(format!(
+            "URL for field `{field}` must begin with http:// or https:// (url: {url})"
+        )));
+    }
+    if !http_url_parses(url) {
+        return Err(RegistryError::invalid(format!(
+            "`{field}` is not a valid url: `{url}`"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether an `http://` or `https://` URL parses under the WHATWG URL standard, which is
+/// what crates.io's `Url::parse` implements. For these schemes everything but the
+/// authority is percent-encoded rather than refused, so only the authority is checked:
+/// a missing host, a host with a forbidden character, a bad port, a bad IPv6 literal, or
+/// a host ending in a number that is not an IPv4 address. (IDNA mapping of non-ASCII
+/// hosts is not reproduced; such hosts are accepted.)
+fn http_url_parses(url: &str) -> bool {
+    // The parser drops surrounding controls and spaces, and tabs and newlines anywhere.
+    let url: String = url
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let Some((_, after_scheme)) = url.split_once(':') else {
+        return false;
+    };
+    let after_slashes = after_scheme.trim_start_matches(['/', '\\']);
+    let end = after_slashes
+        .find(['/', '\\', '?', '#'])
+        .unwrap_or(after_slashes.len());
+    let authority = &after_slashes[..end];
+    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let mut in_brackets = false;
+    let colon = host_and_port.char_indices().find_map(|(i, c)| {
+        match c {
+            '[' => in_brackets = true,
+            ']' => in_brackets = false,
+            ':' if !in_brackets => return Some(i),
+            _ => {}
+        }
+        None
+    });
+    let (host, port) = match colon {
+        Some(i) => (&host_and_port[..i], &host_and_port[i + 1..]),
+        None => (host_and_port, ""),
+    };
+    let port_ok = port.is_empty()
+        || (port.bytes().all(|b| b.is_ascii_digit())
+            && port.trim_start_matches('0').len() <= 5
+            && port.parse::<u32>().is_ok_and(|p| p <= 65_535));
+    port_ok && host_parses(host)
+}
+
+fn host_parses(host: &str) -> bool {
+    if host.is_empty() {
+        return false;
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let decoded = percent_decode(host);
+    let forbidden = |c: char| {
+        c <= ' '
+            || c == '\u{7f}'
+            || matches!(
+                c,
+                '#' | '%' | '/' | ':' | '<' | '>' | '?' | '@' | '[' | '\\' | ']' | '^' | '|'
+            )
+    };
+    if decoded.is_empty() || decoded.chars().any(forbidden) {
+        return false;
+    }
+    !ends_in_a_number(&decoded) || ipv4_parses(&decoded)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        });
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The standard's "ends in a number": the last label (ignoring one trailing dot) is all
+/// digits or a `0x` hex number, so the host must be an IPv4 address.
+fn ends_in_a_number(host: &str) -> bool {
+    let mut labels: Vec<&str> = host.split('.').collect();
+    if labels.len() > 1 && labels.last() == Some(&"") {
+        labels.pop();
+    }
+    let last = labels.last().copied().unwrap_or("");
+    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
+        || last
+            .strip_prefix("0x")
+            .or_else(|| last.strip_prefix("0X"))
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The standard's IPv4 parser: up to four dot-separated decimal, octal (`0` prefix) or
+/// hex (`0x` prefix) numbers, the last filling the remaining bytes.
+fn ipv4_parses(host: &str) -> bool {
+    let mut parts: Vec<&str> = host.split('.').collect();
+    if parts.len() > 1 && parts.last() == Some(&"") {
+        parts.pop();
+    }
+    if parts.len() > 4 {
+        return false;
+    }
+    let mut numbers = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+            None => (*part, 10),
+        };
+        let number = if digits.is_empty() && radix != 10 {
+            Some(0)
+        } else if digits.is_empty() {
+            None
+        } else {
+            u64::from_str_radix(digits, radix).ok()
+        };
+        match number {
+            Some(n) => numbers.push(n),
+            None => return false,
+        }
+    }
+    let (last, init) = numbers
+        .split_last()
+        .expect("split yields at least one part");
+    init.iter().all(|&n| n <= 255) && *last < 256u64.pow(5 - numbers.len() as u32)
 }
 
 /// A bare version like `1.70` or `1.70.0`: what `VersionReq` parses, without
@@ -242,7 +468,10 @@ fn check_rust_version(value: &str) -> Result<()> {
     if bare && semver::VersionReq::parse(value).is_ok() {
         Ok(())
     } else {
-        Err(RegistryError::invalid("invalid `rust-version` value"))
+        // crates.io reads `rust-version` from the packaged manifest, hence the prefix.
+        Err(RegistryError::invalid(
+            "failed to parse `Cargo.toml` manifest file\n\ninvalid `rust-version` value",
+        ))
     }
 }
 
@@ -678,6 +907,141 @@ mod tests {
     }
 
     #[test]
+    fn licenses_must_be_spdx_expressions() {
+        for ok in [
+            "MIT",
+            "MIT OR Apache-2.0",
+            "MIT/Apache-2.0",
+            "MIT / Apache-2.0",
+            "Apache-2.0 WITH LLVM-exception",
+            "MIT OR (Apache-2.0 AND MIT)",
+            "GPL-3.0+",
+            "GPL-3.0",
+            "LicenseRef-Proprietary",
+        ] {
+            let krate = NewCrate {
+                license: Some(ok.into()),
+                ..complete()
+            };
+            assert!(check_metadata(&krate).is_ok(), "{ok}");
+        }
+        let refused = |license: &str| {
+            metadata_err(NewCrate {
+                license: Some(license.into()),
+                ..complete()
+            })
+        };
+        assert_eq!(
+            refused("Foo-1.0"),
+            "unknown or invalid license expression; see http://opensource.org/licenses for \
+             options, and http://spdx.org/licenses/ for their identifiers\n\
+             Note: If you have a non-standard license that is not listed by SPDX, use the \
+             license-file field to specify the path to a file containing the text of the \
+             license.\n\
+             See https://doc.rust-lang.org/cargo/reference/manifest.html#the-license-and-license-file-fields \
+             for more information.\n\
+             Foo-1.0\n\
+             ^^^^^^^ unknown term"
+        );
+        let text = |detail: &str| format!("{LICENSE_TEXT}\n{detail}");
+        assert_eq!(
+            refused("MIT AND"),
+            text("MIT AND\n        expected one of `<license>`, `(` here")
+        );
+        // crates.io's own example.
+        assert_eq!(
+            refused("MIT AND foobar"),
+            text("MIT AND foobar\n        ^^^^^^ unknown term")
+        );
+        // Imprecise names and lower-case operators are not accepted.
+        assert_eq!(
+            refused("apache 2.0"),
+            text("apache 2.0\n^^^^^^ unknown term")
+        );
+        assert_eq!(
+            refused("MIT and Apache-2.0"),
+            text("MIT and Apache-2.0\n    ^^^ unknown term")
+        );
+        assert_eq!(
+            refused("(MIT or Apache-2.0"),
+            text("(MIT or Apache-2.0\n     ^^ unknown term")
+        );
+        assert_eq!(refused("Foo or MIT"), text("Foo or MIT\n^^^ unknown term"));
+        // An empty license next to a license file is still parsed, as on crates.io.
+        let empty = NewCrate {
+            license: Some(String::new()),
+            license_file: Some("LICENSE".into()),
+            ..complete()
+        };
+        assert_eq!(metadata_err(empty), text("\n empty expression"));
+    }
+
+    #[test]
+    fn license_is_checked_after_description_and_before_urls() {
+        let krate = NewCrate {
+            license: Some("Nope".into()),
+            homepage: Some("example.com".into()),
+            ..complete()
+        };
+        assert!(metadata_err(krate).starts_with("unknown or invalid license expression"));
+        let krate = NewCrate {
+            license: Some("Nope".into()),
+            description: Some("d".repeat(1001)),
+            ..complete()
+        };
+        assert!(metadata_err(krate).starts_with("The `description` is too long"));
+    }
+
+    #[test]
+    fn urls_must_parse() {
+        for ok in [
+            "https://example.com",
+            "http://example.com:8080/a path?q=1#f",
+            "https://user:pw@example.com/",
+            "https://@example.com",
+            "https://[::1]:443/",
+            "http://1.2.3.4/",
+            "http://0x7f.1/",
+            "https://exa%41mple.com",
+            "https://example.com:",
+            "http:///example.com",
+            "https://例え.jp/",
+            "https://example.com./",
+        ] {
+            assert!(http_url_parses(ok), "{ok}");
+            let krate = NewCrate {
+                homepage: Some(ok.into()),
+                ..complete()
+            };
+            assert!(check_metadata(&krate).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://",
+            "http://:80",
+            "https://user@/path",
+            "https://exa mple.com",
+            "https://exa%20mple.com",
+            "http://a:99999",
+            "http://a:8x",
+            "https://[::1/",
+            "https://[nope]/",
+            "http://1.2.3.256",
+            "http://example.com.123",
+            "http://a<b/",
+        ] {
+            assert!(!http_url_parses(bad), "{bad}");
+        }
+        let repository = NewCrate {
+            repository: Some("https://git hub.com/x".into()),
+            ..complete()
+        };
+        assert_eq!(
+            metadata_err(repository),
+            "`repository` is not a valid url: `https://git hub.com/x`"
+        );
+    }
+
+    #[test]
     fn rust_version_must_be_bare() {
         for ok in ["1", "1.70", "1.70.0"] {
             let krate = NewCrate {
@@ -699,7 +1063,11 @@ mod tests {
                 rust_version: Some(bad.into()),
                 ..complete()
             };
-            assert_eq!(metadata_err(krate), "invalid `rust-version` value", "{bad}");
+            assert_eq!(
+                metadata_err(krate),
+                "failed to parse `Cargo.toml` manifest file\n\ninvalid `rust-version` value",
+                "{bad}"
+            );
         }
     }
 

@@ -1,0 +1,180 @@
+//! A remote layer's copy on disk (`--cache DIR`), for second runs and offline ones.
+//!
+//! Every index file and `.crate` a remote layer fetches is kept in DIR in cargo's
+//! local-registry layout, so DIR is also a valid `local-registry` source and a valid
+//! `-r local=DIR` layer. A `.crate` is kept only once its SHA-256 matches the index
+//! checksum, and is checked again each time it is served: a corrupt copy is deleted and
+//! fetched anew, never served. When the upstream cannot be reached, the index files in
+//! DIR answer instead (stale, with a warning), so a build that worked once works again
+//! on a machine without network.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::atomic::{sync_dir, temp_path, write_atomic};
+use super::error::{RegistryError, Result};
+use super::index::{CrateName, IndexLine, parse_index_file};
+
+pub struct DiskCache {
+    root: PathBuf,
+}
+
+impl DiskCache {
+    pub fn open(root: PathBuf) -> Result<DiskCache> {
+        fs::create_dir_all(root.join("index"))
+            .map_err(|e| RegistryError::storage("cache", &root, e))?;
+        Ok(DiskCache { root })
+    }
+
+    fn storage_error(&self, path: &Path, e: io::Error) -> RegistryError {
+        RegistryError::storage(&format!("cache:{}", self.root.display()), path, e)
+    }
+
+    fn index_file(&self, name: &CrateName) -> PathBuf {
+        self.root.join("index").join(name.index_path())
+    }
+
+    fn crate_file(&self, line: &IndexLine) -> PathBuf {
+        self.root
+            .join(format!("{}-{}.crate", line.name, line.version))
+    }
+
+    /// Keeps an index file as the upstream sent it.
+    pub fn store_index(&self, name: &CrateName, text: &str) -> Result<()> {
+        let path = self.index_file(name);
+        write_atomic(&path, text.as_bytes()).map_err(|e| self.storage_error(&path, e))
+    }
+
+    /// The kept index file, if there is one.
+    pub fn load_index(&self, name: &CrateName) -> Option<Vec<IndexLine>> {
+        let text = fs::read_to_string(self.index_file(name)).ok()?;
+        Some(parse_index_file(&text))
+    }
+
+    /// The kept `.crate` for `line`, if it is there and matches the index checksum. A
+    /// copy that does not match is removed.
+    pub fn open_verified(&self, line: &IndexLine) -> Option<(File, u64)> {
+        let path = self.crate_file(line);
+        let expected = line.field("cksum")?;
+        let mut file = File::open(&path).ok()?;
+        let actual = sha256_of(&mut file).ok()?;
+        if actual != expected {
+            log::warn!(
+                "cached {} does not match its checksum; removing it and fetching it again",
+                path.display()
+            );
+            let _ = fs::remove_file(&path);
+            return None;
+        }
+        let len = file.metadata().ok()?.len();
+        let file = File::open(&path).ok()?;
+        Some((file, len))
+    }
+
+    /// Copies a download into the cache, hashing as it goes, and keeps it only if it
+    /// matches the index checksum. Returns the kept file, ready to serve.
+    pub fn store_crate(&self, line: &IndexLine, download: &mut dyn Read) -> Result<(File, u64)> {
+        let path = self.crate_file(line);
+        let temp = temp_path(&path);
+        let result = (|| -> io::Result<Option<u64>> {
+            let mut file = File::create_new(&temp)?;
+            let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut buf = [0u8; 64 * 1024];
+            let mut len = 0u64;
+            loop {
+                let n = download.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                context.update(&buf[..n]);
+                file.write_all(&buf[..n])?;
+                len += n as u64;
+            }
+            if Some(hex(context.finish().as_ref())) != line.field("cksum") {
+                return Ok(None);
+            }
+            file.sync_all()?;
+            fs::rename(&temp, &path)?;
+            sync_dir(&path)?;
+            Ok(Some(len))
+        })();
+        let len = match result {
+            Ok(Some(len)) => len,
+            Ok(None) => {
+                let _ = fs::remove_file(&temp);
+                return Err(RegistryError::Upstream(format!(
+                    "the download of {}@{} does not match the index checksum",
+                    line.name, line.version
+                )));
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(self.storage_error(&path, e));
+            }
+        };
+        let file = File::open(&path).map_err(|e| self.storage_error(&path, e))?;
+        Ok((file, len))
+    }
+}
+
+fn sha256_of(reader: &mut dyn Read) -> io::Result<String> {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex(context.finish().as_ref()));
+        }
+        context.update(&buf[..n]);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(cksum: &str) -> IndexLine {
+        IndexLine::parse(&format!(
+            r#"{{"name":"kept","vers":"1.0.0","cksum":"{cksum}"}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn keeps_only_verified_crates_and_drops_corrupt_ones() {
+        let root = std::env::temp_dir().join(format!("overlay-disk-cache-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let cache = DiskCache::open(root.clone()).unwrap();
+        let good = line(&hex(
+            ring::digest::digest(&ring::digest::SHA256, b"crate").as_ref()
+        ));
+
+        assert!(cache.store_crate(&line("00"), &mut &b"crate"[..]).is_err());
+        assert!(
+            !root.join("kept-1.0.0.crate").exists(),
+            "a mismatch is not kept"
+        );
+        let (_, len) = cache.store_crate(&good, &mut &b"crate"[..]).unwrap();
+        assert_eq!(len, 5);
+        assert!(cache.open_verified(&good).is_some());
+
+        fs::write(root.join("kept-1.0.0.crate"), b"corrupt").unwrap();
+        assert!(cache.open_verified(&good).is_none());
+        assert!(
+            !root.join("kept-1.0.0.crate").exists(),
+            "a corrupt copy is removed"
+        );
+
+        let name = CrateName::new("kept").unwrap();
+        cache
+            .store_index(&name, &format!("{}\n", good.raw))
+            .unwrap();
+        assert_eq!(cache.load_index(&name).unwrap().len(), 1);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

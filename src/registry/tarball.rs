@@ -1,0 +1,1374 @@
+//! crates.io's checks on the `.crate` file itself, with crates.io's exact texts.
+//!
+//! crates.io (`crates_io_tarball::process_tarball` and the publish controller) gunzips
+//! the upload with a cap on the decompressed size, walks the tar entries and refuses,
+//! entry by entry and in this order: a malformed archive; a pax `size` that differs from
+//! the header's; a path outside `{name}-{vers}/`, with a `..` component or not UTF-8; any
+//! entry that is not a regular file or a directory. It then wants exactly one root
+//! `Cargo.toml`, and that manifest's `[package]` name and version must equal the publish
+//! metadata's. These are safety checks, so they run on every publish, permissive or not.
+//!
+//! The tar format is parsed here (512-byte headers, octal or base-256 numbers, padding,
+//! end blocks, GNU `L`/`K` long names and pax `x` headers), the way the `tar` crate that
+//! crates.io uses reads it, so what this module calls a path is what crates.io calls one.
+//! Everything is streamed: the decompressed archive is never held in memory, only the
+//! root manifests and the (capped) extension headers are.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+// Inflate is the one part of the `.crate` format not worth writing by hand: a correct,
+// hardened DEFLATE decoder is far larger than everything else in this module, and a
+// subtle bug in it would be a safety bug. flate2 with its default backend is pure Rust
+// (miniz_oxide) and adds only a handful of small crates.
+use flate2::read::GzDecoder;
+
+use super::error::{RegistryError, Result};
+
+/// crates.io's default cap on the decompressed size of a `.crate` (512 MiB).
+pub const DEFAULT_MAX_UNPACKED_LEN: u64 = 512 * 1024 * 1024;
+
+/// crates.io's text for anything wrong with the gzip or tar structure, and for an archive
+/// larger than the cap once decompressed.
+pub const MALFORMED: &str = "uploaded tarball is malformed or too large when decompressed";
+
+const BLOCK: usize = 512;
+/// A cap on GNU long-name and pax header payloads, which are held in memory. The `tar`
+/// crate has none, but no real path or pax record comes near it.
+const MAX_EXTENSION_LEN: u64 = 1024 * 1024;
+
+/// Checks a `.crate` the way crates.io does before it looks at any other metadata.
+///
+/// `name` and `vers` are the publish metadata's (`vers` as cargo sent it: semver's
+/// `Display` reproduces any version it parsed, so it is also crates.io's
+/// `{name}-{version}` root).
+pub fn check(crate_bytes: &[u8], name: &str, vers: &str, max_unpacked_len: u64) -> Result<()> {
+    let root = format!("{name}-{vers}");
+    let source = Budget {
+        inner: GzDecoder::new(crate_bytes),
+        left: max_unpacked_len,
+    };
+    let manifest = read_archive(source, root.as_bytes())?;
+    // crates.io compares with the metadata exactly as sent, before any other metadata rule.
+    if manifest.name != name {
+        return Err(RegistryError::invalid(format!(
+            "metadata name `{name}` does not match manifest name `{}`",
+            manifest.name
+        )));
+    }
+    if manifest.version != vers {
+        return Err(RegistryError::invalid(format!(
+            "metadata version `{vers}` does not match manifest version `{}`",
+            manifest.version
+        )));
+    }
+    Ok(())
+}
+
+fn malformed() -> RegistryError {
+    RegistryError::invalid(MALFORMED)
+}
+
+fn invalid_path(path: &[u8]) -> RegistryError {
+    RegistryError::invalid(format!(
+        "invalid path found: {}",
+        String::from_utf8_lossy(path)
+    ))
+}
+
+/// The `[package]` identity of a root `Cargo.toml`.
+#[derive(Debug)]
+struct Manifest {
+    name: String,
+    version: String,
+}
+
+/// Walks every entry, then picks the one root manifest, as `process_tarball` does.
+fn read_archive(source: impl Read, root: &[u8]) -> Result<Manifest> {
+    let mut archive = Archive { src: source };
+    // Root manifests by file name (any casing of `cargo.toml`). Like crates.io's map keyed
+    // by path, a second entry with the same name replaces the first.
+    let mut manifests: BTreeMap<Vec<u8>, Manifest> = BTreeMap::new();
+    while let Some(entry) = archive.next_entry()? {
+        if let Some(size) = entry.pax_size() {
+            match size {
+                Ok(size) if size == entry.header_size => {}
+                Ok(_) => {
+                    return Err(RegistryError::invalid(
+                        "mismatched pax and tar header sizes",
+                    ));
+                }
+                Err(()) => return Err(RegistryError::invalid("malformed pax size")),
+            }
+        }
+        let path = entry.path();
+        let components = components(&path);
+        let Some((Component::Normal(first), rest)) = components.split_first() else {
+            return Err(invalid_path(&path));
+        };
+        if *first != root || rest.contains(&Component::Parent) {
+            return Err(invalid_path(&path));
+        }
+        if std::str::from_utf8(&path).is_err() {
+            return Err(invalid_path(&path));
+        }
+        if !matches!(entry.kind, b'0' | b'\0' | b'5') {
+            return Err(RegistryError::invalid(format!(
+                "unexpected tar entry type {} found: {}",
+                entry_type_name(entry.kind),
+                String::from_utf8_lossy(&path)
+            )));
+        }
+        if let [Component::Normal(file)] = rest
+            && file.eq_ignore_ascii_case(b"cargo.toml")
+        {
+            let text = archive.read_data(entry.size, u64::MAX)?;
+            let text = String::from_utf8(text).map_err(|_| malformed())?;
+            let manifest = parse_manifest(&text).map_err(|detail| {
+                RegistryError::invalid(format!(
+                    "failed to parse `Cargo.toml` manifest file\n\n{detail}"
+                ))
+            })?;
+            manifests.insert(file.to_vec(), manifest);
+        } else {
+            archive.skip_data(entry.size)?;
+        }
+    }
+    if manifests.len() > 1 {
+        let found: Vec<_> = manifests
+            .keys()
+            .map(|file| String::from_utf8_lossy(file).into_owned())
+            .collect();
+        return Err(RegistryError::invalid(format!(
+            "uploaded tarball contains more than one `Cargo.toml` manifest file; found `{}`",
+            found.join("`, `")
+        )));
+    }
+    let Some((file, manifest)) = manifests.pop_first() else {
+        return Err(RegistryError::invalid(
+            "uploaded tarball is missing a `Cargo.toml` manifest file",
+        ));
+    };
+    // Any casing is collected, so that a case-insensitive file system cannot hide a
+    // second manifest, but only cargo's two spellings are accepted.
+    if file != b"Cargo.toml" && file != b"cargo.toml" {
+        return Err(RegistryError::invalid(format!(
+            "uploaded tarball is missing a `Cargo.toml` manifest file; `{}` was found, but \
+             must be named `Cargo.toml` with that exact casing",
+            String::from_utf8_lossy(&file)
+        )));
+    }
+    Ok(manifest)
+}
+
+/// The names crates.io prints for tar entry types (the `Debug` form of `tar`'s
+/// `EntryType`).
+fn entry_type_name(kind: u8) -> String {
+    let name = match kind {
+        b'0' | b'\0' => "Regular",
+        b'1' => "Link",
+        b'2' => "Symlink",
+        b'3' => "Char",
+        b'4' => "Block",
+        b'5' => "Directory",
+        b'6' => "Fifo",
+        b'7' => "Continuous",
+        b'x' => "XHeader",
+        b'g' => "XGlobalHeader",
+        b'L' => "GNULongName",
+        b'K' => "GNULongLink",
+        b'S' => "GNUSparse",
+        other => return format!("Other({other})"),
+    };
+    name.to_string()
+}
+
+/// A path component as `std::path::Path` sees one on Unix, which is what crates.io's
+/// `strip_prefix` and `..` checks operate on.
+#[derive(Debug, PartialEq)]
+enum Component<'a> {
+    Root,
+    Current,
+    Parent,
+    Normal(&'a [u8]),
+}
+
+/// `Path::components`: repeated separators and `.` collapse, except a leading `.`.
+fn components(path: &[u8]) -> Vec<Component<'_>> {
+    let mut out = Vec::new();
+    if path.first() == Some(&b'/') {
+        out.push(Component::Root);
+    }
+    for (i, part) in path.split(|&b| b == b'/').enumerate() {
+        match part {
+            b"" => {}
+            b"." if i == 0 => out.push(Component::Current),
+            b"." => {}
+            b".." => out.push(Component::Parent),
+            normal => out.push(Component::Normal(normal)),
+        }
+    }
+    out
+}
+
+/// A reader that fails once `left` decompressed bytes are used up: crates.io's
+/// `LimitErrorReader`, which refuses an archive that needs as many bytes as the cap.
+struct Budget<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..room])?;
+        self.left -= n as u64;
+        if self.left == 0 {
+            return Err(io::Error::other("maximum limit reached when reading"));
+        }
+        Ok(n)
+    }
+}
+
+/// One archive member, with the extension headers that preceded it applied.
+struct Entry {
+    header: [u8; BLOCK],
+    kind: u8,
+    /// The size in the header itself.
+    header_size: u64,
+    /// The size of the data that follows (a pax `size` overrides the header's).
+    size: u64,
+    long_name: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// The entry's path as the `tar` crate reports it: a GNU long name, else a pax
+    /// `path`, else the header's (ustar `prefix/name`).
+    fn path(&self) -> Vec<u8> {
+        if let Some(name) = &self.long_name {
+            return name.strip_suffix(b"\0").unwrap_or(name).to_vec();
+        }
+        if let Some(path) = self.pax.as_deref().and_then(|pax| pax_value(pax, b"path")) {
+            return path.to_vec();
+        }
+        header_path(&self.header)
+    }
+
+    /// The pax `size` attached to this entry, if any, and whether it is a number.
+    fn pax_size(&self) -> Option<Result<u64, ()>> {
+        let value = pax_value(self.pax.as_deref()?, b"size")?;
+        Some(parse_decimal(value))
+    }
+}
+
+struct Archive<R> {
+    src: R,
+}
+
+impl<R: Read> Archive<R> {
+    /// The next real entry, consuming GNU long-name/long-link and pax headers on the
+    /// way; `None` at the end of the archive (end of input or a zero block).
+    fn next_entry(&mut self) -> Result<Option<Entry>> {
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link = false;
+        let mut pax: Option<Vec<u8>> = None;
+        loop {
+            let Some(header) = self.read_header()? else {
+                return Ok(None);
+            };
+            if !checksum_matches(&header)? {
+                return Err(malformed());
+            }
+            let kind = header[156];
+            let header_size = parse_numeric(&header[124..136])?;
+            let is_extension = matches!(kind, b'L' | b'K' | b'x' | b'g');
+            let size = match pax.as_deref().and_then(|p| pax_value(p, b"size")) {
+                Some(value) if !is_extension => parse_decimal(value).map_err(|()| malformed())?,
+                _ => header_size,
+            };
+            // Only headers with a ustar or GNU magic count as extensions; anything else
+            // is an ordinary (and, as a path, invalid) entry.
+            let recognized = is_ustar(&header) || is_gnu(&header);
+            let pax_has = |key: &[u8]| pax.as_deref().and_then(|p| pax_value(p, key)).is_some();
+            match kind {
+                b'L' if recognized => {
+                    if long_name.is_some() || pax_has(b"path") {
+                        return Err(malformed());
+                    }
+                    long_name = Some(self.read_data(size, MAX_EXTENSION_LEN)?);
+                }
+                b'K' if recognized => {
+                    if long_link || pax_has(b"linkpath") {
+                        return Err(malformed());
+                    }
+                    self.read_data(size, MAX_EXTENSION_LEN)?;
+                    long_link = true;
+                }
+                b'x' if recognized => {
+                    if pax.is_some() {
+                        return Err(malformed());
+                    }
+                    let records = self.read_data(size, MAX_EXTENSION_LEN)?;
+                    let keys = pax_records(&records).map_err(|()| malformed())?;
+                    let has = |key: &[u8]| keys.iter().any(|(k, _)| *k == key);
+                    if (long_name.is_some() && has(b"path")) || (long_link && has(b"linkpath")) {
+                        return Err(malformed());
+                    }
+                    pax = Some(records);
+                }
+                _ => {
+                    if kind == b'S' {
+                        self.skip_sparse_extensions(&header)?;
+                    }
+                    return Ok(Some(Entry {
+                        header,
+                        kind,
+                        header_size,
+                        size,
+                        long_name,
+                        pax,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// A header block, or `None` at a clean end of input or at a zero block.
+    fn read_header(&mut self) -> Result<Option<[u8; BLOCK]>> {
+        let mut block = [0u8; BLOCK];
+        let mut filled = 0;
+        while filled < BLOCK {
+            match self.src.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(malformed()),
+            }
+        }
+        match filled {
+            0 => Ok(None),
+            BLOCK if block.iter().all(|&b| b == 0) => Ok(None),
+            BLOCK => Ok(Some(block)),
+            _ => Err(malformed()),
+        }
+    }
+
+    /// Reads an entry's data (at most `max` bytes, else malformed) and its padding.
+    fn read_data(&mut self, size: u64, max: u64) -> Result<Vec<u8>> {
+        if size > max {
+            return Err(malformed());
+        }
+        let mut data = Vec::new();
+        (&mut self.src)
+            .take(size)
+            .read_to_end(&mut data)
+            .map_err(|_| malformed())?;
+        if (data.len() as u64) < size {
+            return Err(malformed());
+        }
+        self.skip(padding(size)?)?;
+        Ok(data)
+    }
+
+    /// Skips an entry's data and padding.
+    fn skip_data(&mut self, size: u64) -> Result<()> {
+        let padded = size.checked_add(padding(size)?).ok_or_else(malformed)?;
+        self.skip(padded)
+    }
+
+    fn skip(&mut self, len: u64) -> Result<()> {
+        let skipped =
+            io::copy(&mut (&mut self.src).take(len), &mut io::sink()).map_err(|_| malformed())?;
+        if skipped < len {
+            return Err(malformed());
+        }
+        Ok(())
+    }
+
+    /// A GNU sparse header may be followed by extension blocks listing more chunks.
+    fn skip_sparse_extensions(&mut self, header: &[u8; BLOCK]) -> Result<()> {
+        if !is_gnu(header) {
+            return Err(malformed());
+        }
+        let mut extended = header[482] != 0;
+        while extended {
+            let block = self.read_header()?.ok_or_else(malformed)?;
+            extended = block[504] != 0;
+        }
+        Ok(())
+    }
+}
+
+fn padding(size: u64) -> Result<u64> {
+    let rounded = size.checked_add(BLOCK as u64 - 1).ok_or_else(malformed)? & !(BLOCK as u64 - 1);
+    Ok(rounded - size)
+}
+
+fn is_ustar(header: &[u8; BLOCK]) -> bool {
+    &header[257..263] == b"ustar\0" && &header[263..265] == b"00"
+}
+
+fn is_gnu(header: &[u8; BLOCK]) -> bool {
+    &header[257..263] == b"ustar " && &header[263..265] == b" \0"
+}
+
+/// A header field up to its first NUL.
+fn truncate(field: &[u8]) -> &[u8] {
+    field
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(field, |end| &field[..end])
+}
+
+/// The header's own path: `name`, or for ustar headers `prefix/name`.
+fn header_path(header: &[u8; BLOCK]) -> Vec<u8> {
+    let name = &header[0..100];
+    let prefix = truncate(&header[345..500]);
+    let mut path = Vec::new();
+    if is_ustar(header) && !prefix.is_empty() {
+        path.extend_from_slice(prefix);
+        path.push(b'/');
+    }
+    path.extend_from_slice(truncate(name));
+    path
+}
+
+/// The header checksum: the byte sum with the checksum field counted as spaces.
+fn checksum_matches(header: &[u8; BLOCK]) -> Result<bool> {
+    let expected = parse_octal(&header[148..156])?;
+    let sum: u64 = header[..148]
+        .iter()
+        .chain(&header[156..])
+        .map(|&b| u64::from(b))
+        .sum::<u64>()
+        + 8 * u64::from(b' ');
+    Ok(sum == expected)
+}
+
+/// A numeric field: octal text, or GNU base-256 when the high bit is set.
+fn parse_numeric(field: &[u8]) -> Result<u64> {
+    if field[0] & 0x80 == 0 {
+        return parse_octal(field);
+    }
+    let (first, skip) = if field.len() == 8 {
+        (u64::from(field[0] ^ 0x80), 1)
+    } else {
+        (0, field.len() - 8)
+    };
+    Ok(field[skip..]
+        .iter()
+        .fold(first, |n, &b| (n << 8) | u64::from(b)))
+}
+
+fn parse_octal(field: &[u8]) -> Result<u64> {
+    let text = std::str::from_utf8(truncate(field)).map_err(|_| malformed())?;
+    u64::from_str_radix(text.trim(), 8).map_err(|_| malformed())
+}
+
+fn parse_decimal(value: &[u8]) -> Result<u64, ()> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or(())
+}
+
+/// A pax record's key and value.
+type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// pax records, `"<len> <key>=<value>\n"` each, as `(key, value)` pairs; an empty line
+/// ends them.
+fn pax_records(data: &[u8]) -> Result<Vec<PaxRecord<'_>>, ()> {
+    let mut records = Vec::new();
+    for line in data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        let space = line.iter().position(|&b| b == b' ').ok_or(())?;
+        let len: usize = std::str::from_utf8(&line[..space])
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or(())?;
+        if len != line.len() + 1 {
+            return Err(());
+        }
+        let record = &line[space + 1..];
+        let equals = record.iter().position(|&b| b == b'=').ok_or(())?;
+        records.push((&record[..equals], &record[equals + 1..]));
+    }
+    Ok(records)
+}
+
+/// The first value of `key` among well-formed pax records.
+fn pax_value<'a>(data: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    pax_records(data)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// Reads `[package]`'s `name` and `version` from a manifest.
+///
+/// This is not a TOML parser: it understands the subset `cargo package` writes when it
+/// normalizes a manifest (tables, dotted and quoted keys, basic and literal strings,
+/// multi-line strings, arrays and inline tables as values, comments), well enough to
+/// find two keys and to skip every other value without being fooled by its contents.
+/// An error is the detail crates.io gives after "failed to parse `Cargo.toml` manifest
+/// file".
+fn parse_manifest(text: &str) -> Result<Manifest, String> {
+    let mut toml = Toml {
+        rest: text.strip_prefix('\u{feff}').unwrap_or(text),
+    };
+    let mut table: Vec<String> = Vec::new();
+    let mut package_seen = false;
+    let mut has_patch = false;
+    let mut name: Option<Value> = None;
+    let mut version: Option<Value> = None;
+    loop {
+        toml.skip_blank();
+        if toml.rest.is_empty() {
+            break;
+        }
+        if toml.eat("[") {
+            let array = toml.eat("[");
+            toml.skip_spaces();
+            table = toml.key()?;
+            toml.skip_spaces();
+            if !toml.eat("]") || (array && !toml.eat("]")) {
+                return Err("invalid table header".into());
+            }
+            if array {
+                // An array of tables is never `[package]`.
+                table.insert(0, String::new());
+            }
+            has_patch |= table.len() > 1 && table[0] == "patch";
+        } else {
+            let key = toml.key()?;
+            toml.skip_spaces();
+            if !toml.eat("=") {
+                return Err("expected `=` after a key".into());
+            }
+            toml.skip_spaces();
+            let value = toml.value()?;
+            let mut full: Vec<&str> = table.iter().map(String::as_str).collect();
+            full.extend(key.iter().map(String::as_str));
+            if let ["package" | "project", rest @ ..] = full.as_slice() {
+                package_seen = true;
+                match rest {
+                    ["name"] => name = name.or(Some(value)),
+                    ["version"] => version = version.or(Some(value)),
+                    ["version", ..] => version = version.or(Some(Value::Other)),
+                    _ => {}
+                }
+            }
+            has_patch |= matches!(full.as_slice(), ["patch", _, ..]);
+        }
+        toml.end_of_line()?;
+        if table
+            .first()
+            .is_some_and(|t| t == "package" || t == "project")
+        {
+            package_seen = true;
+        }
+    }
+    if !package_seen {
+        return Err("missing field `package`".into());
+    }
+    let name = match name {
+        Some(Value::Str(name)) => name,
+        Some(Value::Other) => {
+            return Err("invalid type for `package.name`, expected a string".into());
+        }
+        None => return Err("missing field `name`".into()),
+    };
+    if has_patch {
+        return Err("crates cannot be published with `[patch]` tables".into());
+    }
+    let version = match version {
+        Some(Value::Str(version)) => version,
+        // `version.workspace = true`: cargo resolves inheritance when it packages.
+        Some(Value::Other) => return Err("value from workspace hasn't been set".into()),
+        None => return Err("missing field `version`".into()),
+    };
+    Ok(Manifest { name, version })
+}
+
+enum Value {
+    Str(String),
+    Other,
+}
+
+struct Toml<'a> {
+    rest: &'a str,
+}
+
+impl Toml<'_> {
+    fn eat(&mut self, token: &str) -> bool {
+        match self.rest.strip_prefix(token) {
+            Some(rest) => {
+                self.rest = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn skip_spaces(&mut self) {
+        self.rest = self.rest.trim_start_matches([' ', '\t']);
+    }
+
+    /// Skips whitespace, newlines and comments.
+    fn skip_blank(&mut self) {
+        loop {
+            self.rest = self.rest.trim_start_matches([' ', '\t', '\r', '\n']);
+            if self.rest.starts_with('#') {
+                self.skip_comment();
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn skip_comment(&mut self) {
+        let end = self.rest.find('\n').unwrap_or(self.rest.len());
+        self.rest = &self.rest[end..];
+    }
+
+    /// After a statement only spaces and a comment may follow on its line.
+    fn end_of_line(&mut self) -> Result<(), String> {
+        self.skip_spaces();
+        if self.rest.starts_with('#') {
+            self.skip_comment();
+        }
+        if self.rest.is_empty() || self.eat("\n") || self.eat("\r\n") {
+            Ok(())
+        } else {
+            Err("expected a newline after a value".into())
+        }
+    }
+
+    /// A dotted key: bare or quoted parts separated by `.`.
+    fn key(&mut self) -> Result<Vec<String>, String> {
+        let mut parts = Vec::new();
+        loop {
+            self.skip_spaces();
+            let part = if self.rest.starts_with('"') || self.rest.starts_with('\'') {
+                match self.value()? {
+                    Value::Str(part) => part,
+                    Value::Other => return Err("invalid key".into()),
+                }
+            } else {
+                let end = self
+                    .rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                    .unwrap_or(self.rest.len());
+                if end == 0 {
+                    return Err("invalid key".into());
+                }
+                let (part, rest) = self.rest.split_at(end);
+                self.rest = rest;
+                part.to_string()
+            };
+            parts.push(part);
+            self.skip_spaces();
+            if !self.eat(".") {
+                return Ok(parts);
+            }
+        }
+    }
+
+    /// One value; only strings are kept.
+    fn value(&mut self) -> Result<Value, String> {
+        if self.eat("\"\"\"") {
+            return self.string("\"\"\"", true).map(Value::Str);
+        }
+        if self.eat("'''") {
+            return self.string("'''", false).map(Value::Str);
+        }
+        if self.eat("\"") {
+            return self.string("\"", true).map(Value::Str);
+        }
+        if self.eat("'") {
+            return self.string("'", false).map(Value::Str);
+        }
+        if self.eat("[") {
+            self.sequence("]")?;
+            return Ok(Value::Other);
+        }
+        if self.eat("{") {
+            self.sequence("}")?;
+            return Ok(Value::Other);
+        }
+        // Numbers, booleans and dates: a run up to a delimiter.
+        let end = self
+            .rest
+            .find([' ', '\t', '\r', '\n', ',', ']', '}', '#'])
+            .unwrap_or(self.rest.len());
+        if end == 0 {
+            return Err("expected a value".into());
+        }
+        self.rest = &self.rest[end..];
+        Ok(Value::Other)
+    }
+
+    /// The items of an array (values) or an inline table (`key = value`), up to `close`.
+    fn sequence(&mut self, close: &str) -> Result<(), String> {
+        loop {
+            self.skip_blank();
+            if self.eat(close) {
+                return Ok(());
+            }
+            if close == "}" {
+                self.key()?;
+                self.skip_spaces();
+                if !self.eat("=") {
+                    return Err("expected `=` in an inline table".into());
+                }
+                self.skip_spaces();
+            }
+            self.value()?;
+            self.skip_blank();
+            if !self.eat(",") && !self.rest.starts_with(close) {
+                return Err("expected `,` between items".into());
+            }
+        }
+    }
+
+    /// The rest of a string opened by `quote`; `escapes` for basic strings.
+    fn string(&mut self, quote: &str, escapes: bool) -> Result<String, String> {
+        let multiline = quote.len() == 3;
+        if multiline {
+            // A newline right after the opening quotes is not part of the string.
+            let _ = self.eat("\r\n") || self.eat("\n");
+        }
+        let mut out = String::new();
+        loop {
+            if self.rest.starts_with(quote) {
+                self.rest = &self.rest[quote.len()..];
+                // Up to two quotes may end a multi-line string's content.
+                if multiline {
+                    let q = &quote[..1];
+                    for _ in 0..2 {
+                        if self.eat(q) {
+                            out.push_str(q);
+                        }
+                    }
+                }
+                return Ok(out);
+            }
+            let mut chars = self.rest.chars();
+            let Some(c) = chars.next() else {
+                return Err("unterminated string".into());
+            };
+            self.rest = chars.as_str();
+            match c {
+                '\n' if !multiline => return Err("newline in a string".into()),
+                '\\' if escapes => self.escape(multiline, &mut out)?,
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn escape(&mut self, multiline: bool, out: &mut String) -> Result<(), String> {
+        let mut chars = self.rest.chars();
+        let c = chars.next().ok_or("unterminated string")?;
+        self.rest = chars.as_str();
+        let simple = match c {
+            'b' => '\u{8}',
+            't' => '\t',
+            'n' => '\n',
+            'f' => '\u{c}',
+            'r' => '\r',
+            'e' => '\u{1b}',
+            '"' => '"',
+            '\\' => '\\',
+            'u' | 'U' => {
+                let len = if c == 'u' { 4 } else { 8 };
+                let hex = self.rest.get(..len).ok_or("invalid escape")?;
+                let code = u32::from_str_radix(hex, 16).map_err(|_| "invalid escape")?;
+                self.rest = &self.rest[len..];
+                char::from_u32(code).ok_or("invalid escape")?
+            }
+            // A line-ending backslash trims the newline and following whitespace.
+            ' ' | '\t' | '\r' | '\n' if multiline => {
+                self.rest = self.rest.trim_start_matches([' ', '\t', '\r', '\n']);
+                return Ok(());
+            }
+            _ => return Err("invalid escape".into()),
+        };
+        out.push(simple);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    const MANIFEST: &str = "[package]\nname = \"demo\"\nversion = \"0.1.0\"\n";
+
+    /// A ustar header block (GNU magic with `gnu`), checksummed.
+    fn header(path: &str, kind: u8, size: usize, gnu: bool) -> [u8; BLOCK] {
+        let mut h = [0u8; BLOCK];
+        h[..path.len()].copy_from_slice(path.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = kind;
+        if gnu {
+            h[257..265].copy_from_slice(b"ustar  \0");
+        } else {
+            h[257..265].copy_from_slice(b"ustar\x0000");
+        }
+        seal(&mut h);
+        h
+    }
+
+    fn seal(h: &mut [u8; BLOCK]) {
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+
+    /// An uncompressed tar being built: entries, then the two end blocks.
+    #[derive(Default)]
+    struct Tar(Vec<u8>);
+
+    impl Tar {
+        fn raw(mut self, header: [u8; BLOCK], data: &[u8]) -> Self {
+            self.0.extend_from_slice(&header);
+            self.0.extend_from_slice(data);
+            self.0.resize(self.0.len().div_ceil(BLOCK) * BLOCK, 0);
+            self
+        }
+
+        fn entry(self, path: &str, kind: u8, data: &[u8]) -> Self {
+            self.raw(header(path, kind, data.len(), false), data)
+        }
+
+        fn file(self, path: &str, data: &str) -> Self {
+            self.entry(path, b'0', data.as_bytes())
+        }
+
+        fn gz(mut self) -> Vec<u8> {
+            self.0.extend_from_slice(&[0; 2 * BLOCK]);
+            gzip(&self.0)
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A minimal `.crate` for `name`@`vers`, for other modules' tests.
+    pub(crate) fn demo_crate(name: &str, vers: &str) -> Vec<u8> {
+        let root = format!("{name}-{vers}");
+        Tar::default()
+            .file(
+                &format!("{root}/Cargo.toml"),
+                &format!("[package]\nname = \"{name}\"\nversion = \"{vers}\"\n"),
+            )
+            .file(&format!("{root}/src/lib.rs"), "")
+            .gz()
+    }
+
+    /// A `.crate` whose `{name}-{vers}/link` is a symlink, for other modules' tests.
+    pub(crate) fn crate_with_symlink(name: &str, vers: &str) -> Vec<u8> {
+        let root = format!("{name}-{vers}");
+        Tar::default()
+            .file(
+                &format!("{root}/Cargo.toml"),
+                &format!("[package]\nname = \"{name}\"\nversion = \"{vers}\"\n"),
+            )
+            .entry(&format!("{root}/link"), b'2', b"")
+            .gz()
+    }
+
+    fn good() -> Tar {
+        Tar::default()
+            .entry("demo-0.1.0/", b'5', b"")
+            .file("demo-0.1.0/Cargo.toml", MANIFEST)
+            .file("demo-0.1.0/src/lib.rs", "pub fn f() {}\n")
+    }
+
+    fn run(crate_bytes: &[u8]) -> Result<()> {
+        check(crate_bytes, "demo", "0.1.0", DEFAULT_MAX_UNPACKED_LEN)
+    }
+
+    fn refusal(crate_bytes: &[u8]) -> String {
+        match run(crate_bytes) {
+            Err(RegistryError::Invalid(detail)) => detail,
+            other => panic!("expected an Invalid error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_tarball_passes() {
+        run(&good().gz()).unwrap();
+    }
+
+    #[test]
+    fn paths_must_be_under_the_package_root() {
+        let outside = good().file("other-0.1.0/evil.rs", "").gz();
+        assert_eq!(refusal(&outside), "invalid path found: other-0.1.0/evil.rs");
+        let sibling = good().file("demo-0.1.0x/a", "").gz();
+        assert_eq!(refusal(&sibling), "invalid path found: demo-0.1.0x/a");
+        let absolute = good().file("/demo-0.1.0/a", "").gz();
+        assert_eq!(refusal(&absolute), "invalid path found: /demo-0.1.0/a");
+        let dotted = good().file("./demo-0.1.0/a", "").gz();
+        assert_eq!(refusal(&dotted), "invalid path found: ./demo-0.1.0/a");
+        // `Path` collapses `//` and inner `.`, so these are inside.
+        run(&good().file("demo-0.1.0//src/./x.rs", "").gz()).unwrap();
+    }
+
+    #[test]
+    fn parent_components_are_refused() {
+        let escape = good().file("demo-0.1.0/../outside", "").gz();
+        assert_eq!(
+            refusal(&escape),
+            "invalid path found: demo-0.1.0/../outside"
+        );
+        let deep = good().file("demo-0.1.0/src/../../x", "").gz();
+        assert_eq!(refusal(&deep), "invalid path found: demo-0.1.0/src/../../x");
+    }
+
+    #[test]
+    fn non_utf8_paths_are_refused() {
+        let mut h = header("demo-0.1.0/x", b'0', 0, false);
+        h[12] = 0xff;
+        seal(&mut h);
+        let tarball = good().raw(h, b"").gz();
+        assert_eq!(
+            refusal(&tarball),
+            "invalid path found: demo-0.1.0/x\u{fffd}"
+        );
+    }
+
+    #[test]
+    fn symlinks_are_refused() {
+        let mut h = header("demo-0.1.0/link", b'2', 0, false);
+        h[157..168].copy_from_slice(b"/etc/passwd");
+        seal(&mut h);
+        let tarball = good().raw(h, b"").gz();
+        assert_eq!(
+            refusal(&tarball),
+            "unexpected tar entry type Symlink found: demo-0.1.0/link"
+        );
+    }
+
+    #[test]
+    fn hard_links_and_other_types_are_refused() {
+        for (kind, name) in [
+            (b'1', "Link"),
+            (b'3', "Char"),
+            (b'4', "Block"),
+            (b'6', "Fifo"),
+            (b'7', "Continuous"),
+            (b'Z', "Other(90)"),
+        ] {
+            let tarball = good().entry("demo-0.1.0/bar", kind, b"").gz();
+            assert_eq!(
+                refusal(&tarball),
+                format!("unexpected tar entry type {name} found: demo-0.1.0/bar")
+            );
+        }
+    }
+
+    #[test]
+    fn path_checks_come_before_type_checks() {
+        let tarball = good().entry("elsewhere/link", b'2', b"").gz();
+        assert_eq!(refusal(&tarball), "invalid path found: elsewhere/link");
+    }
+
+    #[test]
+    fn a_root_manifest_is_required() {
+        let none = Tar::default().file("demo-0.1.0/src/lib.rs", "").gz();
+        let text = "uploaded tarball is missing a `Cargo.toml` manifest file";
+        assert_eq!(refusal(&none), text);
+        let nested = Tar::default()
+            .file("demo-0.1.0/sub/Cargo.toml", MANIFEST)
+            .gz();
+        assert_eq!(refusal(&nested), text);
+        let shouting = Tar::default().file("demo-0.1.0/CARGO.TOML", MANIFEST).gz();
+        assert_eq!(
+            refusal(&shouting),
+            "uploaded tarball is missing a `Cargo.toml` manifest file; `CARGO.TOML` was \
+             found, but must be named `Cargo.toml` with that exact casing"
+        );
+        let two = good().file("demo-0.1.0/cargo.toml", MANIFEST).gz();
+        assert_eq!(
+            refusal(&two),
+            "uploaded tarball contains more than one `Cargo.toml` manifest file; found \
+             `Cargo.toml`, `cargo.toml`"
+        );
+        run(&Tar::default().file("demo-0.1.0/cargo.toml", MANIFEST).gz()).unwrap();
+    }
+
+    #[test]
+    fn manifest_name_must_match() {
+        let other = Tar::default()
+            .file(
+                "demo-0.1.0/Cargo.toml",
+                "[package]\nname = \"other\"\nversion = \"0.1.0\"\n",
+            )
+            .gz();
+        assert_eq!(
+            refusal(&other),
+            "metadata name `demo` does not match manifest name `other`"
+        );
+    }
+
+    #[test]
+    fn manifest_version_must_match() {
+        let other = Tar::default()
+            .file(
+                "demo-0.1.0/Cargo.toml",
+                "[package]\nname = \"demo\"\nversion = \"0.2.0\"\n",
+            )
+            .gz();
+        assert_eq!(
+            refusal(&other),
+            "metadata version `0.1.0` does not match manifest version `0.2.0`"
+        );
+    }
+
+    #[test]
+    fn entry_checks_come_before_manifest_checks() {
+        let tarball = Tar::default()
+            .file(
+                "demo-0.1.0/Cargo.toml",
+                "[package]\nname = \"other\"\nversion = \"0.1.0\"\n",
+            )
+            .entry("demo-0.1.0/link", b'2', b"")
+            .gz();
+        assert_eq!(
+            refusal(&tarball),
+            "unexpected tar entry type Symlink found: demo-0.1.0/link"
+        );
+    }
+
+    #[test]
+    fn truncated_or_bad_gzip_is_malformed() {
+        let whole = good().gz();
+        assert_eq!(refusal(&whole[..whole.len() / 2]), MALFORMED);
+        assert_eq!(refusal(&whole[..5]), MALFORMED);
+        assert_eq!(refusal(b"not gzip at all"), MALFORMED);
+        let mut corrupt = whole.clone();
+        corrupt[20] ^= 0xff;
+        assert!(run(&corrupt).is_err());
+    }
+
+    #[test]
+    fn truncated_tar_inside_good_gzip_is_malformed() {
+        let mut tar = good().0;
+        tar.extend_from_slice(&header("demo-0.1.0/big", b'0', 4096, false));
+        tar.extend_from_slice(&[b'x'; 100]);
+        assert_eq!(refusal(&gzip(&tar)), MALFORMED);
+        // A partial header block.
+        let mut tar = good().0;
+        tar.extend_from_slice(&[1; 100]);
+        assert_eq!(refusal(&gzip(&tar)), MALFORMED);
+    }
+
+    #[test]
+    fn bad_checksums_are_malformed() {
+        let mut h = header("demo-0.1.0/x", b'0', 0, false);
+        h[0] ^= 1;
+        assert_eq!(refusal(&good().raw(h, b"").gz()), MALFORMED);
+    }
+
+    #[test]
+    fn gzip_bombs_hit_the_cap() {
+        let bomb = good().file("demo-0.1.0/zeros", &"\0".repeat(1 << 20)).gz();
+        assert!(bomb.len() < 4096, "{}", bomb.len());
+        let small = |max| check(&bomb, "demo", "0.1.0", max);
+        match small(64 * 1024) {
+            Err(RegistryError::Invalid(detail)) => assert_eq!(detail, MALFORMED),
+            other => panic!("{other:?}"),
+        }
+        small(4 << 20).unwrap();
+        // The cap is crates.io's: an archive needing exactly the cap is refused.
+        let plain = good();
+        let needed = plain.0.len() as u64 + BLOCK as u64;
+        let tarball = plain.gz();
+        assert!(check(&tarball, "demo", "0.1.0", needed).is_err());
+        check(&tarball, "demo", "0.1.0", needed + 1).unwrap();
+    }
+
+    #[test]
+    fn gnu_long_names_are_followed() {
+        let long = format!("demo-0.1.0/{}/lib.rs", "a".repeat(150));
+        let mut data = long.clone().into_bytes();
+        data.push(0);
+        let tarball = good()
+            .raw(header("././@LongLink", b'L', data.len(), true), &data)
+            .raw(header(&long[..100], b'0', 3, true), b"abc")
+            .gz();
+        run(&tarball).unwrap();
+        // The long name is what gets checked.
+        let evil = format!("elsewhere/{}", "b".repeat(150));
+        let tarball = good()
+            .raw(
+                header("././@LongLink", b'L', evil.len(), true),
+                evil.as_bytes(),
+            )
+            .raw(header("demo-0.1.0/innocent", b'0', 0, true), b"")
+            .gz();
+        assert_eq!(refusal(&tarball), format!("invalid path found: {evil}"));
+        // Two long names for one member.
+        let tarball = good()
+            .raw(header("././@LongLink", b'L', 3, true), b"a\0\0")
+            .raw(header("././@LongLink", b'L', 3, true), b"b\0\0")
+            .raw(header("demo-0.1.0/x", b'0', 0, true), b"")
+            .gz();
+        assert_eq!(refusal(&tarball), MALFORMED);
+    }
+
+    /// pax records; each starts with its own length, digits included.
+    fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (key, value) in records {
+            let body = format!(" {key}={value}\n");
+            let mut len = body.len() + 1;
+            while len != body.len() + len.to_string().len() {
+                len = body.len() + len.to_string().len();
+            }
+            out.extend(format!("{len}{body}").into_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn pax_paths_are_followed() {
+        let records = pax(&[("path", "demo-0.1.0/from-pax.rs")]);
+        let tarball = good()
+            .raw(header("PaxHeaders/x", b'x', records.len(), false), &records)
+            .raw(header("demo-0.1.0/short", b'0', 0, false), b"")
+            .gz();
+        run(&tarball).unwrap();
+        let records = pax(&[("path", "../../etc/passwd")]);
+        let tarball = good()
+            .raw(header("PaxHeaders/x", b'x', records.len(), false), &records)
+            .raw(header("demo-0.1.0/innocent", b'0', 0, false), b"")
+            .gz();
+        assert_eq!(refusal(&tarball), "invalid path found: ../../etc/passwd");
+    }
+
+    #[test]
+    fn pax_sizes_must_agree_with_the_header() {
+        let records = pax(&[("size", "3")]);
+        let tarball = good()
+            .raw(header("PaxHeaders/x", b'x', records.len(), false), &records)
+            .raw(header("demo-0.1.0/x", b'0', 5, false), b"abcde")
+            .gz();
+        assert_eq!(refusal(&tarball), "mismatched pax and tar header sizes");
+        let records = b"9 size=x\n";
+        let tarball = good()
+            .raw(header("PaxHeaders/x", b'x', records.len(), false), records)
+            .raw(header("demo-0.1.0/x", b'0', 0, false), b"")
+            .gz();
+        assert_eq!(refusal(&tarball), MALFORMED);
+        let records = b"99 path=x\n";
+        let tarball = good()
+            .raw(header("PaxHeaders/x", b'x', records.len(), false), records)
+            .raw(header("demo-0.1.0/x", b'0', 0, false), b"")
+            .gz();
+        assert_eq!(refusal(&tarball), MALFORMED);
+    }
+
+    #[test]
+    fn pax_records_are_measured_correctly() {
+        // The helper above must produce what real writers produce.
+        assert_eq!(pax(&[("path", "a")]), b"9 path=a\n");
+        let value = "x".repeat(90);
+        let records = pax(&[("path", &value)]);
+        assert_eq!(
+            pax_records(&records).unwrap(),
+            [(&b"path"[..], value.as_bytes())]
+        );
+    }
+
+    #[test]
+    fn extension_headers_without_a_magic_are_plain_entries() {
+        let mut h = header("././@LongLink", b'L', 0, false);
+        h[257..265].fill(0);
+        seal(&mut h);
+        assert_eq!(
+            refusal(&good().raw(h, b"").gz()),
+            "invalid path found: ././@LongLink"
+        );
+        let global = good().entry("demo-0.1.0/g", b'g', b"").gz();
+        assert_eq!(
+            refusal(&global),
+            "unexpected tar entry type XGlobalHeader found: demo-0.1.0/g"
+        );
+    }
+
+    #[test]
+    fn base256_sizes_are_read() {
+        let mut h = header("demo-0.1.0/x", b'0', 0, true);
+        h[124..136].fill(0);
+        h[124] = 0x80;
+        h[135] = 3;
+        seal(&mut h);
+        run(&good().raw(h, b"abc").gz()).unwrap();
+    }
+
+    #[test]
+    fn ustar_prefixes_are_part_of_the_path() {
+        let mut h = header("lib.rs", b'0', 0, false);
+        h[345..359].copy_from_slice(b"demo-0.1.0/src");
+        seal(&mut h);
+        run(&good().raw(h, b"").gz()).unwrap();
+        let mut h = header("lib.rs", b'0', 0, false);
+        h[345..352].copy_from_slice(b"outside");
+        seal(&mut h);
+        assert_eq!(
+            refusal(&good().raw(h, b"").gz()),
+            "invalid path found: outside/lib.rs"
+        );
+    }
+
+    #[test]
+    fn the_archive_ends_at_a_zero_block() {
+        let mut tar = good().0;
+        tar.extend_from_slice(&[0; BLOCK]);
+        // What follows the end is not looked at, as with crates.io.
+        tar.extend_from_slice(&header("elsewhere/x", b'2', 0, false));
+        run(&gzip(&tar)).unwrap();
+        // No end blocks at all is fine too.
+        run(&gzip(&good().0)).unwrap();
+    }
+
+    fn manifest(text: &str) -> Result<Manifest, String> {
+        parse_manifest(text)
+    }
+
+    #[test]
+    fn manifests_as_cargo_normalizes_them() {
+        let text = r#"# THIS FILE IS AUTOMATICALLY GENERATED BY CARGO
+#
+# When uploading crates to the registry Cargo will automatically
+# "normalize" Cargo.toml files for maximal compatibility
+
+[package]
+edition = "2021"
+rust-version = "1.70"
+name = "demo-crate"
+version = "1.2.3-beta.1+build.5"
+authors = [
+    "A <a@example.com>",
+    "B",
+]
+build = "build.rs"
+description = """
+A multi-line description.
+name = "not-the-name"
+[lib]
+"""
+readme = false
+license = 'MIT OR Apache-2.0'
+metadata.docs.rs = { all-features = true, targets = ["x86_64-unknown-linux-gnu"] }
+
+[lib]
+name = "demo_lib"
+path = "src/lib.rs"
+
+[dependencies.serde]
+version = "1.0"
+features = ["derive"]
+
+[target.'cfg(unix)'.dependencies]
+libc = "0.2"
+"#;
+        let parsed = manifest(text).unwrap();
+        assert_eq!(parsed.name, "demo-crate");
+        assert_eq!(parsed.version, "1.2.3-beta.1+build.5");
+    }
+
+    #[test]
+    fn manifest_strings_and_keys() {
+        let parsed =
+            manifest("[ package ]\n\"name\" = \"d\\u0065mo\" # comment\n'version' = '0.1.0'\r\n")
+                .unwrap();
+        assert_eq!(
+            (parsed.name.as_str(), parsed.version.as_str()),
+            ("demo", "0.1.0")
+        );
+        let dotted = manifest("package.name = \"demo\"\npackage.version = \"0.1.0\"\n").unwrap();
+        assert_eq!(dotted.name, "demo");
+        let project = manifest("[project]\nname = \"demo\"\nversion = \"0.1.0\"\n").unwrap();
+        assert_eq!(project.version, "0.1.0");
+    }
+
+    #[test]
+    fn manifest_errors() {
+        assert_eq!(manifest("").unwrap_err(), "missing field `package`");
+        assert_eq!(
+            manifest("[package]\nversion = \"1.0.0\"\n").unwrap_err(),
+            "missing field `name`"
+        );
+        assert_eq!(
+            manifest("[package]\nname = \"a\"\n").unwrap_err(),
+            "missing field `version`"
+        );
+        assert_eq!(
+            manifest("[package]\nname = \"a\"\nversion.workspace = true\n").unwrap_err(),
+            "value from workspace hasn't been set"
+        );
+        assert_eq!(
+            manifest(
+                "[package]\nname = \"a\"\nversion = \"1.0.0\"\n[patch.crates-io]\nx = \"1\"\n"
+            )
+            .unwrap_err(),
+            "crates cannot be published with `[patch]` tables"
+        );
+        assert!(manifest("[package]\nname = \"a\nversion = \"1\"\n").is_err());
+        let tarball = Tar::default()
+            .file("demo-0.1.0/Cargo.toml", "[package]\n")
+            .gz();
+        assert_eq!(
+            refusal(&tarball),
+            "failed to parse `Cargo.toml` manifest file\n\nmissing field `name`"
+        );
+    }
+
+    #[test]
+    fn components_follow_std_path() {
+        use std::path::{Component as Std, Path};
+        for path in [
+            "a/b", "/a//b/", "./a/./b", "a/../b", ".", "..", "a/.", "//", "a/.../b", "",
+        ] {
+            let ours: Vec<String> = components(path.as_bytes())
+                .iter()
+                .map(|c| match c {
+                    Component::Root => "/".into(),
+                    Component::Current => ".".into(),
+                    Component::Parent => "..".into(),
+                    Component::Normal(n) => String::from_utf8_lossy(n).into_owned(),
+                })
+                .collect();
+            let std: Vec<String> = Path::new(path)
+                .components()
+                .map(|c| match c {
+                    Std::RootDir => "/".into(),
+                    Std::CurDir => ".".into(),
+                    Std::ParentDir => "..".into(),
+                    Std::Normal(n) => n.to_string_lossy().into_owned(),
+                    Std::Prefix(_) => unreachable!(),
+                })
+                .collect();
+            assert_eq!(ours, std, "{path:?}");
+        }
+    }
+}
