@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crate::cli::{Config, DEFAULT_PORT, LayerSpec};
+use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
+use crate::fetch::{fetch_into, parse_lockfile};
 use crate::http::{Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
+use crate::registry::disk_cache::DiskCache;
 use crate::registry::publish::PublishPolicy;
 use crate::registry::remote::RemoteOptions;
 use crate::registry::{
@@ -62,6 +64,8 @@ pub enum AppError {
     Tls(TlsError),
     /// The upstream client could not be set up.
     Upstream(UpstreamError),
+    /// `fetch` could not read its lockfile or complete.
+    Fetch(String),
     /// The command of exec mode could not be started.
     Command {
         program: OsString,
@@ -87,6 +91,7 @@ impl fmt::Display for AppError {
             AppError::CargoPackage(why) => write!(f, "-r cargo-package: {why}"),
             AppError::Tls(e) => e.fmt(f),
             AppError::Upstream(e) => e.fmt(f),
+            AppError::Fetch(why) => write!(f, "fetch: {why}"),
             AppError::Command { program, source } => {
                 write!(f, "cannot run `{}`: {source}", program.to_string_lossy())
             }
@@ -201,6 +206,34 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     };
     drop(run_dir);
     Ok(code)
+}
+
+/// `fetch`: every registry package of the lockfile, through the layers, into a
+/// local-registry directory.
+pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
+    let text = std::fs::read_to_string(&fetch.lockfile)
+        .map_err(|e| AppError::Fetch(format!("cannot read {}: {e}", fetch.lockfile.display())))?;
+    let packages = parse_lockfile(&text);
+    let run_dir = RunDir::new()?;
+    let upstream = UpstreamOptions {
+        timeout: fetch.config.upstream_timeout,
+        proxy: fetch.config.upstream_proxy.clone(),
+        own_address: None,
+    };
+    let stack = LayerStack::new(
+        build_layers(&fetch.config, &run_dir, &upstream)?.layers,
+        true,
+    );
+    let into = DiskCache::open(fetch.into.clone()).map_err(AppError::Layer)?;
+    let summary =
+        fetch_into(&stack, &packages, &into).map_err(|e| AppError::Fetch(e.to_string()))?;
+    println!(
+        "fetched {} crates into {} ({} were there already)",
+        summary.downloaded + summary.already_there,
+        fetch.into.display(),
+        summary.already_there
+    );
+    Ok(0)
 }
 
 /// The layers of the stack, top first, and the hosts of the remote ones.

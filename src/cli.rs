@@ -151,10 +151,20 @@ impl Config {
     }
 }
 
+/// `fetch`: fill a directory from a lockfile.
+#[derive(Debug, PartialEq)]
+pub struct FetchConfig {
+    pub lockfile: PathBuf,
+    pub into: PathBuf,
+    /// The layers to fetch through, and how to reach upstreams.
+    pub config: Config,
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Action {
     Serve(Box<Config>),
+    Fetch(Box<FetchConfig>),
     Help,
     Version,
 }
@@ -199,8 +209,12 @@ cargo-overlay-registry: a writable layer over read-only Cargo registries
 Usage: cargo-overlay-registry [OPTIONS] [[--] COMMAND [ARGS...]]
        cargo overlay-registry [OPTIONS] [[--] COMMAND [ARGS...]]
 
+       cargo-overlay-registry fetch --into DIR [--lockfile Cargo.lock] [-r LAYER...]
+
 With a COMMAND, runs it with the overlay configured and exits with its exit code.
 Without one, serves until interrupted and prints the environment to use on stdout.
+`fetch` downloads every registry package of a lockfile (through crates.io unless -r
+says otherwise) into DIR, a local-registry directory for machines without a network.
 
 Options:
   -p, --port PORT             Port for the registry and proxy [default: 8080; 0 picks a free one]
@@ -257,8 +271,13 @@ where
     if args.first().is_some_and(|a| a == "overlay-registry") {
         args.remove(0);
     }
+    let fetch_mode = args.first().is_some_and(|a| a == "fetch");
+    if fetch_mode {
+        args.remove(0);
+    }
     let mut parser = lexopt::Parser::from_args(args);
     let mut config = Config::default();
+    let (mut lockfile, mut into) = (PathBuf::from("Cargo.lock"), None);
     while let Some(arg) = parser.next()? {
         match arg {
             Short('p') | Long("port") => {
@@ -319,9 +338,11 @@ where
             Long("no-tls") => config.tls = false,
             Long("tls-cert") => config.tls_cert = Some(parser.value()?.into()),
             Long("tls-key") => config.tls_key = Some(parser.value()?.into()),
+            Long("lockfile") if fetch_mode => lockfile = parser.value()?.into(),
+            Long("into") if fetch_mode => into = Some(parser.value()?.into()),
             Short('h') | Long("help") => return Ok(Action::Help),
             Short('V') | Long("version") => return Ok(Action::Version),
-            Value(value) => {
+            Value(value) if !fetch_mode => {
                 // Everything from the first free argument on is the command; `--`
                 // makes that explicit and lets the command take options of its own.
                 config.command.push(value);
@@ -342,6 +363,19 @@ where
             ));
         }
         _ => {}
+    }
+    if fetch_mode {
+        let into = into.ok_or_else(|| {
+            CliError::Conflict("fetch needs --into DIR: where to put the crates".into())
+        })?;
+        if config.layers.is_empty() {
+            config.layers.push(LayerSpec::CratesIo);
+        }
+        return Ok(Action::Fetch(Box::new(FetchConfig {
+            lockfile,
+            into,
+            config,
+        })));
     }
     Ok(Action::Serve(Box::new(config)))
 }
@@ -450,6 +484,19 @@ mod tests {
         assert!(err(&["--base-url", "example.com"]).contains("--base-url"));
         assert!(err(&["--tls-cert", "c.pem"]).contains("--tls-key"));
         assert!(err(&["--no-tls", "--tls-cert", "c", "--tls-key", "k"]).contains("--no-tls"));
+    }
+
+    #[test]
+    fn parses_fetch() {
+        let action = parse(["fetch", "--into", "out", "--lockfile", "x/Cargo.lock"]).unwrap();
+        let Action::Fetch(fetch) = action else {
+            panic!("expected Fetch");
+        };
+        assert_eq!(fetch.into, PathBuf::from("out"));
+        assert_eq!(fetch.lockfile, PathBuf::from("x/Cargo.lock"));
+        assert_eq!(fetch.config.layers, [LayerSpec::CratesIo]);
+        assert!(parse(["fetch"]).unwrap_err().to_string().contains("--into"));
+        assert!(parse(["--into", "x"]).is_err(), "--into belongs to fetch");
     }
 
     #[test]

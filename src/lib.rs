@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod fetch;
 pub mod http;
 pub mod proxy;
 pub mod registry;

@@ -28,12 +28,18 @@ fn main() -> ExitCode {
             println!("cargo-overlay-registry {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        cli::Action::Serve(config) => match app::run(*config) {
-            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
+        cli::Action::Serve(config) => exit(app::run(*config)),
+        cli::Action::Fetch(fetch) => exit(app::fetch(*fetch)),
+    }
+}
+
+/// The exit code of a run, or 1 with the error printed.
+fn exit(result: Result<i32, app::AppError>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }

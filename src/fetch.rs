@@ -1,0 +1,198 @@
+//! `fetch`: filling a directory from a lockfile, for machines without a network.
+//!
+//! Every registry package in a `Cargo.lock` is looked up through the layer stack,
+//! downloaded, checked against the lockfile's checksum and the index's, and written to
+//! a directory in cargo's local-registry layout with index lines for the locked
+//! versions only (a local registry must not offer versions it has no file for). The
+//! directory is then carried to the air-gapped machine and used as `-r local=DIR`, or
+//! directly as a cargo `local-registry` source.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::registry::disk_cache::DiskCache;
+use crate::registry::index::{CrateName, IndexLine, parse_index_file, render_index_file};
+use crate::registry::{LayerStack, RegistryError};
+
+/// One registry package of a lockfile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LockedPackage {
+    pub name: String,
+    pub version: String,
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum FetchError {
+    /// The lockfile names something the layers cannot supply, or supply differently.
+    Package {
+        package: String,
+        why: String,
+    },
+    Registry(RegistryError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Package { package, why } => write!(f, "{package}: {why}"),
+            FetchError::Registry(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+impl From<RegistryError> for FetchError {
+    fn from(e: RegistryError) -> Self {
+        FetchError::Registry(e)
+    }
+}
+
+/// What a fetch did.
+#[derive(Debug, Default, PartialEq)]
+pub struct FetchSummary {
+    pub downloaded: usize,
+    pub already_there: usize,
+}
+
+/// The registry packages of a `Cargo.lock` (path and git packages are skipped: they
+/// have no registry to come from). Reads the `[[package]]` tables line by line, which
+/// is all the lockfile format, as cargo writes it, needs.
+pub fn parse_lockfile(text: &str) -> Vec<LockedPackage> {
+    let mut packages = Vec::new();
+    let mut fields: BTreeMap<&str, String> = BTreeMap::new();
+    let mut flush = |fields: &mut BTreeMap<&str, String>| {
+        let from_registry = fields
+            .get("source")
+            .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"));
+        if let (true, Some(name), Some(version)) =
+            (from_registry, fields.get("name"), fields.get("version"))
+        {
+            packages.push(LockedPackage {
+                name: name.clone(),
+                version: version.clone(),
+                checksum: fields.get("checksum").cloned(),
+            });
+        }
+        fields.clear();
+    };
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            flush(&mut fields);
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim();
+            if matches!(key, "name" | "version" | "source" | "checksum") {
+                fields.insert(key, value.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    flush(&mut fields);
+    packages
+}
+
+/// Fetches `packages` through `stack` into `into`.
+pub fn fetch_into(
+    stack: &LayerStack,
+    packages: &[LockedPackage],
+    into: &DiskCache,
+) -> Result<FetchSummary, FetchError> {
+    let mut by_crate: BTreeMap<String, Vec<&LockedPackage>> = BTreeMap::new();
+    for package in packages {
+        by_crate
+            .entry(package.name.to_ascii_lowercase())
+            .or_default()
+            .push(package);
+    }
+    let mut summary = FetchSummary::default();
+    for locked in by_crate.values() {
+        let first = locked[0];
+        let problem = |package: &LockedPackage, why: String| FetchError::Package {
+            package: format!("{}@{}", package.name, package.version),
+            why,
+        };
+        let name = CrateName::new(&first.name)
+            .ok_or_else(|| problem(first, "not a valid crate name".into()))?;
+        let text = stack
+            .index_file(&name)?
+            .ok_or_else(|| problem(first, "no layer has this crate".into()))?;
+        let lines = parse_index_file(&text);
+        let mut kept: Vec<IndexLine> = Vec::new();
+        for package in locked {
+            let line = lines
+                .iter()
+                .find(|l| l.version.to_string() == package.version)
+                .ok_or_else(|| problem(package, "no layer has this version".into()))?;
+            let cksum = line.field("cksum");
+            if package.checksum.is_some() && package.checksum != cksum {
+                return Err(problem(
+                    package,
+                    "the checksum in Cargo.lock differs from the registry's".into(),
+                ));
+            }
+            if into.open_verified(line).is_some() {
+                summary.already_there += 1;
+            } else {
+                let mut file = stack
+                    .download(&name, &line.version)?
+                    .ok_or_else(|| problem(package, "no layer has the .crate file".into()))?;
+                into.store_crate(line, &mut file.reader)?;
+                summary.downloaded += 1;
+            }
+            kept.push(line.clone());
+        }
+        kept.sort_by(|a, b| a.version.cmp(&b.version));
+        into.store_index(&name, &render_index_file(&kept))?;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_registry_packages_from_a_lockfile() {
+        let lockfile = r#"
+version = 4
+
+[[package]]
+name = "app"
+version = "0.1.0"
+dependencies = ["serde"]
+
+[[package]]
+name = "serde"
+version = "1.0.200"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+checksum = "abc"
+
+[[package]]
+name = "private"
+version = "2.0.0"
+source = "sparse+https://registry.example/index/"
+
+[[package]]
+name = "from-git"
+version = "0.3.0"
+source = "git+https://example.com/repo#deadbeef"
+"#;
+        assert_eq!(
+            parse_lockfile(lockfile),
+            [
+                LockedPackage {
+                    name: "serde".into(),
+                    version: "1.0.200".into(),
+                    checksum: Some("abc".into()),
+                },
+                LockedPackage {
+                    name: "private".into(),
+                    version: "2.0.0".into(),
+                    checksum: None,
+                },
+            ]
+        );
+    }
+}

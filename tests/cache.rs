@@ -1,0 +1,185 @@
+//! The upstream cache (`--cache DIR`), offline replay and `fetch` for air-gapped
+//! machines, with a second overlay on loopback as the upstream.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{BIN, Cargo, Fixture, Overlay, index_lines, local_layer, scratch, sha256_file};
+
+fn dep(name: &str, req: &str) -> String {
+    format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
+}
+
+/// An upstream overlay holding `cached-dep` 0.1.0.
+fn upstream_with_a_crate(work: &Path) -> Overlay {
+    let remote = Overlay::start(&["-r", &local_layer(&work.join("remote"))]);
+    Cargo::new(&remote)
+        .publish(&Fixture::library(&work.join("r"), "cached-dep", "0.1.0", "cached").dir);
+    remote
+}
+
+fn app(work: &Path, deps: &str) -> Fixture {
+    Fixture::binary(
+        work,
+        "cache-app",
+        deps,
+        "fn main() { println!(\"{}\", cached_dep::value()); }\n",
+    )
+}
+
+#[test]
+fn the_cache_serves_a_build_after_the_upstream_is_gone() {
+    let work = scratch("cache-offline");
+    let remote = upstream_with_a_crate(&work);
+    let cache = work.join("cache");
+    let args = |remote_url: &str| {
+        vec![
+            "--cache".to_string(),
+            cache.display().to_string(),
+            "-r".into(),
+            local_layer(&work.join("top")),
+            "-r".into(),
+            format!("remote={remote_url}"),
+        ]
+    };
+    let remote_url = format!("http://{}/", remote.addr);
+    let app = app(&work, &dep("cached-dep", "0.1"));
+    {
+        let args = args(&remote_url);
+        let overlay = Overlay::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            Cargo::new(&overlay)
+                .ok(&app.dir, &["run", "-q"])
+                .stdout()
+                .trim(),
+            "cached"
+        );
+    }
+    assert_eq!(
+        sha256_file(&cache.join("cached-dep-0.1.0.crate")),
+        sha256_file(&work.join("remote/cached-dep-0.1.0.crate"))
+    );
+    drop(remote);
+
+    // No upstream now, and a fresh CARGO_HOME: everything comes from the cache.
+    fs::remove_file(app.dir.join("Cargo.lock")).unwrap();
+    let args = args(&remote_url);
+    let overlay = Overlay::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run = Cargo::new(&overlay).ok(&app.dir, &["run", "-q"]);
+    assert_eq!(run.stdout().trim(), "cached");
+    assert!(
+        overlay
+            .log()
+            .contains("serving the copy in the cache directory"),
+        "{}",
+        overlay.log()
+    );
+}
+
+#[test]
+fn a_corrupt_cached_crate_is_fetched_again_never_served() {
+    let work = scratch("cache-corrupt");
+    let remote = upstream_with_a_crate(&work);
+    let cache = work.join("cache");
+    let args = [
+        "--cache",
+        cache.to_str().unwrap(),
+        "-r",
+        &format!("remote=http://{}/", remote.addr),
+    ];
+    let app = app(&work, &dep("cached-dep", "0.1"));
+    {
+        let overlay = Overlay::start(&args);
+        Cargo::new(&overlay).ok(&app.dir, &["run", "-q"]);
+    }
+    let cached = cache.join("cached-dep-0.1.0.crate");
+    fs::write(&cached, b"not a crate").unwrap();
+
+    let overlay = Overlay::start(&args);
+    fs::remove_file(app.dir.join("Cargo.lock")).unwrap();
+    assert_eq!(
+        Cargo::new(&overlay)
+            .ok(&app.dir, &["run", "-q"])
+            .stdout()
+            .trim(),
+        "cached"
+    );
+    assert!(
+        overlay.log().contains("does not match its checksum"),
+        "{}",
+        overlay.log()
+    );
+    assert_eq!(
+        sha256_file(&cached),
+        sha256_file(&work.join("remote/cached-dep-0.1.0.crate"))
+    );
+}
+
+#[test]
+fn a_fresh_publish_is_visible_through_a_warm_cache() {
+    let work = scratch("cache-warm");
+    let remote = upstream_with_a_crate(&work);
+    let overlay = Overlay::start(&[
+        "-r",
+        &local_layer(&work.join("top")),
+        "-r",
+        &format!("remote=http://{}/", remote.addr),
+    ]);
+    assert_eq!(
+        index_lines(&overlay.get("/ca/ch/cached-dep").text()).len(),
+        1
+    );
+    Cargo::new(&overlay)
+        .publish(&Fixture::library(&work.join("n"), "cached-dep", "0.2.0", "newer").dir);
+    let versions: Vec<String> = index_lines(&overlay.get("/ca/ch/cached-dep").text())
+        .iter()
+        .map(|l| l["vers"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(versions, ["0.1.0", "0.2.0"]);
+}
+
+#[test]
+fn fetch_fills_a_directory_cargo_uses_with_no_server() {
+    let work = scratch("fetch");
+    let remote = upstream_with_a_crate(&work);
+    // A lockfile made against the upstream, as on a machine with a network.
+    let app = app(&work, &dep("cached-dep", "0.1"));
+    Cargo::new(&remote).ok(&app.dir, &["generate-lockfile"]);
+    let into = work.join("carried");
+    let out = std::process::Command::new(BIN)
+        .args(["fetch", "--lockfile"])
+        .arg(app.dir.join("Cargo.lock"))
+        .arg("--into")
+        .arg(&into)
+        .args(["-r", &format!("remote=http://{}/", remote.addr)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fetched 1 crates"));
+    drop(remote);
+
+    // The air-gapped side: no server, the directory as a local-registry source, and the
+    // dependency written the plain crates.io way.
+    let offline = Fixture::binary(
+        &work.join("offline"),
+        "cache-app",
+        "cached-dep = \"0.1\"\n",
+        "fn main() { println!(\"{}\", cached_dep::value()); }\n",
+    );
+    offline.write(
+        ".cargo/config.toml",
+        &format!(
+            "[source.crates-io]\nreplace-with = \"carried\"\n\n[source.carried]\nlocal-registry = {:?}\n",
+            into.display().to_string()
+        ),
+    );
+    let run = Cargo::for_index("sparse+http://127.0.0.1:9/")
+        .ok(&offline.dir, &["run", "-q", "--offline"]);
+    assert_eq!(run.stdout().trim(), "cached");
+}
