@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use crate::auth::{TokenFileError, Tokens};
 use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::fetch::{fetch_into, parse_lockfile};
 use crate::http::{Server, ServerOptions};
@@ -64,6 +65,7 @@ pub enum AppError {
     Tls(TlsError),
     /// The upstream client could not be set up.
     Upstream(UpstreamError),
+    Tokens(TokenFileError),
     /// `fetch` could not read its lockfile or complete.
     Fetch(String),
     /// The command of exec mode could not be started.
@@ -92,6 +94,7 @@ impl fmt::Display for AppError {
             AppError::Tls(e) => e.fmt(f),
             AppError::Upstream(e) => e.fmt(f),
             AppError::Fetch(why) => write!(f, "fetch: {why}"),
+            AppError::Tokens(e) => e.fmt(f),
             AppError::Command { program, source } => {
                 write!(f, "cannot run `{}`: {source}", program.to_string_lossy())
             }
@@ -178,7 +181,19 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         permissive: config.permissive_publishing,
         ..PublishPolicy::default()
     };
-    let router = Router::new(stack, policy, &base_url);
+    let tokens = match &config.token_file {
+        Some(path) => Some(Tokens::load(path).map_err(AppError::Tokens)?),
+        None => None,
+    };
+    let writable = stack.check_writable("publish").is_ok();
+    if writable && tokens.is_none() && !local_addr.ip().is_loopback() {
+        log::warn!(
+            "listening on {local_addr}, reachable from other machines, with a writable layer and \
+             no --token-file: anyone who can reach this port can publish and yank"
+        );
+    }
+    let child_token = tokens.as_ref().map(Tokens::first);
+    let router = Router::new(stack, policy, tokens, &base_url);
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
     }
@@ -191,6 +206,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         .expect("the listener thread starts");
 
     let environment = Environment {
+        token: child_token.unwrap_or_else(|| DEFAULT_TOKEN.to_string()),
         listener_url,
         proxy: config.proxy,
         bundle,
@@ -373,6 +389,8 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
 
 /// What cargo needs to use the overlay.
 struct Environment {
+    /// The token cargo sends: one the overlay accepts.
+    token: String,
     listener_url: String,
     proxy: bool,
     /// Our CA plus the system roots, when there is a CA.
@@ -392,12 +410,12 @@ impl Environment {
             ),
             (
                 format!("CARGO_REGISTRIES_{registry}_TOKEN"),
-                DEFAULT_TOKEN.into(),
+                self.token.clone(),
             ),
         ];
         if self.proxy {
             vars.push(("CARGO_HTTP_PROXY".into(), self.listener_url.clone()));
-            vars.push(("CARGO_REGISTRY_TOKEN".into(), DEFAULT_TOKEN.into()));
+            vars.push(("CARGO_REGISTRY_TOKEN".into(), self.token.clone()));
         }
         if let Some(bundle) = &self.bundle {
             let bundle = bundle.display().to_string();

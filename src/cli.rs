@@ -92,6 +92,8 @@ pub struct Config {
     pub proxy: bool,
     pub read_only: bool,
     pub ca_cert_out: Option<PathBuf>,
+    /// Tokens that publishes and yanks must carry (`--token-file`).
+    pub token_file: Option<PathBuf>,
     /// Where the CA is kept across runs; `None` keeps it in memory only.
     pub ca_dir: Option<PathBuf>,
     /// The proxy for upstream requests (`--upstream-proxy`).
@@ -125,6 +127,7 @@ impl Default for Config {
             read_only: false,
             ca_cert_out: None,
             ca_dir: None,
+            token_file: None,
             allow_connect_ports: Vec::new(),
             upstream_proxy: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
@@ -242,6 +245,8 @@ Options:
                               prefetching off [default: 16]
       --no-proxy              Serve only as a sparse registry (no CONNECT handling)
       --read-only             Refuse publishes and yanks
+      --token-file FILE       Require one of FILE's tokens (one per line) for publishes
+                              and yanks [default: no token checked]
       --ca-cert-out PATH      Write the proxy's CA certificate (never its key) to PATH
       --ca-dir DIR            Keep the CA in DIR (ca.pem, ca-key.pem) across runs, so it can
                               be trusted once [default: a new CA in memory each run]
@@ -308,6 +313,7 @@ where
             Long("read-only") => config.read_only = true,
             Long("ca-cert-out") => config.ca_cert_out = Some(parser.value()?.into()),
             Long("ca-dir") => config.ca_dir = Some(parser.value()?.into()),
+            Long("token-file") => config.token_file = Some(parser.value()?.into()),
             Long("upstream-proxy") => config.upstream_proxy = Some(parser.value()?.string()?),
             Long("upstream-timeout") => {
                 let secs = number(&mut parser, "--upstream-timeout", 1)?;

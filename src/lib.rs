@@ -8,6 +8,7 @@
 //! is the only module that knows both.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod fetch;
 pub mod http;

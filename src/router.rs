@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
+use crate::auth::Tokens;
 use crate::http::{Body, Handler, Request, RequestHead, Response};
 use crate::registry::index::{CrateName, parse_index_file, same_release};
 use crate::registry::layer::WriteOutcome;
@@ -28,6 +29,8 @@ const MAX_PER_PAGE: usize = 100;
 pub struct Router {
     stack: LayerStack,
     policy: PublishPolicy,
+    /// Tokens publishes and yanks must carry; `None` trusts every client.
+    tokens: Option<Tokens>,
     /// The registry's public URL without a trailing `/`, for `config.json`.
     base_url: String,
 }
@@ -46,11 +49,25 @@ enum Route<'a> {
 }
 
 impl Router {
-    pub fn new(stack: LayerStack, policy: PublishPolicy, base_url: &str) -> Router {
+    pub fn new(
+        stack: LayerStack,
+        policy: PublishPolicy,
+        tokens: Option<Tokens>,
+        base_url: &str,
+    ) -> Router {
         Router {
             stack,
             policy,
+            tokens,
             base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Refuses a write without an accepted token, when tokens are required.
+    fn authorize(&self, head: &RequestHead) -> Result<(), RegistryError> {
+        match &self.tokens {
+            Some(tokens) => tokens.check(head.header("authorization")),
+            None => Ok(()),
         }
     }
 
@@ -139,8 +156,12 @@ impl Router {
                 }
                 self.download(&name, &version)
             }
-            Route::Publish => self.publish(head, &request.body),
+            Route::Publish => {
+                self.authorize(head)?;
+                self.publish(head, &request.body)
+            }
             Route::Yank(name, version, yanked) => {
+                self.authorize(head)?;
                 let auth = head.header("authorization");
                 let (layer, outcome) = self.stack.set_yanked(&name, &version, yanked, auth)?;
                 let action = if yanked { "yanked" } else { "unyanked" };
@@ -278,7 +299,9 @@ impl Handler for Router {
         if head.method != "PUT" || head.path() != "/api/v1/crates/new" {
             return None;
         }
-        let refusal = if let Err(e) = self.stack.check_writable("publish") {
+        let refusal = if let Err(e) = self.authorize(head) {
+            e
+        } else if let Err(e) = self.stack.check_writable("publish") {
             e
         } else if body_len.is_some_and(|n| n > self.max_publish_len()) {
             RegistryError::TooLarge(format!("max upload size is: {}", self.policy.max_crate_len))

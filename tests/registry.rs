@@ -434,3 +434,59 @@ fn hostile_paths_are_refused_without_touching_the_disk() {
     entries.sort();
     assert_eq!(entries, ["index"]);
 }
+
+#[test]
+fn a_token_file_guards_publish_and_yank() {
+    let work = scratch("tokens");
+    let token_file = work.join("tokens");
+    fs::write(&token_file, "# CI\ns3cret-token\n").unwrap();
+    let overlay = Overlay::start(&[
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "-r",
+        &local_layer(&work.join("reg")),
+    ]);
+    assert_eq!(
+        overlay.var("CARGO_REGISTRIES_OVERLAY_TOKEN"),
+        Some("s3cret-token")
+    );
+    let cargo = Cargo::new(&overlay);
+    let krate = Fixture::library(&work, "guarded", "0.1.0", "x");
+    cargo.publish(&krate.dir);
+
+    let publish_args = [
+        "publish",
+        "--registry",
+        "overlay",
+        "--no-verify",
+        "--allow-dirty",
+    ];
+    let next = Fixture::library(&work.join("next"), "guarded", "0.2.0", "x");
+    let out = cargo
+        .command(&next.dir, &publish_args)
+        .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("authentication failed"));
+    let out = cargo
+        .command(
+            &krate.dir,
+            &["yank", "--registry", "overlay", "--version", "0.1.0"],
+        )
+        .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "Bearer wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let refused = http(overlay.addr, "PUT", "/api/v1/crates/new", &[], b"junk");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused
+            .text()
+            .contains("this action requires authentication")
+    );
+    // Only the authenticated publish landed; nothing was yanked.
+    let lines = index_lines(&overlay.get("/gu/ar/guarded").text());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["yanked"], false);
+}
