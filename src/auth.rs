@@ -14,6 +14,13 @@ use crate::registry::RegistryError;
 
 pub struct Tokens(Vec<Vec<u8>>);
 
+/// Says how many tokens there are, never what they are.
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tokens({} hidden)", self.0.len())
+    }
+}
+
 #[derive(Debug)]
 pub enum TokenFileError {
     Read { path: PathBuf, source: io::Error },
