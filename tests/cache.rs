@@ -6,11 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{BIN, Cargo, Fixture, Overlay, index_lines, local_layer, scratch, sha256_file};
-
-fn dep(name: &str, req: &str) -> String {
-    format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
-}
+use common::{BIN, Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file};
 
 /// An upstream overlay holding `cached-dep` 0.1.0.
 fn upstream_with_a_crate(work: &Path) -> Overlay {

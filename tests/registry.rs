@@ -5,12 +5,7 @@ mod common;
 use std::fs;
 use std::thread;
 
-use common::{Cargo, Fixture, Overlay, http, index_lines, local_layer, scratch, sha256_file};
-
-/// A dependency line on a crate in the overlay registry.
-fn dep(name: &str, req: &str) -> String {
-    format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
-}
+use common::{Cargo, Fixture, Overlay, dep, http, index_lines, local_layer, scratch, sha256_file};
 
 #[test]
 fn publish_depend_build_and_run() {

@@ -6,12 +6,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Cargo, Fixture, Overlay, index_lines, local_layer, scratch, sha256_file};
-
-/// A dependency line on a crate in the overlay registry.
-fn dep(name: &str, req: &str) -> String {
-    format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
-}
+use common::{Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file};
 
 /// The `-r` value for a remote layer served by `upstream`.
 fn remote_layer(upstream: &Overlay) -> String {

@@ -474,3 +474,8 @@ pub fn example_workspace(parent: &Path) -> PathBuf {
     );
     dir
 }
+
+/// A `[dependencies]` line on a crate in the registry named `overlay`.
+pub fn dep(name: &str, req: &str) -> String {
+    format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
+}
