@@ -8,11 +8,19 @@
 //! is answered or dropped, never waited for forever. A `CONNECT` ends the loop and
 //! hands the stream back to the caller, which decides what the tunnel becomes.
 //!
+//! Whatever the loop refuses is answered before the connection closes: a request that
+//! is too large, malformed, incomplete or too slow gets its status (413, 431, 414, 400,
+//! 501, 408) in the handler's error format, and what the client may still be sending is
+//! read and thrown away, up to a bound, so that closing does not reset the connection
+//! under an answer the client has not read yet (RFC 9112 section 9.6). A panic in the
+//! handler becomes a 500 and closes only this connection.
+//!
 //! The stream's read timeout is the loop's clock tick: a read that times out is not an
 //! error by itself, only once the current deadline has passed.
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use super::{Body, Handler, Request, RequestHead, Response, reason_phrase};
@@ -22,6 +30,8 @@ use super::{Body, Handler, Request, RequestHead, Response, reason_phrase};
 pub struct Limits {
     /// The largest request head (request line and headers), in bytes.
     pub max_head_len: usize,
+    /// The longest request target (path and query, or an absolute URL), in bytes.
+    pub max_target_len: usize,
     /// The largest request body, in bytes.
     pub max_body_len: u64,
     /// How long a client has to send a whole request head.
@@ -30,17 +40,22 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long a body upload may stall without a byte arriving.
     pub body_stall_timeout: Duration,
+    /// How long a whole body upload may take.
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_head_len: 64 * 1024,
+            max_target_len: 8 * 1024,
             // A publish: a 10 MiB crate, 1 MiB of metadata and two length prefixes.
             max_body_len: 11 * 1024 * 1024 + 8,
             head_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             body_stall_timeout: Duration::from_secs(30),
+            // 11 MiB in 10 minutes is about 19 KiB/s.
+            body_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -50,12 +65,21 @@ const MAX_HEADERS: usize = 100;
 /// A refused request's body up to this size is read and thrown away so the connection
 /// stays usable; a larger one closes the connection after the response.
 const MAX_DISCARD: u64 = 64 * 1024;
+/// Before a connection closes after a refusal, at most this much of what the client
+/// still sends is read and thrown away ...
+const LINGER_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// ... for at most this long ...
+const LINGER_MAX_TIME: Duration = Duration::from_secs(5);
+/// ... and only while bytes keep coming.
+const LINGER_QUIET: Duration = Duration::from_secs(1);
 
 /// Why a connection ended other than by the client closing it cleanly.
 #[derive(Debug)]
 pub enum ConnError {
     Io(io::Error),
     TimedOut(&'static str),
+    /// The client closed its side in the middle of a request.
+    Incomplete(&'static str),
 }
 
 impl fmt::Display for ConnError {
@@ -63,6 +87,12 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Io(e) => write!(f, "connection error: {e}"),
             ConnError::TimedOut(what) => write!(f, "timed out waiting for {what}"),
+            ConnError::Incomplete(what) => {
+                write!(
+                    f,
+                    "the client closed the connection in the middle of {what}"
+                )
+            }
         }
     }
 }
@@ -74,6 +104,7 @@ impl From<io::Error> for ConnError {
 }
 
 /// A request the HTTP layer refuses itself, with its status and reason.
+#[derive(Debug)]
 struct Refusal {
     status: u16,
     detail: String,
@@ -92,6 +123,17 @@ enum Framing {
     None,
     Length(u64),
     Chunked,
+}
+
+/// What the client may still send when the server closes the connection early.
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    /// Nothing: the request was read whole, or the client stopped sending.
+    Nothing,
+    /// The rest of a body of this many bytes (counted from the end of the head).
+    Bytes(u64),
+    /// An unknown amount: a chunked body, or the rest of a refused head.
+    Unknown,
 }
 
 /// A parsed head and what the loop needs to know about it.
@@ -122,15 +164,19 @@ pub fn serve_connection<S: Read + Write>(
         stream,
         buf: Vec::new(),
         limits,
+        body_deadline: Instant::now(),
     };
     loop {
-        let head = match conn.read_head()? {
-            None => return Ok(None),
-            Some(Ok(head)) => head,
-            Some(Err(refusal)) => {
-                let response = handler.protocol_error(refusal.status, &refusal.detail);
-                conn.write_response(response, false, true)?;
+        let head = match conn.read_head() {
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(head))) => head,
+            Ok(Some(Err(refusal))) => {
+                conn.refuse(handler, refusal, false, Pending::Unknown)?;
                 return Ok(None);
+            }
+            Err(e) => {
+                conn.answer_failure(handler, &e, false);
+                return Err(e);
             }
         };
         if head.head.method == "CONNECT" {
@@ -146,11 +192,37 @@ pub fn serve_connection<S: Read + Write>(
     }
 }
 
+/// Runs handler code; a panic is logged and becomes `None`, so one request's bug
+/// costs only its own connection.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("a panic while {what}: {message}; answering 500");
+            None
+        }
+    }
+}
+
+fn internal_error(handler: &dyn Handler) -> Response {
+    handler.protocol_error(
+        500,
+        "internal error while serving the request; the server log has the details",
+    )
+}
+
 struct Conn<'a, S> {
     stream: S,
     /// Bytes read but not yet consumed: the start of the next request.
     buf: Vec<u8>,
     limits: &'a Limits,
+    /// When the body being read must be complete.
+    body_deadline: Instant,
 }
 
 impl<S: Read + Write> Conn<'_, S> {
@@ -170,41 +242,149 @@ impl<S: Read + Write> Conn<'_, S> {
                     self.limits.max_body_len
                 ),
             )),
-            _ => handler.check_head(&head.head, body_len),
+            _ => guarded("checking a request head", || {
+                handler.check_head(&head.head, body_len)
+            })
+            .unwrap_or_else(|| Some(internal_error(handler))),
         };
         if let Some(response) = early {
-            // The body was never asked for (no 100 Continue was sent) or is small
-            // enough to skip; otherwise the connection cannot be reused.
-            let reusable = head.keep_alive
-                && match head.framing {
-                    Framing::None => true,
-                    Framing::Length(n) if !head.expects_continue && n <= MAX_DISCARD => {
-                        self.read_body(Framing::Length(n)).is_ok()
-                    }
-                    _ => false,
-                };
-            self.write_response(response, is_head_method, !reusable)?;
-            return Ok(reusable);
+            return self.refuse_early(head, response, is_head_method);
         }
         if head.expects_continue && head.framing != Framing::None {
             self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             self.stream.flush()?;
         }
-        let body = match self.read_body(head.framing)? {
-            Ok(body) => body,
-            Err(refusal) => {
-                let response = handler.protocol_error(refusal.status, &refusal.detail);
-                self.write_response(response, is_head_method, true)?;
+        let body = match self.read_body(head.framing) {
+            Ok(Ok(body)) => body,
+            Ok(Err(refusal)) => {
+                self.refuse(handler, refusal, is_head_method, Pending::Unknown)?;
                 return Ok(false);
             }
+            Err(e) => {
+                self.answer_failure(handler, &e, is_head_method);
+                return Err(e);
+            }
         };
+        let keep_alive = head.keep_alive;
         let request = Request {
             head: head.head,
             body,
         };
-        let response = handler.handle(request);
-        self.write_response(response, is_head_method, !head.keep_alive)?;
-        Ok(head.keep_alive)
+        match guarded("serving a request", || handler.handle(request)) {
+            Some(response) => {
+                self.write_response(response, is_head_method, !keep_alive)?;
+                Ok(keep_alive)
+            }
+            None => {
+                self.write_response(internal_error(handler), is_head_method, true)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Answers a request refused before its body was read. A small body the client is
+    /// sending anyway is skipped and the connection kept; otherwise it closes.
+    fn refuse_early(
+        &mut self,
+        head: Head,
+        response: Response,
+        is_head_method: bool,
+    ) -> Result<bool, ConnError> {
+        let skippable = match head.framing {
+            Framing::None => true,
+            // The body was never asked for when the client waits for 100 Continue.
+            Framing::Length(n) => !head.expects_continue && n <= MAX_DISCARD,
+            Framing::Chunked => false,
+        };
+        if head.keep_alive && skippable {
+            if let Err(e) = self.read_body(head.framing) {
+                let _ = self.write_response(response, is_head_method, true);
+                return Err(e);
+            }
+            self.write_response(response, is_head_method, false)?;
+            return Ok(true);
+        }
+        let pending = match head.framing {
+            Framing::None => Pending::Nothing,
+            Framing::Length(n) => Pending::Bytes(n),
+            Framing::Chunked => Pending::Unknown,
+        };
+        self.close_with(response, is_head_method, pending)?;
+        Ok(false)
+    }
+
+    /// Answers a refusal and closes the connection.
+    fn refuse(
+        &mut self,
+        handler: &dyn Handler,
+        refusal: Refusal,
+        is_head_method: bool,
+        pending: Pending,
+    ) -> Result<(), ConnError> {
+        log::debug!("refusing a request: {} {}", refusal.status, refusal.detail);
+        let response = handler.protocol_error(refusal.status, &refusal.detail);
+        self.close_with(response, is_head_method, pending)
+    }
+
+    /// Writes a last response, then reads off what the client may still be sending.
+    fn close_with(
+        &mut self,
+        response: Response,
+        is_head_method: bool,
+        pending: Pending,
+    ) -> Result<(), ConnError> {
+        self.write_response(response, is_head_method, true)?;
+        self.linger(pending);
+        Ok(())
+    }
+
+    /// Tells a client whose request could not be read whole why, when it can still
+    /// listen: 408 for a timeout, 400 for a request cut short. Best effort.
+    fn answer_failure(&mut self, handler: &dyn Handler, error: &ConnError, is_head_method: bool) {
+        let status = match error {
+            ConnError::TimedOut(_) => 408,
+            ConnError::Incomplete(_) => 400,
+            ConnError::Io(_) => return,
+        };
+        log::debug!("refusing a request: {status} {error}");
+        let response = handler.protocol_error(status, &error.to_string());
+        let _ = self.write_response(response, is_head_method, true);
+    }
+
+    /// Reads and throws away what the client may still send before the connection is
+    /// closed: closing a socket with unread bytes resets it, and a reset can destroy
+    /// the answer before the client reads it. Stops at the end of the stream, once the
+    /// pending body is consumed, when the client goes quiet, or at the byte and time
+    /// bounds.
+    fn linger(&mut self, pending: Pending) {
+        let mut remaining = match pending {
+            Pending::Nothing => return,
+            Pending::Bytes(n) => n,
+            Pending::Unknown => u64::MAX,
+        };
+        remaining = remaining.saturating_sub(self.buf.len() as u64);
+        self.buf.clear();
+        let start = Instant::now();
+        let mut last_byte = start;
+        let mut discarded = 0u64;
+        let mut chunk = [0u8; 16 * 1024];
+        while remaining > 0 && discarded < LINGER_MAX_BYTES && start.elapsed() < LINGER_MAX_TIME {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    remaining = remaining.saturating_sub(n as u64);
+                    discarded += n as u64;
+                    last_byte = Instant::now();
+                }
+                Err(e) if is_timeout(&e) => {
+                    if last_byte.elapsed() >= LINGER_QUIET {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
     }
 
     /// Reads more bytes into the buffer, waiting until `deadline` at most. Returns
@@ -234,14 +414,17 @@ impl<S: Read + Write> Conn<'_, S> {
     }
 
     /// Reads the next request head. `None` when the client closed the connection
-    /// between requests.
+    /// between requests, or left it idle too long.
     fn read_head(&mut self) -> Result<Option<Result<Head, Refusal>>, ConnError> {
         let idle_deadline = Instant::now() + self.limits.idle_timeout;
         let mut head_deadline = None;
+        // Parsing starts over on every attempt, so it is tried only when the new bytes
+        // can change the outcome: a line ended, or a limit was crossed. A client that
+        // trickles its head byte by byte then costs one parse per line, not per byte.
+        let mut parse_now = !self.buf.is_empty();
         loop {
-            if !self.buf.is_empty() {
-                head_deadline.get_or_insert_with(|| Instant::now() + self.limits.head_timeout);
-                match parse_head(&self.buf, self.limits.max_head_len) {
+            if parse_now {
+                match parse_head(&self.buf, self.limits) {
                     Ok(Some((head, len))) => {
                         self.buf.drain(..len);
                         return Ok(Some(Ok(head)));
@@ -250,25 +433,40 @@ impl<S: Read + Write> Conn<'_, S> {
                     Err(refusal) => return Ok(Some(Err(refusal))),
                 }
             }
+            if !self.buf.is_empty() {
+                let deadline =
+                    *head_deadline.get_or_insert_with(|| Instant::now() + self.limits.head_timeout);
+                // A client that keeps sending must still finish in time.
+                if Instant::now() >= deadline {
+                    return Err(ConnError::TimedOut("a request head"));
+                }
+            }
             let deadline = head_deadline.unwrap_or(idle_deadline);
             let waiting_for = if head_deadline.is_some() {
                 "a request head"
             } else {
                 "a request"
             };
+            let before = self.buf.len();
             match self.read_more(deadline, waiting_for) {
                 Ok(true) => {}
                 Ok(false) if self.buf.is_empty() => return Ok(None),
-                Ok(false) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+                Ok(false) => return Err(ConnError::Incomplete("a request head")),
                 // An idle keep-alive connection that times out is closed quietly.
                 Err(ConnError::TimedOut(_)) if head_deadline.is_none() => return Ok(None),
                 Err(e) => return Err(e),
             }
+            let crossed = |limit: usize| before <= limit && self.buf.len() > limit;
+            parse_now = before == 0
+                || self.buf[before..].contains(&b'\n')
+                || crossed(self.limits.max_target_len)
+                || crossed(self.limits.max_head_len);
         }
     }
 
     /// Reads a body as framed. The inner error is a refusal to answer with.
     fn read_body(&mut self, framing: Framing) -> Result<Result<Vec<u8>, Refusal>, ConnError> {
+        self.body_deadline = Instant::now() + self.limits.body_timeout;
         match framing {
             Framing::None => Ok(Ok(Vec::new())),
             Framing::Length(n) => {
@@ -284,12 +482,15 @@ impl<S: Read + Write> Conn<'_, S> {
     }
 
     fn read_body_bytes(&mut self) -> Result<(), ConnError> {
-        let deadline = Instant::now() + self.limits.body_stall_timeout;
-        if self.read_more(deadline, "the request body")? {
-            Ok(())
-        } else {
-            Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
+        const WHAT: &str = "the request body";
+        let stall_deadline = Instant::now() + self.limits.body_stall_timeout;
+        if !self.read_more(stall_deadline.min(self.body_deadline), WHAT)? {
+            return Err(ConnError::Incomplete(WHAT));
         }
+        if Instant::now() >= self.body_deadline {
+            return Err(ConnError::TimedOut(WHAT));
+        }
+        Ok(())
     }
 
     fn read_chunked(&mut self) -> Result<Result<Vec<u8>, Refusal>, ConnError> {
@@ -309,7 +510,7 @@ impl<S: Read + Write> Conn<'_, S> {
             if size == 0 {
                 return Ok(self.skip_trailers()?.map(|()| body));
             }
-            if body.len() as u64 + size > self.limits.max_body_len {
+            if (body.len() as u64).saturating_add(size) > self.limits.max_body_len {
                 return Ok(Err(refuse(
                     413,
                     format!(
@@ -330,20 +531,26 @@ impl<S: Read + Write> Conn<'_, S> {
         }
     }
 
-    /// Skips the trailer section after the last chunk, up to the empty line.
+    /// Skips the trailer section after the last chunk, up to the empty line. The
+    /// section as a whole is bounded like a head.
     fn skip_trailers(&mut self) -> Result<Result<(), Refusal>, ConnError> {
+        let mut skipped = 0;
         loop {
             if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 self.buf.drain(..end + 2);
                 if end == 0 {
                     return Ok(Ok(()));
                 }
-                continue;
+                skipped += end + 2;
+            } else {
+                if skipped + self.buf.len() > self.limits.max_head_len {
+                    return Ok(Err(refuse(431, "chunked trailers too large")));
+                }
+                self.read_body_bytes()?;
             }
-            if self.buf.len() > self.limits.max_head_len {
+            if skipped > self.limits.max_head_len {
                 return Ok(Err(refuse(431, "chunked trailers too large")));
             }
-            self.read_body_bytes()?;
         }
     }
 
@@ -410,19 +617,64 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// The length of the request target on the (possibly incomplete) request line at the
+/// start of `buf`, once its start has arrived.
+fn target_len(buf: &[u8]) -> Option<usize> {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let line = &buf[start..];
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    let after_method = line.iter().position(|&b| b == b' ')? + 1;
+    let target = &line[after_method..];
+    Some(
+        target
+            .iter()
+            .position(|&b| b == b' ')
+            .unwrap_or(target.len()),
+    )
+}
+
 /// Parses a request head at the start of `buf`. `Ok(None)` when more bytes are needed.
-fn parse_head(buf: &[u8], max_head_len: usize) -> Result<Option<(Head, usize)>, Refusal> {
+fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Refusal> {
+    let too_long = || {
+        refuse(
+            414,
+            format!(
+                "request target longer than the limit of {} bytes",
+                limits.max_target_len
+            ),
+        )
+    };
+    let too_large = || {
+        refuse(
+            431,
+            format!(
+                "request head larger than the limit of {} bytes",
+                limits.max_head_len
+            ),
+        )
+    };
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > max_head_len => {
-            return Err(refuse(431, "request head too large"));
+        Ok(httparse::Status::Complete(len)) => {
+            if parsed.path.is_some_and(|p| p.len() > limits.max_target_len) {
+                return Err(too_long());
+            }
+            if len > limits.max_head_len {
+                return Err(too_large());
+            }
+            len
         }
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > max_head_len => {
-            return Err(refuse(431, "request head too large"));
+        Ok(httparse::Status::Partial) => {
+            let head_part = &buf[..buf.len().min(limits.max_head_len + 1)];
+            if target_len(head_part).is_some_and(|n| n > limits.max_target_len) {
+                return Err(too_long());
+            }
+            if buf.len() > limits.max_head_len {
+                return Err(too_large());
+            }
+            return Ok(None);
         }
-        Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(refuse(
                 431,
@@ -445,7 +697,18 @@ fn parse_head(buf: &[u8], max_head_len: usize) -> Result<Option<(Head, usize)>, 
         target,
         headers: fields,
     };
-    let framing = framing(&head)?;
+    // RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
+    match head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .count()
+    {
+        0 if !http10 => return Err(refuse(400, "missing Host header")),
+        0 | 1 => {}
+        _ => return Err(refuse(400, "more than one Host header")),
+    }
+    let framing = framing(&head, http10)?;
     let connection = head.header("connection").unwrap_or("").to_ascii_lowercase();
     let has_token = |token: &str| connection.split(',').any(|t| t.trim() == token);
     let keep_alive = if http10 {
@@ -453,9 +716,11 @@ fn parse_head(buf: &[u8], max_head_len: usize) -> Result<Option<(Head, usize)>, 
     } else {
         !has_token("close")
     };
-    let expects_continue = head
-        .header("expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    // RFC 9110 section 10.1.1: an HTTP/1.0 client's 100-continue is ignored.
+    let expects_continue = !http10
+        && head
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     Ok(Some((
         Head {
             head,
@@ -469,7 +734,7 @@ fn parse_head(buf: &[u8], max_head_len: usize) -> Result<Option<(Head, usize)>, 
 
 /// Decides how the body is framed, refusing the ambiguous cases that enable request
 /// smuggling (RFC 9112 section 6.3).
-fn framing(head: &RequestHead) -> Result<Framing, Refusal> {
+fn framing(head: &RequestHead, http10: bool) -> Result<Framing, Refusal> {
     let named = |name: &str| {
         head.headers
             .iter()
@@ -485,6 +750,11 @@ fn framing(head: &RequestHead) -> Result<Framing, Refusal> {
                 400,
                 "both Content-Length and Transfer-Encoding sent",
             ));
+        }
+        // RFC 9112 section 6.1: HTTP/1.0 has no transfer codings; the framing is
+        // faulty.
+        if http10 {
+            return Err(refuse(400, "Transfer-Encoding in an HTTP/1.0 request"));
         }
         let codings: Vec<String> = transfer_encodings
             .iter()
@@ -504,12 +774,12 @@ fn framing(head: &RequestHead) -> Result<Framing, Refusal> {
     }
     match lengths.as_slice() {
         [] => Ok(Framing::None),
-        [one] => one
-            .parse::<u64>()
-            .ok()
-            .filter(|_| one.bytes().all(|b| b.is_ascii_digit()))
-            .map(Framing::Length)
-            .ok_or_else(|| refuse(400, format!("invalid Content-Length `{one}`"))),
+        // Digits only: no sign, no list. A length too large for a u64 is still a
+        // length, and too large.
+        [one] if !one.is_empty() && one.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Framing::Length(one.parse().unwrap_or(u64::MAX)))
+        }
+        [one] => Err(refuse(400, format!("invalid Content-Length `{one}`"))),
         _ => Err(refuse(400, "more than one Content-Length header")),
     }
 }
@@ -541,7 +811,8 @@ mod tests {
         }
     }
 
-    /// Echoes the method, target and body; refuses heads whose target is `/refuse`.
+    /// Echoes the method, target and body; refuses heads whose target is `/refuse`,
+    /// and panics on `/panic` (while serving) and `/panic-head` (while checking).
     #[derive(Default)]
     struct Echo {
         seen: Mutex<Vec<String>>,
@@ -549,9 +820,11 @@ mod tests {
 
     impl Handler for Echo {
         fn check_head(&self, head: &RequestHead, _: Option<u64>) -> Option<Response> {
+            assert!(head.target != "/panic-head", "a bug in check_head");
             (head.target == "/refuse").then(|| self.protocol_error(403, "refused"))
         }
         fn handle(&self, request: Request) -> Response {
+            assert!(request.head.target != "/panic", "a bug in handle");
             let text = format!(
                 "{} {} {}",
                 request.head.method,
@@ -566,49 +839,88 @@ mod tests {
         }
     }
 
-    fn run(input: &[u8]) -> (String, Vec<String>) {
+    fn run_with(input: &[u8], limits: &Limits) -> (String, Vec<String>, u64) {
         let echo = Echo::default();
         let mut pipe = Pipe {
             input: Cursor::new(input.to_vec()),
             output: Vec::new(),
         };
-        let _ = serve_connection(&mut pipe, &echo, &Limits::default());
+        let _ = serve_connection(&mut pipe, &echo, limits);
         let seen = echo.seen.into_inner().unwrap();
-        (String::from_utf8_lossy(&pipe.output).into_owned(), seen)
+        let consumed = pipe.input.position();
+        (
+            String::from_utf8_lossy(&pipe.output).into_owned(),
+            seen,
+            consumed,
+        )
+    }
+
+    fn run(input: &[u8]) -> (String, Vec<String>) {
+        let (out, seen, _) = run_with(input, &Limits::default());
+        (out, seen)
     }
 
     #[test]
     fn serves_pipelined_keep_alive_requests() {
-        let (out, seen) = run(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPUT /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.1\r\n\r\n");
+        let (out, seen) = run(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(seen, ["GET /a ", "PUT /b abc", "GET /c "]);
         assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3);
     }
 
     #[test]
     fn decodes_chunked_bodies() {
-        let (_, seen) = run(b"PUT /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n");
+        let (_, seen) = run(b"PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n");
         assert_eq!(seen, ["PUT /u abcde"]);
     }
 
     #[test]
     fn answers_expect_continue_only_when_accepted() {
-        let (out, seen) =
-            run(b"PUT /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+        let (out, seen) = run(
+            b"PUT /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+        );
         assert!(
             out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"),
             "{out}"
         );
         assert_eq!(seen, ["PUT /u ok"]);
-        let (out, seen) =
-            run(b"PUT /refuse HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+        let (out, seen) = run(
+            b"PUT /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+        );
         assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
         assert!(out.contains("Connection: close"));
         assert!(seen.is_empty());
+        // HTTP/1.0 has no 100-continue (RFC 9110 section 10.1.1).
+        let (out, _) =
+            run(b"PUT /u HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok");
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    }
+
+    #[test]
+    fn a_refused_request_is_answered_and_its_body_read_off() {
+        // Sent without waiting for 100 Continue: the body is read off (up to a bound)
+        // so closing does not reset the connection under the answer.
+        let mut input = b"PUT /refuse HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 200000\r\n\r\n".to_vec();
+        input.extend(vec![b'x'; 200_000]);
+        let (out, seen, consumed) = run_with(&input, &Limits::default());
+        assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
+        assert!(seen.is_empty());
+        assert_eq!(consumed, input.len() as u64);
+        // A small refused body is skipped and the connection goes on.
+        let (out, seen) = run(b"PUT /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
+        assert_eq!(seen, ["GET /next "]);
+        // An oversized body is refused before it is read, and read off after.
+        let mut input =
+            b"PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n".to_vec();
+        input.extend(vec![b'x'; 100_000]);
+        let (out, _, consumed) = run_with(&input, &Limits::default());
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert_eq!(consumed, input.len() as u64);
     }
 
     #[test]
     fn head_requests_and_304_have_no_body() {
-        let (out, _) = run(b"HEAD /x HTTP/1.1\r\n\r\n");
+        let (out, _) = run(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(out.ends_with("\r\n\r\n"), "{out}");
         assert!(out.contains("Content-Length: 8"));
     }
@@ -616,29 +928,197 @@ mod tests {
     #[test]
     fn refuses_ambiguous_framing() {
         for input in [
-            &b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
-            b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            b"PUT / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            &b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\n",
+            b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
+            b"PUT / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         ] {
             let (out, seen) = run(input);
             assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
             assert!(seen.is_empty());
         }
-        let (out, _) = run(b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
-        assert!(out.starts_with("HTTP/1.1 501 "), "{out}");
+        for te in ["gzip, chunked", "gzip", "chunked, chunked", "identity"] {
+            let input = format!("PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n");
+            let (out, _) = run(input.as_bytes());
+            assert!(out.starts_with("HTTP/1.1 501 "), "{te}: {out}");
+        }
     }
 
     #[test]
-    fn refuses_oversized_heads_and_bodies() {
+    fn refuses_oversized_heads_targets_and_bodies() {
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(vec![b'a'; 70 * 1024]);
         let (out, _) = run(&big);
         assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
-        let (out, _) = run(b"PUT / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n");
+        let (out, _) = run(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        // Too large for a u64 is still too large, not malformed.
+        let (out, _) =
+            run(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n");
         assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
         let many: String = (0..150).map(|i| format!("X{i}: 1\r\n")).collect();
         let (out, _) = run(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes());
         assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        // A long target is a 414, whether its line is complete or still arriving.
+        let long = "a".repeat(9000);
+        let (out, _) = run(format!("GET /{long} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert!(out.starts_with("HTTP/1.1 414 "), "{out}");
+        let (out, _) = run(format!("GET /{long}").as_bytes());
+        assert!(out.starts_with("HTTP/1.1 414 "), "{out}");
+        let (out, _) =
+            run(format!("GET /{} HTTP/1.1\r\nHost: x\r\n", "a".repeat(70_000)).as_bytes());
+        assert!(out.starts_with("HTTP/1.1 414 "), "{out}");
+    }
+
+    #[test]
+    fn chunked_bodies_are_bounded() {
+        // A chunk size near u64::MAX once overflowed the running total.
+        let (out, seen) = run(
+            b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert!(seen.is_empty());
+        let (out, _) =
+            run(b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        // Endless trailer lines are cut off like an oversized head.
+        let mut input =
+            b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n".to_vec();
+        for _ in 0..20_000 {
+            input.extend_from_slice(b"T: x\r\n");
+        }
+        let (out, _) = run(&input);
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+    }
+
+    #[test]
+    fn a_request_cut_short_is_answered() {
+        let (out, seen) = run(b"PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        assert!(out.contains("in the middle of the request body"), "{out}");
+        assert!(seen.is_empty());
+        let (out, _) = run(b"GET /u HTTP/1.1\r\nHost: x\r\n");
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        assert!(out.contains("in the middle of a request head"), "{out}");
+        // A connection closed between requests is no error and gets no answer.
+        let (out, _) = run(b"");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn handler_panics_become_500s() {
+        let (out, _) =
+            run(b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 500 "), "{out}");
+        assert!(out.contains("Connection: close"));
+        let (out, _) = run(b"PUT /panic-head HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+        assert!(out.starts_with("HTTP/1.1 500 "), "{out}");
+    }
+
+    /// A client that sends its bytes one at a time, a little apart.
+    struct Trickle {
+        bytes: std::vec::IntoIter<u8>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(2));
+            match self.bytes.next() {
+                Some(b) => {
+                    buf[0] = b;
+                    Ok(1)
+                }
+                None => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        }
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_trickled_head_still_times_out() {
+        let limits = Limits {
+            head_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        };
+        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        head.extend(std::iter::repeat_n(b"X: 1\r\n".iter().copied(), 90).flatten());
+        let mut client = Trickle {
+            bytes: head.into_iter(),
+            output: Vec::new(),
+        };
+        let start = Instant::now();
+        let result = serve_connection(&mut client, &Echo::default(), &limits);
+        assert!(matches!(result, Err(ConnError::TimedOut(_))));
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let out = String::from_utf8_lossy(&client.output);
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    }
+
+    #[test]
+    fn a_stalled_body_times_out() {
+        let limits = Limits {
+            body_stall_timeout: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let mut client = Trickle {
+            bytes: b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab"
+                .to_vec()
+                .into_iter(),
+            output: Vec::new(),
+        };
+        let result = serve_connection(&mut client, &Echo::default(), &limits);
+        assert!(matches!(result, Err(ConnError::TimedOut(_))));
+        let out = String::from_utf8_lossy(&client.output);
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    }
+
+    #[test]
+    fn a_trickled_body_still_times_out() {
+        let limits = Limits {
+            body_timeout: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let mut input = b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".to_vec();
+        input.extend(vec![b'x'; 1000]);
+        let mut client = Trickle {
+            bytes: input.into_iter(),
+            output: Vec::new(),
+        };
+        let result = serve_connection(&mut client, &Echo::default(), &limits);
+        assert!(matches!(result, Err(ConnError::TimedOut(_))));
+        let out = String::from_utf8_lossy(&client.output);
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+    }
+
+    #[test]
+    fn an_idle_connection_is_closed_quietly() {
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let mut client = Trickle {
+            bytes: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec().into_iter(),
+            output: Vec::new(),
+        };
+        let result = serve_connection(&mut client, &Echo::default(), &limits);
+        assert!(matches!(result, Ok(None)));
+        let out = String::from_utf8_lossy(&client.output);
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+        assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
     }
 
     #[test]
@@ -646,5 +1126,21 @@ mod tests {
         let (out, seen) = run(b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n");
         assert_eq!(seen, ["GET /a "]);
         assert!(out.contains("Connection: close"));
+    }
+
+    #[test]
+    fn malformed_heads_are_400s() {
+        for input in [
+            &b"GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+            b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        ] {
+            let (out, seen) = run(input);
+            assert!(out.starts_with("HTTP/1.1 400 "), "{input:?}: {out}");
+            assert!(seen.is_empty());
+        }
     }
 }

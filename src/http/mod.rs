@@ -13,7 +13,7 @@ mod server;
 use std::fmt;
 use std::io::Read;
 
-pub use conn::{Connect, Limits, serve_connection, write_response};
+pub use conn::{ConnError, Connect, Limits, serve_connection, write_response};
 pub use server::{READ_TICK, Server, ServerOptions, Service};
 
 /// The head of a request: everything before the body.

@@ -6,10 +6,11 @@
 //! an idle worker over a zero-capacity crossbeam channel, starts a new worker when none
 //! is idle, and refuses the connection with a 503 once `max_connections` workers are
 //! alive. Workers that stay idle for a while exit, so the pool shrinks again. A panic
-//! while serving one connection is caught and logged; the worker goes on.
+//! while serving one connection is caught and logged; the worker goes on. Accept
+//! errors (running out of file descriptors, say) are logged and retried after a pause.
 
-use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,12 +114,18 @@ impl Pool {
             alive: Arc::clone(&self.alive),
             service: Arc::clone(&self.service),
         };
+        // A failed spawn drops the stream with the closure; a second handle on the
+        // socket lets the client be told.
+        let spare = stream.try_clone();
         let spawned = thread::Builder::new()
             .name("overlay-worker".into())
             .spawn(move || worker.run(stream));
         if let Err(e) = spawned {
             log::error!("starting a worker thread failed: {e}");
             self.alive.fetch_sub(1, Ordering::SeqCst);
+            if let Ok(stream) = spare {
+                self.service.refuse(stream);
+            }
         }
     }
 
@@ -128,7 +135,32 @@ impl Pool {
             self.max_connections
         );
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        self.service.refuse(stream);
+        match stream.try_clone() {
+            Ok(answer) => {
+                self.service.refuse(answer);
+                close_gently(&stream);
+            }
+            Err(_) => self.service.refuse(stream),
+        }
+    }
+}
+
+/// Ends a connection the server has answered without reading its request: sends a
+/// FIN after the answer, and reads off what the client has sent so far, so that
+/// closing does not reset the connection and destroy the answer. Never blocks: this
+/// runs on the accept loop.
+fn close_gently(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut reader = stream;
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match reader.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
     }
 }
 
@@ -162,6 +194,106 @@ impl Worker {
             Ok(Ok(())) => {}
             Ok(Err(e)) => log::debug!("{peer}: setting up the connection failed: {e}"),
             Err(_) => log::error!("{peer}: a panic while serving the connection; it was closed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Instant;
+
+    /// Answers `ok` to each byte it reads, panics on `P`, and says `busy` when refusing.
+    struct Byte;
+
+    impl Service for Byte {
+        fn serve(&self, mut stream: TcpStream) {
+            let mut byte = [0u8];
+            loop {
+                match stream.read(&mut byte) {
+                    Ok(0) => return,
+                    Ok(_) if byte[0] == b'P' => panic!("a bug while serving"),
+                    Ok(_) => {
+                        let _ = stream.write_all(b"ok");
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                    Err(_) => return,
+                }
+            }
+        }
+
+        fn refuse(&self, mut stream: TcpStream) {
+            let _ = stream.write_all(b"busy");
+        }
+    }
+
+    fn start(max_connections: usize) -> SocketAddr {
+        let server = Server::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            ServerOptions { max_connections },
+        )
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        thread::spawn(move || server.run(Arc::new(Byte)));
+        addr
+    }
+
+    /// Connects and sends `byte`; returns the stream and the first answer.
+    fn send(addr: SocketAddr, byte: u8) -> (TcpStream, String) {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(&[byte]).unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 16];
+        while answer != b"ok" && answer != b"busy" {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        (stream, String::from_utf8_lossy(&answer).into_owned())
+    }
+
+    #[test]
+    fn connections_past_the_cap_are_refused_and_the_pool_recovers() {
+        let addr = start(2);
+        let (first, answer) = send(addr, b'a');
+        assert_eq!(answer, "ok");
+        let (_second, answer) = send(addr, b'b');
+        assert_eq!(answer, "ok");
+        let (_, answer) = send(addr, b'c');
+        assert_eq!(answer, "busy");
+        // Once a connection ends, its worker takes the next one.
+        drop(first);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, answer) = send(addr, b'd');
+            if answer == "ok" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the pool did not recover");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_panic_costs_only_its_connection() {
+        let addr = start(1);
+        let (_, answer) = send(addr, b'P');
+        assert_eq!(answer, "");
+        // The single worker survived the panic and serves the next connection.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, answer) = send(addr, b'a');
+            if answer == "ok" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the worker did not survive");
+            thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -104,7 +104,12 @@ struct LineFields {
 impl IndexLine {
     /// Parses one line. `None` for a line cargo would also skip (bad JSON, bad version).
     pub fn parse(raw: &str) -> Option<IndexLine> {
-        let fields: LineFields = serde_json::from_str(raw).ok()?;
+        // serde reads a struct from a JSON array too; an index line is an object.
+        let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+        if !value.is_object() {
+            return None;
+        }
+        let fields: LineFields = serde_json::from_value(value).ok()?;
         let version = semver::Version::parse(&fields.vers).ok()?;
         Some(IndexLine {
             raw: raw.to_string(),
@@ -252,6 +257,12 @@ mod tests {
         let lines = parse_index_file(text);
         assert_eq!(lines.len(), 1);
         assert!(lines[0].yanked);
+    }
+
+    #[test]
+    fn only_json_objects_are_index_lines() {
+        assert!(IndexLine::parse(r#"["a","1.0.0"]"#).is_none());
+        assert!(IndexLine::parse(r#"{"name":"a","vers":"1.0.0"}"#).is_some());
     }
 
     #[test]

@@ -11,12 +11,19 @@
 //! renamed into place, and the directory is synced. Publishes and yanks of one crate
 //! hold an exclusive `flock` on its lock file, which serializes threads and processes
 //! that share the directory alike.
+//!
+//! A temporary file is named `.tmp-{pid}-{n}-{name}` after its writer's process id. A
+//! crash leaves it behind; opening the layer removes those whose writer is gone (or
+//! that are over an hour old, in case the pid was reused), never one that a live
+//! process sharing the directory may still be writing.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
+use super::atomic::{TEMP_PREFIX, write_atomic};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, parse_index_file, same_release};
 use super::layer::{CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome};
@@ -28,11 +35,20 @@ pub struct LocalLayer {
 }
 
 impl LocalLayer {
-    /// A layer in `root`, which is created if it does not exist.
+    /// A layer in `root`, which is created if it does not exist. Temporary files that
+    /// crashed writers left are removed (see the module docs).
     pub fn open(root: PathBuf) -> Result<LocalLayer> {
+        first_write_time();
         let layer = LocalLayer::view(root);
         fs::create_dir_all(layer.root.join("index"))
             .map_err(|e| layer.storage_error(&layer.root, e))?;
+        let removed = layer.remove_stale_temp_files();
+        if removed > 0 {
+            log::info!(
+                "{}: removed {removed} temporary files left by an interrupted write",
+                layer.label
+            );
+        }
         Ok(layer)
     }
 
@@ -93,7 +109,9 @@ impl LocalLayer {
         Ok(file)
     }
 
+    /// Writes a file atomically and durably (see `atomic`).
     fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        first_write_time();
         write_atomic(path, bytes).map_err(|e| self.storage_error(path, e))
     }
 
@@ -102,6 +120,55 @@ impl LocalLayer {
         let bytes = fs::read(self.metadata_file(&line.name, &line.version)).ok()?;
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         value["description"].as_str().map(str::to_string)
+    }
+
+    /// Removes the temporary files of writers that are gone, in the root, `meta/` and
+    /// every index directory. Returns how many were removed. Best effort: a file that
+    /// cannot be removed stays, and is tried again at the next open.
+    fn remove_stale_temp_files(&self) -> usize {
+        let now = SystemTime::now();
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone(), self.root.join("meta")];
+        let mut index_dirs = vec![self.root.join("index")];
+        while let Some(dir) = index_dirs.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    index_dirs.push(entry.path());
+                }
+            }
+            dirs.push(dir);
+        }
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(TEMP_PREFIX) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let modified = entry.metadata().and_then(|m| m.modified()).ok();
+                if !is_stale_temp(&name, modified, now) {
+                    continue;
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        log::debug!("{}: removed {}", self.label, entry.path().display());
+                        removed += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => log::warn!(
+                        "{}: cannot remove the stale temporary file {}: {e}",
+                        self.label,
+                        entry.path().display()
+                    ),
+                }
+            }
+        }
+        removed
     }
 
     /// The lowercase names of every crate in the index.
@@ -264,7 +331,13 @@ impl WritableLayer for LocalLayer {
         let mut rewritten = String::with_capacity(text.len() + 16);
         for raw in text.lines() {
             match IndexLine::parse(raw) {
-                Some(line) if same_release(&line.version, version) => {
+                // `with_yanked` needs a JSON object, but a JSON array parses as an
+                // index line too: such a line is kept as it is (see the `index_line`
+                // fuzz target).
+                Some(line)
+                    if same_release(&line.version, version)
+                        && raw.trim_start().starts_with('{') =>
+                {
                     found = true;
                     rewritten.push_str(&line.with_yanked(yanked).raw);
                 }
@@ -283,31 +356,182 @@ impl WritableLayer for LocalLayer {
     }
 }
 
-/// Makes temporary names unique among the threads of this process; the process id
-/// makes them unique among processes.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// A temporary file this old is stale whoever wrote it: no write takes that long, and
+/// its writer's pid may have been reused since.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
-/// Writes `bytes` to `path` so that readers see the old file or the new one, never a
-/// part, and the new one survives a crash once this returns.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().expect("layer files have a directory");
-    fs::create_dir_all(dir)?;
-    let file_name = path.file_name().expect("layer files have a name");
-    let temp = dir.join(format!(
-        ".tmp-{}-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
-        file_name.to_string_lossy()
-    ));
-    let result = (|| {
-        let mut file = File::create_new(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+/// When this process first opened a layer or wrote a file: a temporary file with this
+/// process's pid from before then was left by an earlier process with the same pid (a
+/// restarted container, say).
+fn first_write_time() -> SystemTime {
+    static FIRST: OnceLock<SystemTime> = OnceLock::new();
+    *FIRST.get_or_init(SystemTime::now)
+}
+
+/// The pid in a temporary file's name, when it is one of ours.
+fn temp_writer_pid(file_name: &str) -> Option<i32> {
+    let (pid, _) = file_name.strip_prefix(TEMP_PREFIX)?.split_once('-')?;
+    // Digits only: `kill` with 0 or a negative pid would address process groups.
+    if !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    result
+    pid.parse().ok().filter(|&pid| pid > 0)
+}
+
+/// Whether a process with this pid exists (as far as this process can tell: one owned
+/// by another user counts as alive).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Whether a temporary file can be removed: its writer is gone, or it is old.
+fn is_stale_temp(file_name: &str, modified: Option<SystemTime>, now: SystemTime) -> bool {
+    let age = modified.and_then(|m| now.duration_since(m).ok());
+    if age.is_some_and(|age| age > STALE_TEMP_AGE) {
+        return true;
+    }
+    match temp_writer_pid(file_name) {
+        // Ours if written after this process started writing; a coarse file clock
+        // gets a second of slack.
+        Some(pid) if pid.unsigned_abs() == std::process::id() => {
+            modified.is_some_and(|m| m + Duration::from_secs(1) < first_write_time())
+        }
+        Some(pid) => !process_alive(pid),
+        // Not a name this code writes: only age removes it.
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn scratch(name: &str) -> PathBuf {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "overlay-local-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The pid of a process that has exited.
+    fn dead_pid() -> u32 {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn touch(path: &Path, age: Duration) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = File::create(path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[test]
+    fn opening_removes_only_the_temp_files_of_writers_that_are_gone() {
+        let root = scratch("temp-cleanup");
+        let dead = dead_pid();
+        let me = std::process::id();
+        let fresh = Duration::ZERO;
+        let stale = [
+            root.join(format!(".tmp-{dead}-0-a-0.1.0.crate")),
+            root.join(format!("meta/.tmp-{dead}-1-a-0.1.0.json")),
+            root.join(format!("index/1/.tmp-{dead}-2-a")),
+            root.join(format!("index/ab/cd/.tmp-{dead}-3-abcd")),
+        ];
+        for path in &stale {
+            touch(path, fresh);
+        }
+        // Pid 1 is alive, but nothing writes for an hour.
+        let old = root.join("index/ab/cd/.tmp-1-4-abcd");
+        touch(&old, Duration::from_secs(2 * 3600));
+        // An earlier process with this process's pid.
+        let reused = root.join(format!(".tmp-{me}-5-b-0.1.0.crate"));
+        touch(&reused, Duration::from_secs(30 * 60));
+        let kept = [
+            // Live writers: another process, and this one.
+            root.join(".tmp-1-6-c-0.1.0.crate"),
+            root.join(format!("index/ab/cd/.tmp-{me}-7-abcd")),
+            // Not our names, and not old.
+            root.join(".tmp-x-8-d"),
+            root.join(".tmp-0-9-d"),
+            root.join(".tmp--1-10-d"),
+            // Not temporary files at all.
+            root.join("a-0.1.0.crate"),
+            root.join("index/ab/cd/abcd"),
+            root.join("index/ab/cd/.abcd.lock"),
+        ];
+        first_write_time();
+        for path in &kept {
+            touch(path, fresh);
+        }
+        let layer = LocalLayer::open(root.clone()).unwrap();
+        assert_eq!(layer.remove_stale_temp_files(), 0);
+        for path in stale.iter().chain([&old, &reused]) {
+            assert!(!path.exists(), "{} was kept", path.display());
+        }
+        for path in &kept {
+            assert!(path.exists(), "{} was removed", path.display());
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn temp_names_carry_the_writer_pid() {
+        assert_eq!(temp_writer_pid(".tmp-123-4-serde-1.0.0.crate"), Some(123));
+        assert_eq!(temp_writer_pid(".tmp-0-4-x"), None);
+        assert_eq!(temp_writer_pid(".tmp--5-4-x"), None);
+        assert_eq!(temp_writer_pid(".tmp-+5-4-x"), None);
+        assert_eq!(temp_writer_pid(".tmp-99999999999-4-x"), None);
+        assert_eq!(temp_writer_pid("tmp-5-4-x"), None);
+        assert!(process_alive(std::process::id() as i32));
+        assert!(!process_alive(dead_pid() as i32));
+    }
+
+    #[test]
+    fn a_write_leaves_no_temp_file() {
+        let root = scratch("write");
+        let path = root.join("index/ab/cd/abcd");
+        let layer = LocalLayer::open(root.clone()).unwrap();
+        layer.write(&path, b"one\n").unwrap();
+        layer.write(&path, b"two\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two\n");
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["abcd"]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A line that is a JSON array parses as an index line, and yanking it panicked in
+    /// `with_yanked` (the `index_line` fuzz target reproduces it).
+    #[test]
+    fn yanking_next_to_an_array_line_does_not_panic() {
+        let root = scratch("array-line");
+        let layer = LocalLayer::open(root.clone()).unwrap();
+        let name = CrateName::new("abcd").unwrap();
+        let text = "[\"abcd\",\"0.1.0\"]\n{\"name\":\"abcd\",\"vers\":\"0.2.0\",\"deps\":[],\"cksum\":\"00\",\"features\":{},\"yanked\":false}\n";
+        layer
+            .write(&layer.index_file(&name), text.as_bytes())
+            .unwrap();
+        let v = |s: &str| semver::Version::parse(s).unwrap();
+        assert!(layer.set_yanked(&name, &v("0.1.0"), true, None).is_err());
+        layer.set_yanked(&name, &v("0.2.0"), true, None).unwrap();
+        let after = layer.read_index_text(&name).unwrap();
+        assert!(after.starts_with("[\"abcd\",\"0.1.0\"]\n"), "{after}");
+        assert!(after.contains("\"yanked\":true"), "{after}");
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

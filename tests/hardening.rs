@@ -1,0 +1,469 @@
+//! The HTTP layer against hostile and broken clients, on the real binary: every
+//! refusal is answered with its status and cargo's JSON error shape, the server keeps
+//! serving afterwards, and slow or idle clients cannot starve a normal one. Traffic
+//! stays on 127.0.0.1; every loop is bounded in count and time.
+
+mod common;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{BIN, HttpResponse, Overlay, local_layer, parse_response, scratch};
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Reads one response (an interim one too), by its `Content-Length`, without waiting
+/// for the connection to close and without reading past it: the head a byte at a time,
+/// then exactly the body.
+fn read_response(stream: &mut TcpStream) -> HttpResponse {
+    let mut raw = Vec::new();
+    let mut byte = [0u8];
+    let failed = |raw: &[u8], why: String| -> ! {
+        panic!(
+            "no whole response ({why}) after {:?}",
+            String::from_utf8_lossy(raw)
+        )
+    };
+    while !raw.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => raw.push(byte[0]),
+            Ok(_) => failed(&raw, "the connection closed".into()),
+            Err(e) => failed(&raw, e.to_string()),
+        }
+        assert!(raw.len() < 64 * 1024, "response head too large");
+    }
+    let len: usize = parse_response(&raw)
+        .header("content-length")
+        .map_or(0, |v| v.parse().unwrap());
+    let mut body = vec![0u8; len];
+    if let Err(e) = stream.read_exact(&mut body) {
+        failed(&raw, e.to_string());
+    }
+    raw.extend_from_slice(&body);
+    parse_response(&raw)
+}
+
+/// Sends `request` on a new connection and reads one response. Write errors are
+/// ignored: the server may answer and close before it has read everything.
+fn exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
+    let mut stream = connect(addr);
+    let _ = stream.write_all(request);
+    read_response(&mut stream)
+}
+
+/// Asserts a refusal: its status, cargo's `{"errors":[{"detail":...}]}` shape with
+/// `detail` containing `text`, and that the server closes the connection.
+fn assert_refused(what: &str, response: &HttpResponse, status: u16, text: &str) {
+    assert_eq!(response.status, status, "{what}: {}", response.text());
+    let detail = response.json()["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no errors[0].detail in {}", response.text()))
+        .to_string();
+    assert!(
+        detail.contains(text),
+        "{what}: expected {text:?} in {detail:?}"
+    );
+    assert_eq!(
+        response.header("connection"),
+        Some("close"),
+        "{what}: the connection should close"
+    );
+}
+
+fn assert_still_serving(overlay: &Overlay) {
+    let start = Instant::now();
+    let response = overlay.get("/config.json");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.json()["dl"].is_string());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// `n` bytes that look like nothing: a fixed xorshift sequence.
+fn garbage(n: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
+    let work = scratch("hardening-storm");
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
+    let addr = overlay.addr;
+    let host = format!("Host: {addr}\r\n");
+
+    // The head: too large, too many fields, too long a target.
+    let big_head = format!(
+        "GET /config.json HTTP/1.1\r\n{host}X-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    assert_refused(
+        "oversized head",
+        &exchange(addr, big_head.as_bytes()),
+        431,
+        "request head larger than the limit",
+    );
+    let many: String = (0..120).map(|i| format!("X-H{i}: {i}\r\n")).collect();
+    let request = format!("GET /config.json HTTP/1.1\r\n{host}{many}\r\n");
+    assert_refused(
+        "too many headers",
+        &exchange(addr, request.as_bytes()),
+        431,
+        "more than 100 request headers",
+    );
+    let request = format!("GET /{} HTTP/1.1\r\n{host}\r\n", "a".repeat(10_000));
+    assert_refused(
+        "long target",
+        &exchange(addr, request.as_bytes()),
+        414,
+        "request target longer than the limit",
+    );
+
+    // Framing.
+    let request = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    assert_refused(
+        "Content-Length with Transfer-Encoding",
+        &exchange(addr, request.as_bytes()),
+        400,
+        "both Content-Length and Transfer-Encoding",
+    );
+    for lengths in [
+        "Content-Length: 3\r\nContent-Length: 4",
+        "Content-Length: 3\r\nContent-Length: 3",
+    ] {
+        let request = format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}{lengths}\r\n\r\nabcd");
+        assert_refused(
+            "two Content-Lengths",
+            &exchange(addr, request.as_bytes()),
+            400,
+            "more than one Content-Length",
+        );
+    }
+    let request =
+        format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}Transfer-Encoding: gzip\r\n\r\nabc");
+    assert_refused(
+        "Transfer-Encoding: gzip",
+        &exchange(addr, request.as_bytes()),
+        501,
+        "unsupported transfer coding `gzip`",
+    );
+    let request = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
+    );
+    assert_refused(
+        "bad chunk size line",
+        &exchange(addr, request.as_bytes()),
+        400,
+        "malformed chunk size line",
+    );
+
+    // Malformed requests.
+    for (what, request) in [
+        (
+            "malformed request line",
+            b"GET/config.json HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+        (
+            "unknown version",
+            b"GET /config.json HTTP/7.0\r\n\r\n".to_vec(),
+        ),
+        (
+            "NUL in the path",
+            format!("GET /conf\0ig.json HTTP/1.1\r\n{host}\r\n").into_bytes(),
+        ),
+        ("garbage bytes", garbage(4096)),
+    ] {
+        assert_refused(what, &exchange(addr, &request), 400, "malformed request");
+    }
+    assert_refused(
+        "no Host",
+        &exchange(addr, b"GET /config.json HTTP/1.1\r\n\r\n"),
+        400,
+        "missing Host header",
+    );
+
+    // A body that ends early: the client closes its side mid-body.
+    let mut stream = connect(addr);
+    let head = format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}Content-Length: 100\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(b"only ten..").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_refused(
+        "body ends early",
+        &read_response(&mut stream),
+        400,
+        "in the middle of the request body",
+    );
+
+    // A body too large for the server, announced by Content-Length: refused before it
+    // is read, whether the client waits for 100 Continue or sends it anyway.
+    let head =
+        format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}Content-Length: 1000000000000\r\n\r\n");
+    let mut stream = connect(addr);
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..32 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    assert_refused(
+        "huge body",
+        &read_response(&mut stream),
+        413,
+        "larger than the limit",
+    );
+    sender.join().unwrap();
+    let head = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Expect: 100-continue\r\nContent-Length: 1000000000000\r\n\r\n"
+    );
+    let mut stream = connect(addr);
+    stream.write_all(head.as_bytes()).unwrap();
+    // The refusal comes instead of 100 Continue, without the client sending anything.
+    assert_refused(
+        "huge body with Expect: 100-continue",
+        &read_response(&mut stream),
+        413,
+        "larger than the limit",
+    );
+    drop(stream);
+
+    assert_still_serving(&overlay);
+    let log = overlay.log();
+    assert!(!log.contains("panic"), "{log}");
+}
+
+#[test]
+fn a_refused_upload_sent_without_waiting_still_gets_its_answer() {
+    let work = scratch("hardening-refused");
+    let overlay = Overlay::start(&["--read-only", "-r", &local_layer(&work.join("reg"))]);
+    let addr = overlay.addr;
+    // 4 MiB sent at once, with and without an ignored Expect: the server refuses the
+    // publish from its head, then reads the body off so the answer is not lost to a
+    // reset.
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let body_len = 4 * 1024 * 1024;
+        let head = format!(
+            "PUT /api/v1/crates/new HTTP/1.1\r\nHost: {addr}\r\n{expect}Content-Length: {body_len}\r\n\r\n"
+        );
+        let mut stream = connect(addr);
+        let mut writer = stream.try_clone().unwrap();
+        let sender = thread::spawn(move || {
+            writer.write_all(head.as_bytes())?;
+            writer.write_all(&vec![0u8; body_len])
+        });
+        let response = read_response(&mut stream);
+        assert!(
+            response.status == 403 || response.status == 405,
+            "{expect:?}: {} {}",
+            response.status,
+            response.text()
+        );
+        assert!(response.json()["errors"][0]["detail"].is_string());
+        assert_eq!(response.header("connection"), Some("close"));
+        sender
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{expect:?}: the body was cut off: {e}"));
+    }
+    // A small refused body is skipped and the connection stays usable.
+    let mut stream = connect(addr);
+    let request = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5\r\n\r\nabcde\
+         GET /config.json HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let refused = read_response(&mut stream);
+    assert!(
+        refused.status == 403 || refused.status == 405,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.header("connection"), None);
+    assert_eq!(read_response(&mut stream).status, 200);
+    assert_still_serving(&overlay);
+}
+
+#[test]
+fn slow_and_idle_clients_do_not_starve_a_normal_one() {
+    const SLOW: usize = 300;
+    let work = scratch("hardening-slow");
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
+    let addr = overlay.addr;
+    // Half send a head a byte at a time, half only hold the connection.
+    let mut slow = Vec::new();
+    let mut idle = Vec::new();
+    for i in 0..SLOW {
+        let mut stream = connect(addr);
+        if i % 2 == 0 {
+            let head = format!("GET /config.json HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
+            stream.write_all(head.as_bytes()).unwrap();
+            slow.push(stream);
+        } else {
+            idle.push(stream);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickler = {
+        let stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                for stream in &mut slow {
+                    let _ = stream.write_all(b"a");
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+            slow
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        assert_still_serving(&overlay);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let slow = trickler.join().unwrap();
+    drop(slow);
+    drop(idle);
+    assert_still_serving(&overlay);
+}
+
+#[test]
+fn connections_past_the_cap_get_a_clear_503() {
+    // The server's default cap.
+    const CAP: usize = 512;
+    let work = scratch("hardening-cap");
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
+    let addr = overlay.addr;
+    let held: Vec<TcpStream> = (0..CAP).map(|_| connect(addr)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let mut stream = connect(addr);
+        let request = format!("GET /config.json HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes());
+        let response = read_response(&mut stream);
+        if response.status == 503 {
+            break response;
+        }
+        // Not all held connections were taken on yet.
+        assert!(Instant::now() < deadline, "no 503 past the cap");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_refused("past the cap", &refused, 503, "too many connections");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while overlay.get("/config.json").status != 200 {
+        assert!(Instant::now() < deadline, "the server did not recover");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_still_serving(&overlay);
+}
+
+#[test]
+fn the_accept_loop_survives_running_out_of_file_descriptors() {
+    const FD_LIMIT: u64 = 48;
+    let work = scratch("hardening-fds");
+    let log_path = work.join("stderr.log");
+    let mut command = Command::new(BIN);
+    command
+        .args(["--no-proxy", "--no-tls", "-p", "0", "-r"])
+        .arg(local_layer(&work.join("reg")))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: FD_LIMIT,
+                rlim_max: FD_LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = KillOnDrop(command.spawn().unwrap());
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut addr: Option<SocketAddr> = None;
+    loop {
+        let mut line = String::new();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "the overlay exited"
+        );
+        if line.starts_with('#') {
+            break;
+        }
+        if addr.is_none() {
+            let url = line.trim().trim_end_matches('\'').trim_end_matches('/');
+            addr = Some(url.rsplit("://").next().unwrap().parse().unwrap());
+        }
+    }
+    let addr = addr.unwrap();
+
+    // More connections than the server has descriptors for: the rest wait in the
+    // listen backlog while accepting fails.
+    let held: Vec<TcpStream> = (0..2 * FD_LIMIT).map(|_| connect(addr)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap()
+        .contains("accepting a connection failed")
+    {
+        assert!(Instant::now() < deadline, "accepting never failed");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let waiting = thread::spawn(move || {
+        let request = format!("GET /config.json HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        exchange(addr, request.as_bytes()).status
+    });
+    thread::sleep(Duration::from_millis(300));
+    drop(held);
+    // Once descriptors are free again, the waiting request is served.
+    assert_eq!(waiting.join().unwrap(), 200);
+    let request = format!("GET /config.json HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    assert_eq!(exchange(addr, request.as_bytes()).status, 200);
+}
+
+/// A server process that is killed when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
