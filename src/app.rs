@@ -164,6 +164,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     };
     let proxy = match (&ca, config.proxy) {
         (Some(ca), true) => Some(ProxySettings {
+            forwarder: Arc::new(Upstream::new(&upstream).map_err(AppError::Upstream)?),
             intercept: InterceptTls::new(Arc::clone(ca)),
             intercepted_hosts: intercepted_hosts(&base_url, built.remote_hosts),
             allowed_ports: [443]

@@ -187,12 +187,17 @@ fn assert_echoes(stream: &mut impl ReadWrite) {
 fn connect_to_other_hosts_is_a_byte_tunnel_on_allowed_ports_only() {
     let work = scratch("tunnel");
     let port = echo_server().to_string();
+    // A plain registry on loopback, the far end of forwarded absolute-form requests.
+    let far = Overlay::start(&["-r", &local_layer(&work.join("far"))]);
+    let far_port = far.addr.port().to_string();
     let overlay = Overlay::start_with(&[
         "--no-tls",
         "-p",
         "0",
         "--allow-connect-port",
         &port,
+        "--allow-connect-port",
+        &far_port,
         "-r",
         &local_layer(&work.join("reg")),
     ]);
@@ -206,7 +211,7 @@ fn connect_to_other_hosts_is_a_byte_tunnel_on_allowed_ports_only() {
     assert_eq!(status, 403);
     assert!(body.contains("CONNECT to port 9 is not allowed"), "{body}");
 
-    // Absolute-form requests: registry hosts are served, others are not forwarded.
+    // Absolute-form requests: registry hosts are served, others forwarded on allowed ports.
     let config = http(
         overlay.addr,
         "GET",
@@ -216,8 +221,30 @@ fn connect_to_other_hosts_is_a_byte_tunnel_on_allowed_ports_only() {
     );
     assert_eq!(config.status, 200);
     assert_eq!(config.json()["api"], "https://crates.io");
-    let foreign = http(overlay.addr, "GET", "http://example.com/", &[], b"");
-    assert_eq!(foreign.status, 502);
+    let forwarded = http(
+        overlay.addr,
+        "GET",
+        &format!("http://127.0.0.1:{far_port}/config.json"),
+        &[],
+        b"",
+    );
+    assert_eq!(forwarded.status, 200);
+    assert_eq!(
+        forwarded.json()["api"],
+        format!("http://127.0.0.1:{far_port}")
+    );
+    assert!(
+        far.log().contains("GET /config.json -> 200"),
+        "{}",
+        far.log()
+    );
+    let refused = http(overlay.addr, "GET", "http://127.0.0.1:9/", &[], b"");
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused
+            .text()
+            .contains("forwarding to port 9 is not allowed")
+    );
 }
 
 #[test]

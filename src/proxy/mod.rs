@@ -6,8 +6,9 @@
 //! either intercepts the tunnel (for registry hosts: answer 200, terminate TLS with a
 //! leaf from the overlay's CA, and run the same HTTP loop and router inside), or passes
 //! it through as raw bytes (any other host, on an allowed port). Absolute-form requests
-//! (`GET http://host/path`) for intercepted hosts go to the router too. The router never
-//! learns how a request arrived.
+//! (`GET http://host/path`) for intercepted hosts go to the router too; for other hosts
+//! they are forwarded, on port 80 or an allowed port. The router never learns how a
+//! request arrived.
 
 mod halves;
 mod tunnel;
@@ -20,10 +21,11 @@ use std::time::Duration;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::http::{
-    Connect, Handler, Limits, Request, RequestHead, Response, Service, serve_connection,
+    Body, Connect, Handler, Limits, Request, RequestHead, Response, Service, serve_connection,
     write_response,
 };
 use crate::tls::InterceptTls;
+use crate::upstream::Upstream;
 use halves::IntoHalves;
 
 /// How long a passthrough tunnel may carry no bytes before it is closed.
@@ -36,6 +38,8 @@ pub struct ProxySettings {
     pub intercepted_hosts: Vec<String>,
     /// Ports a passthrough `CONNECT` may reach.
     pub allowed_ports: Vec<u16>,
+    /// The client that forwards absolute-form requests for other hosts.
+    pub forwarder: Arc<Upstream>,
 }
 
 impl ProxySettings {
@@ -227,8 +231,35 @@ enum Target {
     /// Served by the router, with this origin-form target.
     Local(String),
     /// An absolute-form target for a host the overlay does not serve.
-    Foreign(String),
+    Foreign { host: String, port: u16 },
 }
+
+/// Response headers a forwarded answer keeps; the rest are hop-by-hop or framing,
+/// which the overlay's own response sets.
+const FORWARDED_RESPONSE_HEADERS: [&str; 6] = [
+    "content-type",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "location",
+    "www-authenticate",
+];
+/// Request headers not passed on: hop-by-hop ones (RFC 9110 section 7.6.1) and those
+/// the forwarding client sets itself.
+const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+/// The largest forwarded answer without a length that is read into memory.
+const MAX_FORWARDED_UNSIZED: u64 = 64 * 1024 * 1024;
 
 impl ProxyRequests<'_> {
     fn classify(&self, target: &str) -> Target {
@@ -239,7 +270,12 @@ impl ProxyRequests<'_> {
             return Target::Local(target.to_string());
         };
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let host = split_authority(authority).map_or(authority, |(host, _)| host);
+        let default_port = if target.starts_with("https://") {
+            443
+        } else {
+            80
+        };
+        let (host, port) = split_authority(authority).unwrap_or((authority, default_port));
         let intercepted = self
             .frontend
             .proxy
@@ -249,15 +285,80 @@ impl ProxyRequests<'_> {
             let path = if path.is_empty() { "/" } else { path };
             Target::Local(path.to_string())
         } else {
-            Target::Foreign(host.to_string())
+            Target::Foreign {
+                host: host.to_string(),
+                port,
+            }
         }
     }
 
-    fn foreign(&self, host: &str) -> Response {
-        self.frontend.router.protocol_error(
-            502,
-            &format!("the overlay does not forward plain-HTTP requests to {host}; only intercepted registry hosts are served"),
-        )
+    /// Why a request for another host cannot be forwarded, if it cannot.
+    fn refuse_foreign(&self, port: u16) -> Option<Response> {
+        let refusal = match &self.frontend.proxy {
+            None => (
+                405,
+                "this overlay runs with --no-proxy: requests for other hosts are not forwarded"
+                    .to_string(),
+            ),
+            Some(proxy) if port != 80 && !proxy.allowed_ports.contains(&port) => (
+                403,
+                format!("forwarding to port {port} is not allowed (see --allow-connect-port)"),
+            ),
+            Some(_) => return None,
+        };
+        Some(self.frontend.router.protocol_error(refusal.0, &refusal.1))
+    }
+
+    /// Forwards a request for a host the overlay does not serve, and its answer back.
+    fn forward(&self, request: &Request, host: &str) -> Response {
+        let Some(proxy) = &self.frontend.proxy else {
+            unreachable!("refuse_foreign turns requests away without proxy mode")
+        };
+        let headers: Vec<(&str, &str)> = request
+            .head
+            .headers
+            .iter()
+            .filter(|(name, _)| !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let body = (!request.body.is_empty()).then_some(request.body.as_slice());
+        let answer =
+            match proxy
+                .forwarder
+                .send(&request.head.method, &request.head.target, &headers, body)
+            {
+                Ok(answer) => answer,
+                Err(e) => {
+                    return self
+                        .frontend
+                        .router
+                        .protocol_error(502, &format!("forwarding to {host} failed: {e}"));
+                }
+            };
+        let kept: Vec<(&str, String)> = FORWARDED_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|name| Some((*name, answer.header(name)?)))
+            .collect();
+        let status = answer.status;
+        let body = match answer.content_length() {
+            Some(len) => Body::Stream {
+                reader: answer.into_reader(),
+                len,
+            },
+            None => match answer.into_bytes(MAX_FORWARDED_UNSIZED) {
+                Ok(bytes) => Body::Bytes(bytes),
+                Err(e) => {
+                    return self
+                        .frontend
+                        .router
+                        .protocol_error(502, &format!("forwarding to {host} failed: {e}"));
+                }
+            },
+        };
+        kept.into_iter()
+            .fold(Response::new(status, body), |response, (name, value)| {
+                response.with_header(name, value)
+            })
     }
 }
 
@@ -271,7 +372,7 @@ impl Handler for ProxyRequests<'_> {
                 };
                 self.frontend.router.check_head(&head, body_len)
             }
-            Target::Foreign(host) => Some(self.foreign(&host)),
+            Target::Foreign { port, .. } => self.refuse_foreign(port),
         }
     }
 
@@ -281,7 +382,9 @@ impl Handler for ProxyRequests<'_> {
                 request.head.target = target;
                 self.frontend.router.handle(request)
             }
-            Target::Foreign(host) => self.foreign(&host),
+            Target::Foreign { host, port } => self
+                .refuse_foreign(port)
+                .unwrap_or_else(|| self.forward(&request, &host)),
         }
     }
 
