@@ -19,10 +19,10 @@ use std::time::Duration;
 use crate::auth::{TokenFileError, Tokens};
 use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::fetch::{fetch_into, parse_lockfile};
-use crate::http::{Server, ServerOptions};
+use crate::http::{Limits, Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::disk_cache::DiskCache;
-use crate::registry::publish::PublishPolicy;
+use crate::registry::publish::{MAX_METADATA_LEN, PublishPolicy};
 use crate::registry::remote::RemoteOptions;
 use crate::registry::{
     CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
@@ -180,6 +180,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
 
     let policy = PublishPolicy {
         permissive: config.permissive_publishing,
+        max_crate_len: config.max_upload_size,
         ..PublishPolicy::default()
     };
     let tokens = match &config.token_file {
@@ -198,7 +199,12 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
     }
-    let frontend = Frontend::new(Arc::new(router), listener_tls, proxy);
+    // The largest body is a publish: both parts at their limits and two lengths.
+    let limits = Limits {
+        max_body_len: (config.max_upload_size + MAX_METADATA_LEN + 8) as u64,
+        ..Limits::default()
+    };
+    let frontend = Frontend::new(Arc::new(router), limits, listener_tls, proxy);
     log::info!("listening on {listener_url}/");
     signals::install();
     thread::Builder::new()

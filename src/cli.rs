@@ -109,6 +109,8 @@ pub struct Config {
     /// Ports a passthrough `CONNECT` may reach, besides 443.
     pub allow_connect_ports: Vec<u16>,
     pub permissive_publishing: bool,
+    /// The largest `.crate` a publish may upload, in bytes.
+    pub max_upload_size: usize,
     pub tls: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -135,6 +137,7 @@ impl Default for Config {
             index_ttl: DEFAULT_INDEX_TTL,
             prefetch_workers: DEFAULT_PREFETCH_WORKERS,
             permissive_publishing: false,
+            max_upload_size: crate::registry::publish::DEFAULT_MAX_CRATE_LEN,
             tls: true,
             tls_cert: None,
             tls_key: None,
@@ -254,6 +257,8 @@ Options:
                               Let passthrough CONNECT reach PORT as well as 443 (repeatable)
       --permissive-publishing Skip crates.io's metadata checks (names, versions and
                               sizes are always checked)
+      --max-upload-size BYTES The largest .crate a publish may upload; bigger ones get 413
+                              before their body is read [default: 10485760, crates.io's]
       --no-tls                Serve plain HTTP
       --tls-cert PATH         TLS certificate for the listener (PEM)
       --tls-key PATH          TLS private key for the listener (PEM)
@@ -341,6 +346,11 @@ where
                 config.allow_connect_ports.push(port);
             }
             Long("permissive-publishing") => config.permissive_publishing = true,
+            Long("max-upload-size") => {
+                let bytes = number(&mut parser, "--max-upload-size", 1)?;
+                config.max_upload_size =
+                    usize::try_from(bytes.min(u32::MAX.into())).unwrap_or(usize::MAX);
+            }
             Long("no-tls") => config.tls = false,
             Long("tls-cert") => config.tls_cert = Some(parser.value()?.into()),
             Long("tls-key") => config.tls_key = Some(parser.value()?.into()),

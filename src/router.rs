@@ -237,11 +237,17 @@ impl Router {
         };
         let publish = publish::prepare(body, &policy, &publish::pubtime(SystemTime::now()))?;
         let auth = head.header("authorization");
-        let (layer, outcome) = self.stack.publish(&publish, auth)?;
-        log::info!("published {}@{} to {layer}", publish.name, publish.version);
-        let accepted =
-            json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } });
-        Ok(written(outcome, accepted))
+        let result = self.stack.publish(&publish, auth)?;
+        log::info!(
+            "published {}@{} to {}",
+            publish.name,
+            publish.version,
+            result.layer
+        );
+        let accepted = json!({ "warnings": {
+            "invalid_categories": [], "invalid_badges": [], "other": result.warnings,
+        } });
+        Ok(written(result.outcome, accepted))
     }
 
     fn search(&self, query: Option<&str>) -> Result<Response, RegistryError> {

@@ -241,7 +241,7 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
         "huge body",
         &read_response(&mut stream),
         413,
-        "larger than the limit",
+        "max upload size is: 10485760",
     );
     sender.join().unwrap();
     let head = format!(
@@ -254,7 +254,7 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
         "huge body with Expect: 100-continue",
         &read_response(&mut stream),
         413,
-        "larger than the limit",
+        "max upload size is: 10485760",
     );
     drop(stream);
 

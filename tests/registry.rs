@@ -485,3 +485,59 @@ fn a_token_file_guards_publish_and_yank() {
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["yanked"], false);
 }
+
+#[test]
+fn names_collide_across_layers_and_hidden_versions_are_warned_about() {
+    let work = scratch("collisions");
+    let (top, bottom) = (work.join("top"), work.join("bottom"));
+    let only_bottom = Overlay::start(&["-r", &local_layer(&bottom)]);
+    let cargo = Cargo::new(&only_bottom);
+    let original = Fixture::library(&work.join("b"), "dash-name", "1.0.0", "original");
+    cargo.publish(&original.dir);
+    // Yanked, so cargo does not refuse the same version itself before uploading.
+    cargo.ok(
+        &original.dir,
+        &["yank", "--registry", "overlay", "--version", "1.0.0"],
+    );
+    drop(only_bottom);
+
+    let overlay = Overlay::start(&["-r", &local_layer(&top), "-r", &local_layer(&bottom)]);
+    let cargo = Cargo::new(&overlay);
+    cargo
+        .publish_fails(&Fixture::library(&work.join("u"), "dash_name", "0.1.0", "x").dir)
+        .assert_stderr_has("crate was previously named `dash-name`");
+    let out =
+        cargo.publish(&Fixture::library(&work.join("t"), "dash-name", "1.0.0", "rewritten").dir);
+    out.assert_stderr_has("warning: dash-name@1.0.0 already exists in the lower layer");
+    assert!(top.join("dash-name-1.0.0.crate").exists());
+}
+
+#[test]
+fn the_upload_limit_is_configurable_and_refused_before_the_body() {
+    let work = scratch("upload-limit");
+    let overlay = Overlay::start(&[
+        "--max-upload-size",
+        "100",
+        "-r",
+        &local_layer(&work.join("reg")),
+    ]);
+    let out =
+        Cargo::new(&overlay).publish_fails(&Fixture::library(&work, "bulky", "0.1.0", "x").dir);
+    out.assert_stderr_has("max upload size is: 100");
+    // Refused on the head alone: a client announcing a large body gets its 413 at once.
+    let mut stream = std::net::TcpStream::connect(overlay.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
+    let answer = common::parse_response(&answer);
+    assert_eq!(answer.status, 413);
+    assert!(
+        answer.text().contains("max upload size is: 100"),
+        "{}",
+        answer.text()
+    );
+}

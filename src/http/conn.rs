@@ -234,7 +234,13 @@ impl<S: Read + Write> Conn<'_, S> {
             Framing::None => Some(0),
             Framing::Chunked => None,
         };
-        let early = match body_len {
+        // The handler looks first, so a refusal it knows better (a publish too large,
+        // in crates.io's words) wins over the generic body limit.
+        let early = guarded("checking a request head", || {
+            handler.check_head(&head.head, body_len)
+        })
+        .unwrap_or_else(|| Some(internal_error(handler)))
+        .or_else(|| match body_len {
             Some(n) if n > self.limits.max_body_len => Some(handler.protocol_error(
                 413,
                 &format!(
@@ -242,11 +248,8 @@ impl<S: Read + Write> Conn<'_, S> {
                     self.limits.max_body_len
                 ),
             )),
-            _ => guarded("checking a request head", || {
-                handler.check_head(&head.head, body_len)
-            })
-            .unwrap_or_else(|| Some(internal_error(handler))),
-        };
+            _ => None,
+        });
         if let Some(response) = early {
             return self.refuse_early(head, response, is_head_method);
         }

@@ -62,12 +62,13 @@ pub struct Frontend {
 impl Frontend {
     pub fn new(
         router: Arc<dyn Handler>,
+        limits: Limits,
         listener_tls: Option<Arc<ServerConfig>>,
         proxy: Option<ProxySettings>,
     ) -> Frontend {
         Frontend {
             router,
-            limits: Limits::default(),
+            limits,
             listener_tls,
             proxy,
         }

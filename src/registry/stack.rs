@@ -12,12 +12,21 @@
 //! layers can give: the failure is logged and the rest is served. Only when nothing
 //! could be found and some layer failed does the request fail, naming that layer.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
 use super::publish::Publish;
+
+/// What a publish did.
+pub struct PublishResult<'a> {
+    /// The label of the layer that took it.
+    pub layer: &'a str,
+    pub outcome: WriteOutcome,
+    /// Things the publisher should know (cargo prints them as warnings).
+    pub warnings: Vec<String>,
+}
 
 pub struct LayerStack {
     layers: Vec<Box<dyn Layer>>,
@@ -97,10 +106,71 @@ impl LayerStack {
         self.layers.first().is_some_and(|top| top.is_remote())
     }
 
-    /// Stores or forwards a checked publish in the top layer. Returns the layer's label.
-    pub fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<(&str, WriteOutcome)> {
-        let (label, top) = self.writable_top("publish")?;
-        Ok((label, top.publish(publish, auth)?))
+    /// Stores or forwards a checked publish in the top layer. Returns the layer's
+    /// label, how it went, and warnings for the publisher.
+    pub fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<PublishResult<'_>> {
+        let (layer, top) = self.writable_top("publish")?;
+        // A forwarding top layer leaves these rules to the registry it forwards to.
+        let warnings = if self.forwards_writes() {
+            Vec::new()
+        } else {
+            self.check_against_layers(publish)?
+        };
+        let outcome = top.publish(publish, auth)?;
+        Ok(PublishResult {
+            layer,
+            outcome,
+            warnings,
+        })
+    }
+
+    /// Checks a publish against every layer, the way crates.io checks its one registry:
+    /// a name that differs from an existing one only in case or `-`/`_` is refused
+    /// (they would share an index file, and cargo matches names exactly); a version a
+    /// lower layer already has with other content is allowed, with a warning.
+    fn check_against_layers(&self, publish: &Publish) -> Result<Vec<String>> {
+        let name = publish.name.as_str();
+        let variants: BTreeSet<String> = [
+            name.to_string(),
+            name.replace('-', "_"),
+            name.replace('_', "-"),
+        ]
+        .into();
+        let mut warnings = Vec::new();
+        for candidate in variants.iter().filter_map(|v| CrateName::new(v)) {
+            for (depth, layer) in self.layers.iter().enumerate() {
+                let lines = match layer.index_lines(&candidate) {
+                    Ok(lines) => lines,
+                    Err(e) => {
+                        log::warn!("could not check the name `{name}` against a layer: {e}");
+                        continue;
+                    }
+                };
+                for line in lines
+                    .iter()
+                    .filter(|l| canonical_name(&l.name) == publish.name.canonical())
+                {
+                    if line.name != name {
+                        return Err(RegistryError::invalid(format!(
+                            "crate was previously named `{}`",
+                            line.name
+                        )));
+                    }
+                    let changed =
+                        line.field("cksum").as_deref() != Some(publish.entry.cksum.as_str());
+                    if depth > 0 && changed && same_release(&line.version, &publish.version) {
+                        let warning = format!(
+                            "{name}@{} already exists in the lower layer {} with other content; the new upload hides it, and a Cargo.lock that recorded the old checksum will fail to verify",
+                            publish.version,
+                            layer.label()
+                        );
+                        log::warn!("{warning}");
+                        warnings.push(warning);
+                    }
+                }
+            }
+        }
+        Ok(warnings)
     }
 
     /// Yanks or unyanks a version in the top layer. Returns the layer's label.
