@@ -94,6 +94,11 @@ impl Overlay {
         })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A variable the overlay printed.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.env
