@@ -3,7 +3,7 @@
 //! This is where options meet features: layers are built, the CA made or loaded, the
 //! listener bound, and then either the environment for cargo is printed and the server
 //! runs until interrupted, or (exec mode) a command runs with that environment and its
-//! exit code becomes ours. Options whose feature is not built yet are refused by name.
+//! exit code becomes ours. `fetch` builds the same layers and fills a directory.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -128,6 +128,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         timeout: config.upstream_timeout,
         proxy: config.upstream_proxy.clone(),
         own_address: Some(local_addr),
+        follow_redirects: true,
     };
     let built = build_layers(&config, &run_dir, &upstream)?;
     let stack = LayerStack::new(built.layers, config.read_only);
@@ -164,7 +165,15 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     };
     let proxy = match (&ca, config.proxy) {
         (Some(ca), true) => Some(ProxySettings {
-            forwarder: Arc::new(Upstream::new(&upstream).map_err(AppError::Upstream)?),
+            // A forwarded request's redirect goes back to the client, whose next request
+            // passes the port check again.
+            forwarder: Arc::new(
+                Upstream::new(&UpstreamOptions {
+                    follow_redirects: false,
+                    ..upstream.clone()
+                })
+                .map_err(AppError::Upstream)?,
+            ),
             intercept: InterceptTls::new(Arc::clone(ca)),
             intercepted_hosts: intercepted_hosts(&base_url, built.remote_hosts),
             allowed_ports: [443]
@@ -242,6 +251,7 @@ pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
         timeout: fetch.config.upstream_timeout,
         proxy: fetch.config.upstream_proxy.clone(),
         own_address: None,
+        follow_redirects: true,
     };
     let stack = LayerStack::new(
         build_layers(&fetch.config, &run_dir, &upstream)?.layers,
@@ -467,7 +477,7 @@ fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, A
     child.args(args);
     for (name, value) in environment.vars() {
         // A token the user set is theirs to keep (a remote top layer forwards it).
-        if name == "CARGO_REGISTRY_TOKEN" && std::env::var_os(&name).is_some() {
+        if name.ends_with("_TOKEN") && std::env::var_os(&name).is_some() {
             continue;
         }
         child.env(name, value);

@@ -234,11 +234,13 @@ Options:
                                 cargo-package    cargo's target/package/tmp-registry (read-only;
                                                  only what cargo writes during this run)
                                 crates.io        crates.io
-                                remote=URL       a sparse registry (API and index at URL)
+                                remote=URL       a sparse registry at URL (its API is the one
+                                                 its config.json names)
                                 remote=API,INDEX a registry with separate API and index URLs
                               [default: local, then crates.io]
-      --upstream-proxy URL    Reach remote layers through this proxy [default: HTTPS_PROXY
-                              and NO_PROXY from the environment, unless they name this overlay]
+      --upstream-proxy URL    Reach remote layers through this proxy [default: ALL_PROXY,
+                              HTTPS_PROXY or HTTP_PROXY, and NO_PROXY, from the environment,
+                              unless they name this overlay]
       --upstream-timeout SECS The longest one upstream request may take [default: 30]
       --cache DIR             Keep what remote layers fetch in DIR (a local-registry
                               directory), and serve from it when the upstream is down
@@ -255,8 +257,8 @@ Options:
                               be trusted once [default: a new CA in memory each run]
       --allow-connect-port PORT
                               Let passthrough CONNECT reach PORT as well as 443 (repeatable)
-      --permissive-publishing Skip crates.io's metadata checks (names, versions and
-                              sizes are always checked)
+      --permissive-publishing Skip crates.io's metadata checks (names, versions, sizes
+                              and the tarball are always checked)
       --max-upload-size BYTES The largest .crate a publish may upload; bigger ones get 413
                               before their body is read [default: 10485760, crates.io's]
       --no-tls                Serve plain HTTP

@@ -238,12 +238,20 @@ impl Router {
         let publish = publish::prepare(body, &policy, &publish::pubtime(SystemTime::now()))?;
         let auth = head.header("authorization");
         let result = self.stack.publish(&publish, auth)?;
-        log::info!(
-            "published {}@{} to {}",
-            publish.name,
-            publish.version,
-            result.layer
-        );
+        match &result.outcome {
+            WriteOutcome::Stored => log::info!(
+                "published {}@{} to {}",
+                publish.name,
+                publish.version,
+                result.layer
+            ),
+            WriteOutcome::Forwarded { status, .. } => log::info!(
+                "forwarded the publish of {}@{} to {}, which answered {status}",
+                publish.name,
+                publish.version,
+                result.layer
+            ),
+        }
         let accepted = json!({ "warnings": {
             "invalid_categories": [], "invalid_badges": [], "other": result.warnings,
         } });

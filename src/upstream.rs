@@ -38,6 +38,9 @@ pub struct UpstreamOptions {
     /// The overlay's own listener, so an inherited `HTTPS_PROXY` pointing at it is
     /// ignored instead of looping requests back into the overlay.
     pub own_address: Option<std::net::SocketAddr>,
+    /// Follow redirects (registries redirect downloads to storage hosts); off when
+    /// forwarding for a client, which then sees the redirect itself.
+    pub follow_redirects: bool,
 }
 
 #[derive(Debug)]
@@ -112,6 +115,7 @@ impl Upstream {
             .tls_config(tls)
             .proxy(proxy)
             .http_status_as_error(false)
+            .max_redirects(if options.follow_redirects { 10 } else { 0 })
             .user_agent(format!(
                 "cargo-overlay-registry/{}",
                 env!("CARGO_PKG_VERSION")

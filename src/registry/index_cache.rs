@@ -25,9 +25,11 @@ pub struct CachedIndex {
 
 enum Slot {
     Ready(CachedIndex),
-    /// Someone is fetching it; `stale` is what there was before.
+    /// Someone is fetching it; `stale` is what there was before. `outdated` says the
+    /// upstream changed since the fetch began, so its result must not count as fresh.
     Fetching {
         stale: Option<CachedIndex>,
+        outdated: bool,
     },
 }
 
@@ -89,13 +91,14 @@ impl IndexCache {
             }
             let stale = match slots.remove(key) {
                 Some(Slot::Ready(cached)) => Some(cached),
-                Some(Slot::Fetching { stale }) => stale,
+                Some(Slot::Fetching { stale, .. }) => stale,
                 None => None,
             };
             slots.insert(
                 key.to_string(),
                 Slot::Fetching {
                     stale: stale.clone(),
+                    outdated: false,
                 },
             );
             return Lookup::Fetch { stale };
@@ -106,8 +109,14 @@ impl IndexCache {
     /// write forwarded to it, the cached file is known to be out of date.
     pub fn forget(&self, key: &str) {
         let mut slots = self.slots();
-        if let Some(Slot::Ready(_)) = slots.get(key) {
-            slots.remove(key);
+        match slots.get_mut(key) {
+            Some(Slot::Ready(_)) => {
+                slots.remove(key);
+            }
+            // A fetch under way may have read the file before the write: what it
+            // stores must count as stale at once.
+            Some(Slot::Fetching { outdated, .. }) => *outdated = true,
+            None => {}
         }
     }
 
@@ -115,7 +124,18 @@ impl IndexCache {
     /// `None` forgets the key, and wakes the waiters.
     pub fn finish(&self, key: &str, result: Option<CachedIndex>) {
         let mut slots = self.slots();
+        let outdated = matches!(slots.get(key), Some(Slot::Fetching { outdated: true, .. }));
         match result {
+            Some(cached) if outdated => {
+                // Keep it for revalidation, but stale from the start.
+                let checked = Instant::now()
+                    .checked_sub(self.fresh_for)
+                    .unwrap_or(cached.checked);
+                slots.insert(
+                    key.to_string(),
+                    Slot::Ready(CachedIndex { checked, ..cached }),
+                );
+            }
             Some(cached) => {
                 slots.insert(key.to_string(), Slot::Ready(cached));
                 if slots.len() > self.max_entries {
@@ -195,6 +215,21 @@ mod tests {
         thread::sleep(Duration::from_millis(50));
         cache.finish("a", Some(cached("1")));
         assert!(waiter.join().unwrap(), "the waiter got the fetched entry");
+    }
+
+    #[test]
+    fn a_fetch_under_way_when_forgotten_stores_a_stale_result() {
+        let cache = IndexCache::new(10, Duration::from_secs(60));
+        assert!(matches!(
+            cache.lookup("a", Duration::ZERO),
+            Lookup::Fetch { .. }
+        ));
+        cache.forget("a");
+        cache.finish("a", Some(cached("old")));
+        assert!(matches!(
+            cache.lookup("a", Duration::ZERO),
+            Lookup::Fetch { stale: Some(_) }
+        ));
     }
 
     #[test]

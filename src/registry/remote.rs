@@ -305,7 +305,10 @@ impl Remote {
                 let bytes = response
                     .into_bytes(MAX_DOCUMENT_LEN)
                     .map_err(|e| self.upstream_error(e))?;
-                let lines = parse_index_file(&String::from_utf8_lossy(&bytes));
+                let mut lines = parse_index_file(&String::from_utf8_lossy(&bytes));
+                // A line naming another crate is not this crate's, and its name must
+                // never reach a file path (the disk cache) unchecked.
+                lines.retain(|line| line.name.eq_ignore_ascii_case(name.as_str()));
                 Ok(Fetched::Found { lines, etag })
             }
             304 if stale.is_some() => Ok(Fetched::NotModified),

@@ -76,6 +76,10 @@ fn invalid_path(path: &[u8]) -> RegistryError {
     ))
 }
 
+/// The largest root manifest read into memory: real ones are a few KiB, and without a
+/// cap one small, well-compressed upload could make a request hold hundreds of MiB.
+const MAX_MANIFEST_LEN: u64 = 10 * 1024 * 1024;
+
 /// The `[package]` identity of a root `Cargo.toml`.
 #[derive(Debug)]
 struct Manifest {
@@ -122,7 +126,7 @@ fn read_archive(source: impl Read, root: &[u8]) -> Result<Manifest> {
         if let [Component::Normal(file)] = rest
             && file.eq_ignore_ascii_case(b"cargo.toml")
         {
-            let text = archive.read_data(entry.size, u64::MAX)?;
+            let text = archive.read_data(entry.size, MAX_MANIFEST_LEN)?;
             let text = String::from_utf8(text).map_err(|_| malformed())?;
             let manifest = parse_manifest(&text).map_err(|detail| {
                 RegistryError::invalid(format!(
