@@ -105,11 +105,10 @@ impl IndexLine {
     /// Parses one line. `None` for a line cargo would also skip (bad JSON, bad version).
     pub fn parse(raw: &str) -> Option<IndexLine> {
         // serde reads a struct from a JSON array too; an index line is an object.
-        let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-        if !value.is_object() {
+        if !raw.trim_start().starts_with('{') {
             return None;
         }
-        let fields: LineFields = serde_json::from_value(value).ok()?;
+        let fields: LineFields = serde_json::from_str(raw).ok()?;
         let version = semver::Version::parse(&fields.vers).ok()?;
         Some(IndexLine {
             raw: raw.to_string(),

@@ -55,7 +55,11 @@ impl Overlay {
         let stderr_log = scratch("overlay-log").join("stderr.log");
         let mut child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "debug")
+            // Debug logs let tests see each request; benchmarks set RUST_LOG=warn.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&stderr_log).unwrap())
             .spawn()
