@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,27 +37,11 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("the overlay starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut addr = None;
-        loop {
-            let mut line = String::new();
-            assert_ne!(
-                stdout.read_line(&mut line).unwrap(),
-                0,
-                "the overlay exited"
-            );
-            if line.starts_with('#') {
-                break;
-            }
-            // The first line exports the index URL: `...='sparse+http://ADDR/'`.
-            if addr.is_none() {
-                let url = line.trim().trim_end_matches('\'').trim_end_matches('/');
-                addr = Some(url.rsplit("://").next().unwrap().parse().unwrap());
-            }
-        }
+        let env =
+            common::read_environment(child.stdout.take().unwrap()).expect("the overlay starts");
         Server {
             child,
-            addr: addr.expect("an index URL"),
+            addr: common::listen_address(&env),
         }
     }
 

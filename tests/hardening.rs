@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -416,24 +416,8 @@ fn the_accept_loop_survives_running_out_of_file_descriptors() {
         });
     }
     let mut child = KillOnDrop(command.spawn().unwrap());
-    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
-    let mut addr: Option<SocketAddr> = None;
-    loop {
-        let mut line = String::new();
-        assert_ne!(
-            stdout.read_line(&mut line).unwrap(),
-            0,
-            "the overlay exited"
-        );
-        if line.starts_with('#') {
-            break;
-        }
-        if addr.is_none() {
-            let url = line.trim().trim_end_matches('\'').trim_end_matches('/');
-            addr = Some(url.rsplit("://").next().unwrap().parse().unwrap());
-        }
-    }
-    let addr = addr.unwrap();
+    let env = common::read_environment(child.0.stdout.take().unwrap()).expect("the overlay starts");
+    let addr = common::listen_address(&env);
 
     // More connections than the server has descriptors for: the rest wait in the
     // listen backlog while accepting fails.

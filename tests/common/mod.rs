@@ -64,32 +64,11 @@ impl Overlay {
             .stderr(fs::File::create(&stderr_log).unwrap())
             .spawn()
             .expect("the overlay binary starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut env = Vec::new();
-        loop {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap() == 0 {
-                let _ = child.wait();
-                return Err(fs::read_to_string(&stderr_log).unwrap_or_default());
-            }
-            if line.starts_with('#') {
-                break;
-            }
-            let (name, value) = line
-                .trim()
-                .strip_prefix("export ")
-                .and_then(|l| l.split_once('='))
-                .unwrap_or_else(|| panic!("unexpected output line {line:?}"));
-            env.push((name.to_string(), value.trim_matches('\'').to_string()));
-        }
-        let index_url = &env[0].1;
-        let addr = index_url
-            .split("://")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches('/')
-            .parse()
-            .unwrap();
+        let Some(env) = read_environment(child.stdout.take().unwrap()) else {
+            let _ = child.wait();
+            return Err(fs::read_to_string(&stderr_log).unwrap_or_default());
+        };
+        let addr = listen_address(&env);
         Ok(Overlay {
             child,
             addr,
@@ -487,4 +466,38 @@ pub fn example_workspace(parent: &Path) -> PathBuf {
 /// A `[dependencies]` line on a crate in the registry named `overlay`.
 pub fn dep(name: &str, req: &str) -> String {
     format!("{name} = {{ version = \"{req}\", registry = \"overlay\" }}\n")
+}
+
+/// The `export NAME=VALUE` lines an overlay prints on start, read up to its `# ready`
+/// line; `None` if it exits first.
+pub fn read_environment(stdout: std::process::ChildStdout) -> Option<Vec<(String, String)>> {
+    let mut stdout = BufReader::new(stdout);
+    let mut env = Vec::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            return None;
+        }
+        if line.starts_with('#') {
+            return Some(env);
+        }
+        let (name, value) = line
+            .trim()
+            .strip_prefix("export ")
+            .and_then(|l| l.split_once('='))
+            .unwrap_or_else(|| panic!("unexpected output line {line:?}"));
+        env.push((name.to_string(), value.trim_matches('\'').to_string()));
+    }
+}
+
+/// The listener's address, from the index URL the overlay prints first.
+pub fn listen_address(env: &[(String, String)]) -> SocketAddr {
+    env[0]
+        .1
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
 }
