@@ -1,7 +1,8 @@
-//! Benchmarks, ignored by default. Run them with a release build:
+//! Benchmarks, ignored by default. Run them with a release build and without the
+//! debug logs the harness turns on for tests:
 //!
 //! ```text
-//! cargo test --release --test bench -- --ignored --nocapture
+//! RUST_LOG=warn cargo test --release --test bench -- --ignored --nocapture
 //! ```
 //!
 //! Each prints its figures; `docs/benchmarks.md` records the ones measured.
