@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::atomic::{sync_dir, temp_path, write_atomic};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, parse_index_file};
+use super::publish::digest_hex;
 
 pub struct DiskCache {
     root: PathBuf,
@@ -91,7 +92,7 @@ impl DiskCache {
                 file.write_all(&buf[..n])?;
                 len += n as u64;
             }
-            if Some(hex(context.finish().as_ref())) != line.field("cksum") {
+            if Some(digest_hex(&context.finish())) != line.field("cksum") {
                 return Ok(None);
             }
             file.sync_all()?;
@@ -124,19 +125,16 @@ fn sha256_of(reader: &mut dyn Read) -> io::Result<String> {
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {
-            return Ok(hex(context.finish().as_ref()));
+            return Ok(digest_hex(&context.finish()));
         }
         context.update(&buf[..n]);
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::publish::sha256_hex;
 
     fn line(cksum: &str) -> IndexLine {
         IndexLine::parse(&format!(
@@ -150,9 +148,7 @@ mod tests {
         let root = std::env::temp_dir().join(format!("overlay-disk-cache-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         let cache = DiskCache::open(root.clone()).unwrap();
-        let good = line(&hex(
-            ring::digest::digest(&ring::digest::SHA256, b"crate").as_ref()
-        ));
+        let good = line(&sha256_hex(b"crate"));
 
         assert!(cache.store_crate(&line("00"), &mut &b"crate"[..]).is_err());
         assert!(

@@ -276,12 +276,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Lowercase hex SHA-256, the form of the index `cksum` field.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest.as_ref() {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
+    digest_hex(&ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+/// A digest as lowercase hex, for digests computed piece by piece (streamed files).
+pub fn digest_hex(digest: &ring::digest::Digest) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
