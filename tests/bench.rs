@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 
 use common::{BIN, Overlay, local_layer, scratch};
@@ -337,16 +337,7 @@ struct ClientTls {
 
 impl ClientTls {
     fn trusting(ca_file: &Path) -> ClientTls {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca_file).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let mut config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let mut config = common::client_tls_config(ca_file);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let resuming = Arc::new(config.clone());
         config.resumption = rustls::client::Resumption::disabled();

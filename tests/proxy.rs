@@ -273,18 +273,8 @@ fn tls_client(
     ca_file: &Path,
     addr: std::net::SocketAddr,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    use rustls::pki_types::ServerName;
+    let config = common::client_tls_config(ca_file);
     let name = ServerName::IpAddress(addr.ip().into());
     let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     rustls::StreamOwned::new(session, TcpStream::connect(addr).unwrap())

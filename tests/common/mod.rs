@@ -501,3 +501,20 @@ pub fn listen_address(env: &[(String, String)]) -> SocketAddr {
         .parse()
         .unwrap()
 }
+
+/// A TLS client configuration trusting only the CA certificates in `ca_file` (as
+/// written by `--ca-cert-out` or `--ca-dir`), with the ring provider.
+pub fn client_tls_config(ca_file: &Path) -> rustls::ClientConfig {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth()
+}
