@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::registry::disk_cache::DiskCache;
-use crate::registry::index::{CrateName, IndexLine, parse_index_file, render_index_file};
+use crate::registry::index::{CrateName, IndexLine, render_index_file};
 use crate::registry::{LayerStack, RegistryError};
 
 /// One registry package of a lockfile.
@@ -115,10 +115,9 @@ pub fn fetch_into(
         };
         let name = CrateName::new(&first.name)
             .ok_or_else(|| problem(first, "not a valid crate name".into()))?;
-        let text = stack
-            .index_file(&name)?
+        let lines = stack
+            .index_lines(&name)?
             .ok_or_else(|| problem(first, "no layer has this crate".into()))?;
-        let lines = parse_index_file(&text);
         let mut kept: Vec<IndexLine> = Vec::new();
         for package in locked {
             let line = lines

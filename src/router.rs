@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::auth::Tokens;
 use crate::http::{Body, Handler, Request, RequestHead, Response};
-use crate::registry::index::{CrateName, parse_index_file, same_release};
+use crate::registry::index::{CrateName, same_release};
 use crate::registry::layer::WriteOutcome;
 use crate::registry::publish::{self, MAX_METADATA_LEN, PublishPolicy, sha256_hex};
 use crate::registry::{LayerStack, RegistryError};
@@ -196,10 +196,10 @@ impl Router {
         name: &CrateName,
         version: &semver::Version,
     ) -> Result<Option<String>, RegistryError> {
-        let Some(text) = self.stack.index_file(name)? else {
+        let Some(lines) = self.stack.index_lines(name)? else {
             return Ok(None);
         };
-        Ok(parse_index_file(&text)
+        Ok(lines
             .iter()
             .find(|line| same_release(&line.version, version))
             .and_then(|line| line.field("cksum")))

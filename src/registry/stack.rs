@@ -45,6 +45,14 @@ impl LayerStack {
 
     /// The merged index file for `name`, or `None` when no layer has the crate.
     pub fn index_file(&self, name: &CrateName) -> Result<Option<String>> {
+        Ok(self
+            .index_lines(name)?
+            .map(|lines| render_index_file(&lines)))
+    }
+
+    /// The merged index lines for `name`, oldest version first, or `None` when no
+    /// layer has the crate.
+    pub fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>> {
         let mut merged: Vec<IndexLine> = Vec::new();
         let mut failure = None;
         for layer in &self.layers {
@@ -77,7 +85,7 @@ impl LayerStack {
             return Ok(None);
         }
         merged.sort_by(|a, b| a.version.cmp(&b.version));
-        Ok(Some(render_index_file(&merged)))
+        Ok(Some(merged))
     }
 
     /// The `.crate` for `name` at `version` from the first layer that has it.
