@@ -22,7 +22,7 @@ use crate::fetch::{fetch_into, parse_lockfile};
 use crate::http::{Limits, Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::disk_cache::DiskCache;
-use crate::registry::publish::{MAX_METADATA_LEN, PublishPolicy};
+use crate::registry::publish::PublishPolicy;
 use crate::registry::remote::RemoteOptions;
 use crate::registry::{
     CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
@@ -208,9 +208,9 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
     }
-    // The largest body is a publish: both parts at their limits and two lengths.
+    // The largest body the overlay takes is a publish.
     let limits = Limits {
-        max_body_len: (config.max_upload_size + MAX_METADATA_LEN + 8) as u64,
+        max_body_len: policy.max_body_len(),
         ..Limits::default()
     };
     let frontend = Frontend::new(Arc::new(router), limits, listener_tls, proxy);

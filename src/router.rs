@@ -13,7 +13,7 @@ use crate::auth::Tokens;
 use crate::http::{Body, Handler, Request, RequestHead, Response};
 use crate::registry::index::{CrateName, same_release};
 use crate::registry::layer::WriteOutcome;
-use crate::registry::publish::{self, MAX_METADATA_LEN, PublishPolicy, sha256_hex};
+use crate::registry::publish::{self, PublishPolicy, sha256_hex};
 use crate::registry::{LayerStack, RegistryError};
 
 /// Where downloads are served, as a `dl` template. It uses every marker cargo knows, so
@@ -73,12 +73,6 @@ impl Router {
 
     pub fn stack(&self) -> &LayerStack {
         &self.stack
-    }
-
-    /// The largest publish body accepted: both parts at their limits, plus the two
-    /// length prefixes.
-    fn max_publish_len(&self) -> u64 {
-        (MAX_METADATA_LEN + self.policy.max_crate_len + 8) as u64
     }
 
     fn route<'a>(&self, head: &'a RequestHead) -> Result<Route<'a>, RegistryError> {
@@ -317,7 +311,7 @@ impl Handler for Router {
             e
         } else if let Err(e) = self.stack.check_writable("publish") {
             e
-        } else if body_len.is_some_and(|n| n > self.max_publish_len()) {
+        } else if body_len.is_some_and(|n| n > self.policy.max_body_len()) {
             RegistryError::TooLarge(format!("max upload size is: {}", self.policy.max_crate_len))
         } else {
             return None;

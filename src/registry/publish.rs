@@ -90,6 +90,14 @@ pub struct PublishPolicy {
     pub max_unpacked_len: u64,
 }
 
+impl PublishPolicy {
+    /// The largest upload body accepted: both parts at their limits, plus the two
+    /// length prefixes.
+    pub fn max_body_len(&self) -> u64 {
+        (MAX_METADATA_LEN + self.max_crate_len + 8) as u64
+    }
+}
+
 impl Default for PublishPolicy {
     fn default() -> Self {
         PublishPolicy {
