@@ -31,6 +31,7 @@ use crate::router::Router;
 use crate::signals;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
 use crate::upstream::{Upstream, UpstreamError, UpstreamOptions};
+use crate::workspace::Workspace;
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
 pub const REGISTRY_NAME: &str = "overlay";
@@ -204,16 +205,19 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         );
     }
     let child_token = tokens.as_ref().map(Tokens::first);
-    let router = Router::new(stack, policy, tokens, &base_url);
+    let router = Arc::new(Router::new(stack, policy, tokens, &base_url));
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
+    }
+    if exec_mode && config.prefetch_workers > 0 {
+        expect_workspace(Arc::clone(&router));
     }
     // The largest body the overlay takes is a publish.
     let limits = Limits {
         max_body_len: policy.max_body_len(),
         ..Limits::default()
     };
-    let frontend = Frontend::new(Arc::new(router), limits, listener_tls, proxy);
+    let frontend = Frontend::new(router, limits, listener_tls, proxy);
     log::info!("listening on {listener_url}/");
     signals::install();
     thread::Builder::new()
@@ -313,7 +317,11 @@ fn build_layers(
                 Box::new(CargoPackageLayer::new(path))
             }
             LayerSpec::Local(path) => Box::new(LocalLayer::open(path).map_err(AppError::Layer)?),
-            LayerSpec::CargoPackage => Box::new(CargoPackageLayer::new(cargo_tmp_registry()?)),
+            LayerSpec::CargoPackage => {
+                let workspace =
+                    Workspace::read().map_err(|e| AppError::CargoPackage(e.to_string()))?;
+                Box::new(CargoPackageLayer::new(workspace.tmp_registry()))
+            }
             LayerSpec::CratesIo => remote(CRATES_IO_INDEX, Some(CRATES_IO_API))?,
             // `remote=URL`: the API is whatever the registry's config.json names.
             LayerSpec::Remote { api, index } if api == index => remote(&index, None)?,
@@ -327,29 +335,23 @@ fn build_layers(
     })
 }
 
-/// `<build dir>/package/tmp-registry`, as cargo itself computes it: from
-/// `cargo metadata`, which honours `CARGO_TARGET_DIR` and `build.build-dir`.
-fn cargo_tmp_registry() -> Result<PathBuf, AppError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(&cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .map_err(|e| AppError::CargoPackage(format!("cannot run `cargo metadata`: {e}")))?;
-    if !output.status.success() {
-        return Err(AppError::CargoPackage(format!(
-            "`cargo metadata` failed (run from inside a cargo project): {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
+/// Tells the layers, in the background, which project the command is about to
+/// resolve, so prefetching starts before cargo's first request. Outside a cargo
+/// project there is nothing to tell.
+fn expect_workspace(router: Arc<Router>) {
+    let spawned = thread::Builder::new()
+        .name("overlay-workspace".into())
+        .spawn(move || match Workspace::read() {
+            Ok(workspace) => {
+                let members = workspace.members();
+                log::debug!("prefetching for the project's {} members", members.len());
+                router.stack().expect_members(&members);
+            }
+            Err(e) => log::debug!("no project to prefetch for: {e}"),
+        });
+    if let Err(e) = spawned {
+        log::debug!("cannot read the project for prefetching: {e}");
     }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| AppError::CargoPackage(format!("unreadable `cargo metadata` output: {e}")))?;
-    let dir = metadata["build_directory"]
-        .as_str()
-        .or_else(|| metadata["target_directory"].as_str())
-        .ok_or_else(|| {
-            AppError::CargoPackage("`cargo metadata` names no target directory".into())
-        })?;
-    Ok(Path::new(dir).join("package").join("tmp-registry"))
 }
 
 /// A CA when anything needs one: proxy mode, our own listener certificate, or asking

@@ -14,7 +14,7 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Like crates.io's CDN.
 pub const DEFAULT_INDEX_TTL: Duration = Duration::from_secs(600);
-pub const DEFAULT_PREFETCH_WORKERS: usize = 16;
+pub const DEFAULT_PREFETCH_WORKERS: usize = 32;
 
 /// One `-r` layer, as written.
 #[derive(Clone, Debug, PartialEq)]

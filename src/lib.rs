@@ -18,3 +18,4 @@ pub mod router;
 pub mod signals;
 pub mod tls;
 pub mod upstream;
+pub mod workspace;

@@ -63,9 +63,13 @@ impl IndexCache {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `key` is cached or being fetched: a prefetch need not ask again.
-    pub fn knows(&self, key: &str) -> bool {
-        self.slots().contains_key(key)
+    /// Whether `key` is neither fresh nor being fetched: a prefetch would help.
+    pub fn needs_fetch(&self, key: &str) -> bool {
+        match self.slots().get(key) {
+            Some(Slot::Ready(cached)) => cached.checked.elapsed() >= self.fresh_for,
+            Some(Slot::Fetching { .. }) => false,
+            None => true,
+        }
     }
 
     /// Looks `key` up, waiting (at most `wait`) while another thread fetches it. After
@@ -184,15 +188,22 @@ mod tests {
     #[test]
     fn fresh_entries_are_served_and_stale_ones_revalidated() {
         let cache = IndexCache::new(10, Duration::from_millis(50));
+        assert!(cache.needs_fetch("a"));
         assert!(matches!(
             cache.lookup("a", Duration::ZERO),
             Lookup::Fetch { stale: None }
         ));
+        assert!(!cache.needs_fetch("a"), "a fetch is under way");
         cache.finish("a", Some(cached("1")));
+        assert!(!cache.needs_fetch("a"));
         assert!(
             matches!(cache.lookup("a", Duration::ZERO), Lookup::Fresh(c) if c.etag.as_deref() == Some("1"))
         );
         thread::sleep(Duration::from_millis(60));
+        assert!(
+            cache.needs_fetch("a"),
+            "an expired entry wants revalidating"
+        );
         match cache.lookup("a", Duration::ZERO) {
             Lookup::Fetch { stale: Some(c) } => assert_eq!(c.etag.as_deref(), Some("1")),
             _ => panic!("expected a revalidation with the stale copy"),
@@ -241,6 +252,6 @@ mod tests {
             cache.finish(&key, Some(cached("x")));
         }
         assert!(cache.slots().len() <= 20);
-        assert!(cache.knows("k99"));
+        assert!(!cache.needs_fetch("k99"));
     }
 }

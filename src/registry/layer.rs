@@ -9,6 +9,7 @@ use std::io::Read;
 
 use super::error::Result;
 use super::index::{CrateName, IndexLine};
+use super::prefetch::Release;
 use super::publish::Publish;
 
 /// An open `.crate` file, to be streamed to the client.
@@ -67,6 +68,10 @@ pub trait Layer: Send + Sync {
     fn writable(&self) -> Option<&dyn WritableLayer> {
         None
     }
+
+    /// A hint: cargo is about to resolve a project with these members. A layer that
+    /// fetches ahead of cargo may start on their dependencies.
+    fn expect_members(&self, _members: &[Release]) {}
 }
 
 /// A layer's write side. `auth` is the caller's `Authorization` header, for layers

@@ -4,12 +4,27 @@
 //! asks for that version's dependencies, one file at a time per connection. Each answer
 //! already names the next questions, so the overlay fetches those files from upstream
 //! in parallel, on a small pool, before cargo asks; cargo's requests then find them in
-//! the cache. The guess: for the newest version of each of the three most recent
-//! semver-compatible lines (cargo almost always picks one of those), the normal and
-//! build dependencies, plus the optional ones the default features enable. Never
-//! dev-dependencies: cargo does not resolve them for dependencies.
+//! the cache.
+//!
+//! The guess ([`Plan`]) follows what cargo would pick: for each version requirement
+//! dependents state, the newest release that meets it, and like cargo's feature
+//! resolver, the features: a dependency's optional dependencies count only
+//! when a feature some dependent asks for turns them on. Dependents are seen before
+//! their dependencies, and when a later dependent asks a crate for more features, the
+//! crate is looked at again. A crate no dependent has asked anything of is one of the
+//! project's own dependencies, whose requirement and features only its manifest
+//! knows: the newest release of each of its three most recent semver-compatible lines
+//! is followed, with all of its features. Dev-dependencies never count: cargo does not
+//! resolve them for
+//! dependencies. Following features rather than only `default` is what catches
+//! `tokio`'s `mio` or `serde`'s `serde_derive`, which dependents turn on.
+//!
+//! When the overlay knows the project (exec mode reads its members with `cargo
+//! metadata --no-deps`), [`Plan::expect_members`] starts from the members' own
+//! dependencies, with the features they ask for, before cargo sends its first request.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -17,18 +32,20 @@ use serde::Deserialize;
 
 use super::index::{CrateName, IndexLine};
 
-/// How many compatibility lines of a crate to follow.
+/// How many compatibility lines of a crate to follow when no requirement is known.
 const LINES_FOLLOWED: usize = 3;
 
-/// A bounded pool fetching index files in the background.
+/// A bounded pool fetching index files in the background, and the plan saying which.
 pub struct Prefetcher {
     queue: Sender<CrateName>,
+    plan: Mutex<Plan>,
 }
 
 impl Prefetcher {
     /// Starts `workers` threads that call `fetch` for each queued name. At most
-    /// `queue_len` names wait; more are dropped (cargo will ask for them itself).
-    pub fn start<F>(workers: usize, queue_len: usize, fetch: F) -> Prefetcher
+    /// `queue_len` names wait; more are dropped (cargo will ask for them itself). The
+    /// plan remembers at most `max_crates` crates.
+    pub fn start<F>(workers: usize, queue_len: usize, max_crates: usize, fetch: F) -> Prefetcher
     where
         F: Fn(&CrateName) + Send + Sync + Clone + 'static,
     {
@@ -47,7 +64,26 @@ impl Prefetcher {
                 log::warn!("starting a prefetch worker failed: {e}");
             }
         }
-        Prefetcher { queue }
+        Prefetcher {
+            queue,
+            plan: Mutex::new(Plan::new(max_crates)),
+        }
+    }
+
+    /// Records `name`'s index file and returns, lowercase, the crates cargo is likely
+    /// to ask about because of what it says.
+    pub fn learn(&self, name: &str, lines: Arc<Vec<IndexLine>>) -> BTreeSet<String> {
+        self.plan().learn(name, lines)
+    }
+
+    /// Records the project's members and returns, lowercase, the crates cargo will ask
+    /// about first.
+    pub fn expect_members(&self, members: &[Release]) -> BTreeSet<String> {
+        self.plan().expect_members(members)
+    }
+
+    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues names, dropping what does not fit.
@@ -65,59 +101,169 @@ impl Prefetcher {
     }
 }
 
-/// The fields of an index line the guess reads.
-#[derive(Deserialize)]
-struct Release {
-    #[serde(default)]
-    deps: Vec<Dep>,
-    #[serde(default)]
-    features: HashMap<String, Vec<String>>,
-    #[serde(default)]
-    features2: Option<HashMap<String, Vec<String>>>,
+/// What the guess knows of the crates seen so far, keyed by lowercase name.
+pub struct Plan {
+    crates: HashMap<String, Known>,
+    max_crates: usize,
 }
 
-#[derive(Deserialize)]
-struct Dep {
-    name: String,
-    #[serde(default)]
-    package: Option<String>,
-    #[serde(default)]
-    optional: bool,
-    #[serde(default)]
-    kind: Option<String>,
+#[derive(Default)]
+struct Known {
+    /// The union of what dependents asked for; `None` while no dependent has.
+    asked: Option<Asked>,
+    /// The index file, once seen (shared with the index cache, not copied).
+    lines: Option<Arc<Vec<IndexLine>>>,
+    /// Looked at with every feature on (no dependent had asked when the file came):
+    /// whatever dependents ask later adds nothing.
+    saw_everything: bool,
 }
 
-/// The crates cargo is likely to ask about after reading `lines`, lowercase.
-pub fn likely_dependencies(lines: &[IndexLine]) -> BTreeSet<String> {
-    let mut newest_per_line: HashMap<(u64, u64, u64), &IndexLine> = HashMap::new();
-    for line in lines.iter().filter(|l| !l.yanked) {
-        let newest = newest_per_line
-            .entry(compatibility(&line.version))
-            .or_insert(line);
-        if line.version > newest.version {
-            *newest = line;
+/// The version requirements and features dependents ask of a crate.
+#[derive(Clone, Default, Debug, PartialEq)]
+struct Asked {
+    requirements: BTreeSet<String>,
+    default: bool,
+    features: BTreeSet<String>,
+}
+
+impl Asked {
+    /// Adds `other`; says whether anything was new.
+    fn merge(&mut self, other: Asked) -> bool {
+        let size = |a: &Asked| (a.requirements.len(), a.default, a.features.len());
+        let before = size(self);
+        self.requirements.extend(other.requirements);
+        self.default |= other.default;
+        self.features.extend(other.features);
+        before != size(self)
+    }
+}
+
+impl Plan {
+    pub fn new(max_crates: usize) -> Plan {
+        Plan {
+            crates: HashMap::new(),
+            max_crates,
         }
     }
-    let mut chosen: Vec<&IndexLine> = newest_per_line.into_values().collect();
-    chosen.sort_by(|a, b| b.version.cmp(&a.version));
-    chosen.truncate(LINES_FOLLOWED);
 
-    let mut names = BTreeSet::new();
-    for line in chosen {
-        let Ok(release) = serde_json::from_str::<Release>(&line.raw) else {
-            continue;
+    /// Records `name`'s index file; returns the crates its followed releases, and
+    /// those of crates it asks for more features, depend on.
+    pub fn learn(&mut self, name: &str, lines: Arc<Vec<IndexLine>>) -> BTreeSet<String> {
+        self.make_room();
+        let name = name.to_ascii_lowercase();
+        let known = self.crates.entry(name.clone()).or_default();
+        known.lines = Some(lines);
+        known.saw_everything = known.asked.is_none();
+        let asks = self.asks_of(&name);
+        self.spread(asks)
+    }
+
+    /// Records the project's members: cargo resolves their dependencies of every kind
+    /// with every feature on. Returns the crates they depend on.
+    pub fn expect_members(&mut self, members: &[Release]) -> BTreeSet<String> {
+        self.make_room();
+        let asks = members
+            .iter()
+            .flat_map(|member| member.dependencies_asked(None))
+            .collect();
+        self.spread(asks)
+    }
+
+    fn make_room(&mut self) {
+        if self.crates.len() >= self.max_crates {
+            // Forgetting costs only guesses; a long-running overlay must not grow.
+            self.crates.clear();
+        }
+    }
+
+    /// What the followed releases of a crate seen already ask of their dependencies.
+    fn asks_of(&self, name: &str) -> Vec<(String, Asked)> {
+        let known = &self.crates[name];
+        let Some(lines) = &known.lines else {
+            return Vec::new();
         };
-        let enabled = default_optional_deps(&release);
-        for dep in &release.deps {
-            if dep.kind.as_deref() == Some("dev") || (dep.optional && !enabled.contains(&dep.name))
-            {
-                continue;
+        let asked = if known.saw_everything {
+            None
+        } else {
+            known.asked.as_ref()
+        };
+        followed_releases(lines, asked)
+            .iter()
+            .flat_map(|release| release.dependencies_asked(asked))
+            .collect()
+    }
+
+    /// Records what is asked of each dependency, looks again at the crates asked for
+    /// something new, and returns every dependency met on the way.
+    fn spread(&mut self, mut asks: Vec<(String, Asked)>) -> BTreeSet<String> {
+        let mut wanted = BTreeSet::new();
+        loop {
+            let mut grown = Vec::new();
+            for (dependency, ask) in asks {
+                wanted.insert(dependency.clone());
+                let known = self.crates.entry(dependency.clone()).or_default();
+                let grew = match &mut known.asked {
+                    Some(asked) => asked.merge(ask),
+                    None => {
+                        known.asked = Some(ask);
+                        true
+                    }
+                };
+                if grew && known.lines.is_some() && !known.saw_everything {
+                    grown.push(dependency);
+                }
             }
-            let real = dep.package.as_deref().unwrap_or(&dep.name);
-            names.insert(real.to_ascii_lowercase());
+            if grown.is_empty() {
+                return wanted;
+            }
+            asks = grown.iter().flat_map(|name| self.asks_of(name)).collect();
         }
     }
-    names
+}
+
+/// The releases cargo would pick: the newest one meeting each requirement asked;
+/// without any, the newest of each of the most recent compatibility lines. Never
+/// yanked ones.
+fn followed_releases(lines: &[IndexLine], asked: Option<&Asked>) -> Vec<Release> {
+    let candidates = lines.iter().filter(|l| !l.yanked);
+    let requirements: Vec<semver::VersionReq> = asked
+        .iter()
+        .flat_map(|asked| &asked.requirements)
+        .filter_map(|req| semver::VersionReq::parse(req).ok())
+        .collect();
+    let mut chosen: Vec<&IndexLine> = if requirements.is_empty() {
+        let mut newest_per_line: HashMap<(u64, u64, u64), &IndexLine> = HashMap::new();
+        for line in candidates {
+            let newest = newest_per_line
+                .entry(compatibility(&line.version))
+                .or_insert(line);
+            if line.version > newest.version {
+                *newest = line;
+            }
+        }
+        let mut chosen: Vec<&IndexLine> = newest_per_line.into_values().collect();
+        chosen.sort_by(|a, b| b.version.cmp(&a.version));
+        chosen.truncate(LINES_FOLLOWED);
+        chosen
+    } else {
+        let candidates: Vec<&IndexLine> = candidates.collect();
+        requirements
+            .iter()
+            .filter_map(|req| {
+                candidates
+                    .iter()
+                    .filter(|line| req.matches(&line.version))
+                    .max_by(|a, b| a.version.cmp(&b.version))
+                    .copied()
+            })
+            .collect()
+    };
+    chosen.sort_by(|a, b| a.version.cmp(&b.version));
+    chosen.dedup_by(|a, b| a.version == b.version);
+    chosen
+        .into_iter()
+        .filter_map(|line| serde_json::from_str::<Release>(&line.raw).ok())
+        .collect()
 }
 
 /// Versions cargo treats as compatible share this key: the major version, or for 0.x
@@ -130,41 +276,124 @@ fn compatibility(version: &semver::Version) -> (u64, u64, u64) {
     }
 }
 
-/// The optional dependencies (by the name used in the manifest) that the `default`
-/// feature turns on, following features that enable other features.
-fn default_optional_deps(release: &Release) -> HashSet<String> {
-    let features = |name: &str| {
-        release
-            .features
+/// A package's dependencies and features: the fields of an index line the guess
+/// reads, or a project member's manifest.
+#[derive(Debug, Default, Deserialize)]
+pub struct Release {
+    #[serde(default)]
+    pub deps: Vec<Dependency>,
+    #[serde(default)]
+    pub features: HashMap<String, Vec<String>>,
+    #[serde(default)]
+    pub features2: Option<HashMap<String, Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Dependency {
+    /// The name the manifest and the feature table use.
+    pub name: String,
+    /// The crate's real name when the manifest renames it.
+    #[serde(default)]
+    pub package: Option<String>,
+    /// The version requirement, e.g. `^1.2`.
+    #[serde(default)]
+    pub req: String,
+    #[serde(default)]
+    pub optional: bool,
+    /// `dev`, `build`, or normal (absent).
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default = "yes")]
+    pub default_features: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Release {
+    fn feature(&self, name: &str) -> Option<&Vec<String>> {
+        self.features
             .get(name)
-            .or_else(|| release.features2.as_ref()?.get(name))
-    };
-    let mut enabled = HashSet::new();
-    let mut seen = HashSet::new();
-    let mut pending = vec!["default".to_string()];
-    while let Some(feature) = pending.pop() {
-        if !seen.insert(feature.clone()) {
-            continue;
-        }
-        let Some(values) = features(&feature) else {
-            // A feature name that is no feature is an optional dependency's implicit one.
-            enabled.insert(feature);
-            continue;
+            .or_else(|| self.features2.as_ref()?.get(name))
+    }
+
+    /// The dependencies (real names, lowercase) this release turns on when asked for
+    /// `asked` (every feature when `None`), with what it asks of each.
+    fn dependencies_asked(&self, asked: Option<&Asked>) -> Vec<(String, Asked)> {
+        let all_features: Vec<String> = self
+            .features
+            .keys()
+            .chain(self.features2.iter().flat_map(|f| f.keys()))
+            .cloned()
+            .collect();
+        let mut pending: Vec<String> = match asked {
+            None => all_features,
+            Some(asked) => {
+                let default = asked.default.then(|| "default".to_string());
+                asked.features.iter().cloned().chain(default).collect()
+            }
         };
-        for value in values {
-            if let Some(dep) = value.strip_prefix("dep:") {
-                enabled.insert(dep.to_string());
-            } else if let Some((dep, _)) = value.split_once('/') {
-                // `dep?/feature` only applies if something else enables `dep`.
-                if !dep.ends_with('?') {
+        // Optional dependencies turned on, and features asked of dependencies, both
+        // by the name the manifest uses.
+        let mut enabled: HashSet<String> = HashSet::new();
+        let mut forwarded: Vec<(String, String, bool)> = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(feature) = pending.pop() {
+            if !seen.insert(feature.clone()) {
+                continue;
+            }
+            let Some(values) = self.feature(&feature) else {
+                // A feature name that is no feature is an optional dependency's
+                // implicit one.
+                enabled.insert(feature);
+                continue;
+            };
+            for value in values {
+                if let Some(dep) = value.strip_prefix("dep:") {
                     enabled.insert(dep.to_string());
+                } else if let Some((dep, dep_feature)) = value.split_once('/') {
+                    // `dep?/feature` only applies if something else turns `dep` on.
+                    let weak = dep.ends_with('?');
+                    let dep = dep.trim_end_matches('?');
+                    if !weak {
+                        enabled.insert(dep.to_string());
+                    }
+                    forwarded.push((dep.to_string(), dep_feature.to_string(), weak));
+                } else {
+                    pending.push(value.clone());
                 }
-            } else {
-                pending.push(value.clone());
             }
         }
+
+        let mut asks: HashMap<String, Asked> = HashMap::new();
+        for dep in &self.deps {
+            if dep.kind.as_deref() == Some("dev") {
+                continue;
+            }
+            if dep.optional && asked.is_some() && !enabled.contains(&dep.name) {
+                continue;
+            }
+            let real = dep.package.as_deref().unwrap_or(&dep.name);
+            let mut ask = Asked {
+                requirements: BTreeSet::from([dep.req.clone()]),
+                default: dep.default_features,
+                features: dep.features.iter().cloned().collect(),
+            };
+            for (name, feature, weak) in &forwarded {
+                let on = !weak || !dep.optional || enabled.contains(&dep.name) || asked.is_none();
+                if *name == dep.name && on {
+                    ask.features.insert(feature.clone());
+                }
+            }
+            asks.entry(real.to_ascii_lowercase())
+                .or_default()
+                .merge(ask);
+        }
+        asks.into_iter().collect()
     }
-    enabled
 }
 
 #[cfg(test)]
@@ -172,30 +401,121 @@ mod tests {
     use super::*;
     use crate::registry::index::parse_index_file;
 
-    #[test]
-    fn follows_recent_lines_and_skips_dev_and_disabled_optional_deps() {
-        let text = [
-            r#"{"name":"a","vers":"0.9.0","deps":[{"name":"ancient","req":"1","kind":"normal"}]}"#,
-            r#"{"name":"a","vers":"1.0.0","deps":[{"name":"old","req":"1","kind":"normal"}]}"#,
-            r#"{"name":"a","vers":"1.2.0","deps":[{"name":"serde","req":"1","kind":"normal"},{"name":"tester","req":"1","kind":"dev"},{"name":"Build-Helper","req":"1","kind":"build"}]}"#,
-            r#"{"name":"a","vers":"2.0.0","deps":[{"name":"alias","package":"real","req":"1"},{"name":"opt","req":"1","optional":true},{"name":"on","req":"1","optional":true},{"name":"weak","req":"1","optional":true}],"features":{"default":["std"],"std":["on/std","weak?/std"]}}"#,
-            r#"{"name":"a","vers":"3.0.0","yanked":true,"deps":[{"name":"yanked-dep","req":"1"}]}"#,
-            r#"{"name":"a","vers":"0.8.0","deps":[{"name":"older-line","req":"1"}]}"#,
-        ]
-        .join("\n");
-        let names = likely_dependencies(&parse_index_file(&text));
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        assert_eq!(names, ["ancient", "build-helper", "on", "real", "serde"]);
+    fn learn(plan: &mut Plan, name: &str, lines: &[&str]) -> Vec<String> {
+        plan.learn(name, Arc::new(parse_index_file(&lines.join("\n"))))
+            .into_iter()
+            .collect()
     }
 
     #[test]
-    fn default_features_enable_optional_deps_through_other_features() {
-        let release: Release = serde_json::from_str(
-            r#"{"deps":[],"features":{"default":["a"],"a":["b","dep:x"],"b":["y"]},"features2":{"c":["dep:z"]}}"#,
+    fn follows_recent_lines_and_skips_dev_dependencies() {
+        let mut plan = Plan::new(100);
+        let wanted = learn(
+            &mut plan,
+            "a",
+            &[
+                r#"{"name":"a","vers":"0.9.0","deps":[{"name":"ancient","req":"1","kind":"normal"}]}"#,
+                r#"{"name":"a","vers":"1.0.0","deps":[{"name":"old","req":"1","kind":"normal"}]}"#,
+                r#"{"name":"a","vers":"1.2.0","deps":[{"name":"serde","req":"1","kind":"normal"},{"name":"tester","req":"1","kind":"dev"},{"name":"Build-Helper","req":"1","kind":"build"}]}"#,
+                r#"{"name":"a","vers":"2.0.0","deps":[{"name":"alias","package":"real","req":"1"}]}"#,
+                r#"{"name":"a","vers":"3.0.0","yanked":true,"deps":[{"name":"yanked-dep","req":"1"}]}"#,
+                r#"{"name":"a","vers":"0.8.0","deps":[{"name":"older-line","req":"1"}]}"#,
+            ],
+        );
+        assert_eq!(wanted, ["ancient", "build-helper", "real", "serde"]);
+    }
+
+    /// `b` as a dependency of `a`: `opt` is optional, on by `default` through
+    /// another feature; `extra` only by the feature `more`, `weak-only` never.
+    const B: &str = r#"{"name":"b","vers":"1.0.0","deps":[{"name":"plain","req":"1"},{"name":"opt","req":"1","optional":true},{"name":"extra","req":"1","optional":true},{"name":"weak-only","req":"1","optional":true}],"features":{"default":["std"],"std":["dep:opt","weak-only?/std"]},"features2":{"more":["extra/fast"]}}"#;
+
+    #[test]
+    fn a_project_dependency_counts_every_feature() {
+        // Nothing asked anything of `b`: the project's manifest may turn on anything.
+        let mut plan = Plan::new(100);
+        let wanted = learn(&mut plan, "b", &[B]);
+        assert_eq!(wanted, ["extra", "opt", "plain", "weak-only"]);
+    }
+
+    #[test]
+    fn a_dependency_counts_only_the_features_dependents_ask_for() {
+        let mut plan = Plan::new(100);
+        let a = r#"{"name":"a","vers":"1.0.0","deps":[{"name":"b","req":"1"}]}"#;
+        assert_eq!(learn(&mut plan, "a", &[a]), ["b"]);
+        // `a` wants b's defaults only.
+        assert_eq!(learn(&mut plan, "b", &[B]), ["opt", "plain"]);
+
+        // A later dependent asks `b` for `more`: `b` is looked at again with the
+        // union of both asks, and its `extra` is wanted now, with the feature `more`
+        // forwards to it.
+        let c = r#"{"name":"c","vers":"1.0.0","deps":[{"name":"b","req":"1","features":["more"],"default_features":false}]}"#;
+        let wanted = learn(&mut plan, "c", &[c]);
+        assert_eq!(wanted, ["b", "extra", "opt", "plain"]);
+        assert_eq!(
+            plan.crates["extra"].asked,
+            Some(Asked {
+                requirements: ["1".to_string()].into(),
+                default: true,
+                features: ["fast".to_string()].into()
+            })
+        );
+    }
+
+    #[test]
+    fn renamed_and_weak_dependencies() {
+        let mut plan = Plan::new(100);
+        let root = r#"{"name":"root","vers":"1.0.0","deps":[{"name":"x","req":"1","default_features":false,"features":["f"]}]}"#;
+        learn(&mut plan, "root", &[root]);
+        let x = r#"{"name":"x","vers":"1.0.0","deps":[{"name":"alias","package":"Real-Name","req":"1","optional":true},{"name":"w","req":"1","optional":true}],"features":{"f":["alias/g","w?/h"]}}"#;
+        // `f` turns on the renamed `alias` (crate `real-name`) with `g`; `w` stays off.
+        assert_eq!(learn(&mut plan, "x", &[x]), ["real-name"]);
+        assert!(
+            plan.crates["real-name"]
+                .asked
+                .as_ref()
+                .is_some_and(|a| a.features.contains("g"))
+        );
+    }
+
+    #[test]
+    fn project_members_start_the_plan_with_what_they_ask_for() {
+        let mut plan = Plan::new(100);
+        let member: Release = serde_json::from_str(
+            r#"{"deps":[{"name":"b","req":"1","default_features":false},{"name":"tool","req":"1","kind":"build"}],"features":{"x":["b/more"]}}"#,
         )
         .unwrap();
-        let enabled = default_optional_deps(&release);
-        assert!(enabled.contains("x") && enabled.contains("y"));
-        assert!(!enabled.contains("z"));
+        let wanted: Vec<String> = plan.expect_members(&[member]).into_iter().collect();
+        assert_eq!(wanted, ["b", "tool"]);
+        // `b` is a dependency now, not one whose features nobody knows: the member's
+        // features (all on, as cargo resolves a lockfile) ask for `more` only.
+        assert_eq!(learn(&mut plan, "b", &[B]), ["extra", "plain"]);
+    }
+
+    #[test]
+    fn a_requirement_picks_the_release_followed() {
+        let mut plan = Plan::new(100);
+        let a = r#"{"name":"a","vers":"1.0.0","deps":[{"name":"b","req":"^1.1"}]}"#;
+        learn(&mut plan, "a", &[a]);
+        let b = [
+            r#"{"name":"b","vers":"1.1.0","deps":[{"name":"one-one","req":"1"}]}"#,
+            r#"{"name":"b","vers":"1.2.0","deps":[{"name":"one-two","req":"1"}]}"#,
+            r#"{"name":"b","vers":"1.3.0","yanked":true,"deps":[{"name":"yanked","req":"1"}]}"#,
+            r#"{"name":"b","vers":"2.0.0","deps":[{"name":"two","req":"1"}]}"#,
+        ];
+        assert_eq!(learn(&mut plan, "b", &b), ["one-two"]);
+        // Another dependent wants b 2: that release is followed too.
+        let c = r#"{"name":"c","vers":"1.0.0","deps":[{"name":"b","req":"2"}]}"#;
+        assert_eq!(learn(&mut plan, "c", &[c]), ["b", "one-two", "two"]);
+    }
+
+    #[test]
+    fn the_plan_forgets_everything_when_full() {
+        let mut plan = Plan::new(3);
+        let a =
+            r#"{"name":"a","vers":"1.0.0","deps":[{"name":"b","req":"1"},{"name":"c","req":"1"}]}"#;
+        learn(&mut plan, "a", &[a]);
+        assert_eq!(plan.crates.len(), 3);
+        learn(&mut plan, "d", &[r#"{"name":"d","vers":"1.0.0"}"#]);
+        assert_eq!(plan.crates.len(), 1);
     }
 }

@@ -13,6 +13,7 @@
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
 //! fetches in the background.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, parse_index_file, render_index_file, same_release};
 use super::index_cache::{CachedIndex, IndexCache, Lookup};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use super::prefetch::{Prefetcher, likely_dependencies};
+use super::prefetch::{Prefetcher, Release};
 use super::publish::Publish;
 use crate::upstream::{Upstream, UpstreamResponse};
 
@@ -109,6 +110,7 @@ impl RemoteLayer {
                 prefetcher = Some(Arc::new(Prefetcher::start(
                     options.prefetch_workers,
                     PREFETCH_QUEUE,
+                    MAX_CACHED_INDEX_FILES,
                     fetch,
                 )));
             }
@@ -244,6 +246,7 @@ impl Remote {
                     ..cached
                 };
                 let lines = refreshed.lines.to_vec();
+                self.prefetch_after(name, Arc::clone(&refreshed.lines));
                 self.index_cache.finish(&key, Some(refreshed));
                 Ok(lines)
             }
@@ -253,11 +256,12 @@ impl Remote {
                 {
                     log::warn!("{e}");
                 }
-                self.prefetch_after(&lines);
+                let shared = Arc::new(lines.clone());
+                self.prefetch_after(name, Arc::clone(&shared));
                 self.index_cache.finish(
                     &key,
                     Some(CachedIndex {
-                        lines: Arc::new(lines.clone()),
+                        lines: shared,
                         etag,
                         checked: Instant::now(),
                     }),
@@ -317,14 +321,18 @@ impl Remote {
         }
     }
 
-    /// Queues the index files cargo is likely to want after reading `lines`.
-    fn prefetch_after(&self, lines: &[IndexLine]) {
-        let Some(prefetcher) = self.prefetcher.upgrade() else {
-            return;
-        };
-        let wanted = likely_dependencies(lines)
+    /// Queues the index files cargo is likely to want after reading `name`'s `lines`.
+    fn prefetch_after(&self, name: &CrateName, lines: Arc<Vec<IndexLine>>) {
+        if let Some(prefetcher) = self.prefetcher.upgrade() {
+            self.prefetch(&prefetcher, prefetcher.learn(name.as_str(), lines));
+        }
+    }
+
+    /// Queues the files of `names` that are neither fresh in the cache nor on their way.
+    fn prefetch(&self, prefetcher: &Prefetcher, names: BTreeSet<String>) {
+        let wanted = names
             .into_iter()
-            .filter(|name| !self.index_cache.knows(name))
+            .filter(|name| self.index_cache.needs_fetch(name))
             .filter_map(|name| CrateName::new(&name));
         prefetcher.request(wanted);
     }
@@ -434,6 +442,13 @@ impl Layer for RemoteLayer {
 
     fn is_remote(&self) -> bool {
         true
+    }
+
+    fn expect_members(&self, members: &[Release]) {
+        if let Some(prefetcher) = self.inner.prefetcher.upgrade() {
+            self.inner
+                .prefetch(&prefetcher, prefetcher.expect_members(members));
+        }
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {

@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use super::prefetch::Release;
 use super::publish::Publish;
 
 /// What a publish did.
@@ -37,6 +38,14 @@ impl LayerStack {
     /// `layers` top first. With `read_only`, publishes and yanks are refused.
     pub fn new(layers: Vec<Box<dyn Layer>>, read_only: bool) -> LayerStack {
         LayerStack { layers, read_only }
+    }
+
+    /// Passes the hint that cargo is about to resolve a project with these members to
+    /// every layer.
+    pub fn expect_members(&self, members: &[Release]) {
+        for layer in &self.layers {
+            layer.expect_members(members);
+        }
     }
 
     pub fn layers(&self) -> &[Box<dyn Layer>] {

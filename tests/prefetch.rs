@@ -1,0 +1,106 @@
+//! Prefetch: which index files the overlay fetches from a remote layer before cargo
+//! asks, with a second overlay on loopback as the upstream.
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Cargo, Fixture, Overlay, dep, local_layer, scratch};
+
+/// An upstream holding `mid` 1.0.0 (needs `leaf-a`; `leaf-b` behind the feature
+/// `more`, `leaf-c` behind `unused`), `mid` 2.0.0 (needs `leaf-new`), and `user`
+/// 1.0.0, which asks for `mid` 1 with `more`.
+fn upstream(work: &Path) -> Overlay {
+    let upstream = Overlay::start(&["-r", &local_layer(&work.join("upstream"))]);
+    let cargo = Cargo::new(&upstream);
+    for leaf in ["leaf-a", "leaf-b", "leaf-c", "leaf-new"] {
+        cargo.publish(&Fixture::library(&work.join("src"), leaf, "1.0.0", leaf).dir);
+    }
+    let optional = |name: &str| {
+        format!("{name} = {{ version = \"1\", registry = \"overlay\", optional = true }}\n")
+    };
+    let mid_1 = format!(
+        "{}{}{}\n[features]\nmore = [\"dep:leaf-b\"]\nunused = [\"dep:leaf-c\"]\n",
+        dep("leaf-a", "1"),
+        optional("leaf-b"),
+        optional("leaf-c"),
+    );
+    for (version, deps) in [("1.0.0", mid_1), ("2.0.0", dep("leaf-new", "1"))] {
+        cargo.publish(&Fixture::crate_with(&work.join("src"), "mid", version, &deps, "").dir);
+    }
+    let user = "mid = { version = \"1\", registry = \"overlay\", features = [\"more\"] }\n";
+    cargo.publish(&Fixture::crate_with(&work.join("src"), "user", "1.0.0", user, "").dir);
+    upstream
+}
+
+/// Whether the overlay's log shows it fetched `name`'s index file from upstream.
+fn fetched(log: &str, name: &str) -> bool {
+    log.lines()
+        .any(|line| line.contains("upstream GET") && line.contains(&format!("/{name} -> ")))
+}
+
+#[test]
+fn prefetch_follows_the_requirement_and_the_features_dependents_ask_for() {
+    let work = scratch("prefetch-guess");
+    let upstream = upstream(&work);
+    let overlay = Overlay::start(&["-r", &format!("remote=http://{}/", upstream.addr)]);
+
+    // Only `user` is asked for; everything else the overlay fetches on its own.
+    assert_eq!(overlay.get("/us/er/user").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !["mid", "leaf-a", "leaf-b"]
+        .iter()
+        .all(|name| fetched(&overlay.log(), name))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "mid, leaf-a and leaf-b were not prefetched:\n{}",
+            overlay.log()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    // They were fetched in one batch with anything else learning `mid` would
+    // bring; give a wrong guess a moment to show.
+    thread::sleep(Duration::from_millis(300));
+    let log = overlay.log();
+    assert!(
+        !fetched(&log, "leaf-new"),
+        "mid 2.0.0 does not meet `user`'s requirement, yet its dependency was fetched:\n{log}"
+    );
+    assert!(
+        !fetched(&log, "leaf-c"),
+        "nothing asked for mid's feature `unused`, yet leaf-c was fetched:\n{log}"
+    );
+}
+
+#[test]
+fn exec_mode_prefetches_the_project_members_dependencies() {
+    let work = scratch("prefetch-exec");
+    let upstream = upstream(&work);
+    let app = Fixture::binary(
+        &work,
+        "prefetch-app",
+        "mid = { version = \"1\", features = [\"more\"] }\n",
+        "fn main() {}\n",
+    );
+    let out = Cargo::plain()
+        .isolated(BIN, &app.dir)
+        .env("RUST_LOG", "cargo_overlay_registry=debug")
+        .args(["-r", &format!("remote=http://{}/", upstream.addr)])
+        .args(["--", "cargo", "generate-lockfile"])
+        .output()
+        .expect("the overlay runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("prefetching for the project's 1 members"),
+        "{stderr}"
+    );
+    let lock = std::fs::read_to_string(app.dir.join("Cargo.lock")).unwrap();
+    for name in ["mid", "leaf-a", "leaf-b"] {
+        assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
+    }
+    assert!(lock.contains("version = \"1.0.0\"") && !lock.contains("leaf-new"));
+}
