@@ -229,23 +229,31 @@ impl Cargo {
         }
     }
 
+    /// This cargo with `toml` as its `$CARGO_HOME/config.toml`.
+    pub fn with_config(self, toml: &str) -> Cargo {
+        fs::write(self.home.join("config.toml"), toml).unwrap();
+        self
+    }
+
     /// `program` run in `dir` with this cargo's environment, isolated from the cargo
     /// running the tests.
     pub fn isolated(&self, program: &str, dir: &Path) -> Command {
         let mut command = Command::new(program);
+        // What the tests' own environment says goes first; the overlay's settings
+        // (a proxy among them) then apply on top.
         command
             .current_dir(dir)
-            .envs(self.env.iter().map(|(n, v)| (n, v)))
-            .env("CARGO_HOME", &self.home)
-            .env("CARGO_TERM_COLOR", "never")
-            .env("CARGO_NET_RETRY", "0")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET_DIR")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_MAKEFLAGS")
             .env_remove("CARGO_HTTP_PROXY")
             .env_remove("HTTPS_PROXY")
-            .env_remove("https_proxy");
+            .env_remove("https_proxy")
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
+            .env("CARGO_HOME", &self.home)
+            .env("CARGO_TERM_COLOR", "never")
+            .env("CARGO_NET_RETRY", "0");
         if !self.env.iter().any(|(n, _)| n == "CARGO_REGISTRY_TOKEN") {
             command.env_remove("CARGO_REGISTRY_TOKEN");
         }
