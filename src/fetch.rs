@@ -3,15 +3,16 @@
 //! Every registry package in a `Cargo.lock` is looked up through the layer stack,
 //! downloaded, checked against the lockfile's checksum and the index's, and written to
 //! a directory in cargo's local-registry layout with index lines for the locked
-//! versions only (a local registry must not offer versions it has no file for). The
-//! directory is then carried to the air-gapped machine and used as `-r local=DIR`, or
+//! versions only (a local registry must not offer versions it has no file for); a
+//! second fetch into the same directory adds to what is there. The directory is then
+//! carried to the air-gapped machine and used as `-r local=DIR`, or
 //! directly as a cargo `local-registry` source.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::registry::disk_cache::DiskCache;
-use crate::registry::index::{CrateName, IndexLine, render_index_file};
+use crate::registry::index::{CrateName, IndexLine, render_index_file, same_release};
 use crate::registry::{LayerStack, RegistryError};
 
 /// One registry package of a lockfile.
@@ -141,6 +142,16 @@ pub fn fetch_into(
                 summary.downloaded += 1;
             }
             kept.push(line.clone());
+        }
+        // Lines an earlier fetch kept stay, as long as their files are still whole:
+        // filling DIR from a second lockfile adds to it.
+        for earlier in into.load_index(&name).unwrap_or_default() {
+            let known = kept
+                .iter()
+                .any(|l| same_release(&l.version, &earlier.version));
+            if !known && into.open_verified(&earlier).is_some() {
+                kept.push(earlier);
+            }
         }
         kept.sort_by(|a, b| a.version.cmp(&b.version));
         into.store_index(&name, &render_index_file(&kept))?;

@@ -144,20 +144,41 @@ fn fetch_fills_a_directory_cargo_uses_with_no_server() {
     let app = app(&work, &dep("cached-dep", "0.1"));
     Cargo::new(&remote).ok(&app.dir, &["generate-lockfile"]);
     let into = work.join("carried");
-    let out = std::process::Command::new(BIN)
-        .args(["fetch", "--lockfile"])
-        .arg(app.dir.join("Cargo.lock"))
-        .arg("--into")
-        .arg(&into)
-        .args(["-r", &format!("remote=http://{}/", remote.addr)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let fetch = |lockfile: &Path| {
+        let out = std::process::Command::new(BIN)
+            .args(["fetch", "--lockfile"])
+            .arg(lockfile)
+            .arg("--into")
+            .arg(&into)
+            .args(["-r", &format!("remote=http://{}/", remote.addr)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(fetch(&app.dir.join("Cargo.lock")).contains("fetched 1 crates"));
+
+    // A second project's lockfile, with a newer release, adds to the directory.
+    Cargo::new(&remote)
+        .publish(&Fixture::library(&work.join("r2"), "cached-dep", "0.2.0", "newer").dir);
+    let newer = Fixture::binary(
+        &work.join("newer"),
+        "newer-app",
+        &dep("cached-dep", "0.2"),
+        "fn main() {}\n",
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("fetched 1 crates"));
+    Cargo::new(&remote).ok(&newer.dir, &["generate-lockfile"]);
+    fetch(&newer.dir.join("Cargo.lock"));
+    let versions: Vec<String> =
+        index_lines(&fs::read_to_string(into.join("index/ca/ch/cached-dep")).unwrap())
+            .iter()
+            .map(|l| l["vers"].as_str().unwrap().to_string())
+            .collect();
+    assert_eq!(versions, ["0.1.0", "0.2.0"]);
     drop(remote);
 
     // The air-gapped side: no server, the directory as a local-registry source, and the
