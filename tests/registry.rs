@@ -506,6 +506,12 @@ fn names_collide_across_layers_and_hidden_versions_are_warned_about() {
     cargo
         .publish_fails(&Fixture::library(&work.join("u"), "dash_name", "0.1.0", "x").dir)
         .assert_stderr_has("crate was previously named `dash-name`");
+    // Mixed spellings too, in the first four characters (another index directory)
+    // and after them.
+    cargo.publish(&Fixture::library(&work.join("m"), "a-b_mixed-up", "0.1.0", "x").dir);
+    cargo
+        .publish_fails(&Fixture::library(&work.join("n"), "a_b-mixed_Up", "0.1.0", "x").dir)
+        .assert_stderr_has("crate was previously named `a-b_mixed-up`");
     let out =
         cargo.publish(&Fixture::library(&work.join("t"), "dash-name", "1.0.0", "rewritten").dir);
     out.assert_stderr_has("warning: dash-name@1.0.0 already exists in the lower layer");

@@ -54,6 +54,22 @@ pub trait Layer: Send + Sync {
     /// The `.crate` for `name` at `version` (build metadata ignored), if this layer has it.
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>>;
 
+    /// Names to look up when checking whether this layer has a crate that crates.io
+    /// would take for `name`: one differing only in case or `-`/`_`. The default is
+    /// three spellings (as given, all `_`, all `-`), all that a registry known only by
+    /// its index files allows; a layer that can list its crates finds every one.
+    fn names_like(&self, name: &CrateName) -> Result<Vec<CrateName>> {
+        let text = name.as_str();
+        Ok([
+            text.to_string(),
+            text.replace('-', "_"),
+            text.replace('_', "-"),
+        ]
+        .iter()
+        .filter_map(|spelling| CrateName::new(spelling))
+        .collect())
+    }
+
     /// Crates whose name or description contains `query` (case-insensitive), at most
     /// `limit` of them when the layer pages its answers.
     fn search(&self, query: &str, limit: usize) -> Result<SearchPage>;

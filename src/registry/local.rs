@@ -17,6 +17,7 @@
 //! that are over an hour old, in case the pid was reused), never one that a live
 //! process sharing the directory may still be writing.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -198,6 +199,22 @@ impl LocalLayer {
     }
 }
 
+/// `text` with each `-` or `_` in it spelled both ways: 2^n strings for n of them.
+fn separator_spellings(text: &str) -> Vec<String> {
+    let mut spellings = vec![String::new()];
+    for c in text.chars() {
+        let choices: &[char] = match c {
+            '-' | '_' => &['-', '_'],
+            _ => &[c],
+        };
+        spellings = spellings
+            .iter()
+            .flat_map(|s| choices.iter().map(move |c| format!("{s}{c}")))
+            .collect();
+    }
+    spellings
+}
+
 impl Layer for LocalLayer {
     fn label(&self) -> &str {
         &self.label
@@ -205,6 +222,41 @@ impl Layer for LocalLayer {
 
     fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
         Ok(parse_index_file(&self.read_index_text(name)?))
+    }
+
+    fn names_like(&self, name: &CrateName) -> Result<Vec<CrateName>> {
+        // An index file's directory depends on the name's first four characters
+        // only: the spellings of their `-` and `_` name every directory to list.
+        let lower = name.lowercase();
+        let head = &lower[..lower.len().min(4)];
+        let mut dirs = BTreeSet::new();
+        for spelled_head in separator_spellings(head) {
+            if let Some(spelled) =
+                CrateName::new(&format!("{spelled_head}{}", &lower[head.len()..]))
+                && let Some(dir) = self.index_file(&spelled).parent()
+            {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+        let canonical = name.canonical();
+        let mut names = Vec::new();
+        for dir in dirs {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.storage_error(&dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| self.storage_error(&dir, e))?;
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                if canonical_name(&file_name) == canonical
+                    && let Some(found) = CrateName::new(&file_name)
+                {
+                    names.push(found);
+                }
+            }
+        }
+        Ok(names)
     }
 
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {

@@ -12,7 +12,7 @@
 //! layers can give: the failure is logged and the rest is served. Only when nothing
 //! could be found and some layer failed does the request fail, naming that layer.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
@@ -147,15 +147,17 @@ impl LayerStack {
     /// lower layer already has with other content is allowed, with a warning.
     fn check_against_layers(&self, publish: &Publish) -> Result<Vec<String>> {
         let name = publish.name.as_str();
-        let variants: BTreeSet<String> = [
-            name.to_string(),
-            name.replace('-', "_"),
-            name.replace('_', "-"),
-        ]
-        .into();
         let mut warnings = Vec::new();
-        for candidate in variants.iter().filter_map(|v| CrateName::new(v)) {
-            for (depth, layer) in self.layers.iter().enumerate() {
+        for (depth, layer) in self.layers.iter().enumerate() {
+            let candidates = layer.names_like(&publish.name).unwrap_or_else(|e| {
+                log::warn!("could not list the names like `{name}` in a layer: {e}");
+                Vec::new()
+            });
+            let mut looked_up = HashSet::new();
+            for candidate in candidates {
+                if !looked_up.insert(candidate.lowercase()) {
+                    continue;
+                }
                 let lines = match layer.index_lines(&candidate) {
                     Ok(lines) => lines,
                     Err(e) => {
