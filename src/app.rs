@@ -292,6 +292,11 @@ fn build_layers(
         cache_dir: config.cache_dir.clone(),
         wait: config.upstream_timeout,
     };
+    let specs = config.layer_specs();
+    let remote_count = specs
+        .iter()
+        .filter(|spec| matches!(spec, LayerSpec::CratesIo | LayerSpec::Remote { .. }))
+        .count();
     let mut upstream = None;
     let mut remote = |index: &str, api: Option<&str>| -> Result<Box<dyn Layer>, AppError> {
         let client = match &upstream {
@@ -302,12 +307,21 @@ fn build_layers(
                 client
             }
         };
-        let layer =
-            RemoteLayer::new(index, api, client, &remote_options).map_err(AppError::Layer)?;
+        // Two registries may both have a crate of one name: with several remote
+        // layers, each keeps its own part of the cache directory.
+        let cache_dir = match &remote_options.cache_dir {
+            Some(dir) if remote_count > 1 => Some(dir.join(cache_subdirectory(index))),
+            other => other.clone(),
+        };
+        let options = RemoteOptions {
+            cache_dir,
+            ..remote_options.clone()
+        };
+        let layer = RemoteLayer::new(index, api, client, &options).map_err(AppError::Layer)?;
         remote_hosts.extend(layer.hosts());
         Ok(Box::new(layer))
     };
-    for (position, spec) in config.layer_specs().into_iter().enumerate() {
+    for (position, spec) in specs.into_iter().enumerate() {
         let layer: Box<dyn Layer> = match spec {
             LayerSpec::LocalTemp => {
                 let root = run_dir.path().join(format!("layer-{position}"));
@@ -333,6 +347,31 @@ fn build_layers(
         layers,
         remote_hosts,
     })
+}
+
+/// The part of `--cache DIR` a remote layer keeps when there are several: its index
+/// URL without the scheme, every character but letters, digits, `.` and `-` made `_`,
+/// e.g. `index.crates.io` or `127.0.0.1_8080_registry`.
+fn cache_subdirectory(index_url: &str) -> String {
+    let url = index_url.strip_prefix("sparse+").unwrap_or(index_url);
+    let url = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let name: String = url
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('_');
+    // Never `.` or `..`, which would name DIR itself or its parent.
+    if name.chars().all(|c| c == '.') {
+        format!("_{name}")
+    } else {
+        name.to_string()
+    }
 }
 
 /// Tells the layers, in the background, which project the command is about to
@@ -582,6 +621,19 @@ mod tests {
             ),
             ["registry.example", "mirror.example"]
         );
+    }
+
+    #[test]
+    fn each_remote_layer_has_its_own_cache_subdirectory() {
+        assert_eq!(
+            cache_subdirectory("https://index.crates.io/"),
+            "index.crates.io"
+        );
+        assert_eq!(
+            cache_subdirectory("sparse+http://127.0.0.1:8080/registry/"),
+            "127.0.0.1_8080_registry"
+        );
+        assert_eq!(cache_subdirectory("http://../"), "_..");
     }
 
     #[test]

@@ -137,6 +137,29 @@ fn a_fresh_publish_is_visible_through_a_warm_cache() {
 }
 
 #[test]
+fn several_remote_layers_keep_their_own_part_of_the_cache() {
+    let work = scratch("cache-two-remotes");
+    let first = upstream_with_a_crate(&work.join("first"));
+    let second = upstream_with_a_crate(&work.join("second"));
+    let cache = work.join("cache");
+    let overlay = Overlay::start(&[
+        "--cache",
+        cache.to_str().unwrap(),
+        "-r",
+        &format!("remote=http://{}/", first.addr),
+        "-r",
+        &format!("remote=http://{}/", second.addr),
+    ]);
+    assert_eq!(overlay.get("/ca/ch/cached-dep").status, 200);
+    for upstream in [&first, &second] {
+        let part = format!("127.0.0.1_{}", upstream.addr.port());
+        let index = cache.join(part).join("index/ca/ch/cached-dep");
+        assert!(index.is_file(), "{} is missing", index.display());
+    }
+    assert!(!cache.join("index").exists());
+}
+
+#[test]
 fn fetch_fills_a_directory_cargo_uses_with_no_server() {
     let work = scratch("fetch");
     let remote = upstream_with_a_crate(&work);
