@@ -151,10 +151,7 @@ fn delayed_local_upstream() {
             &project,
             &["--prefetch", "0", "-r", &top, "-r", &remote],
         ));
-        with.push(exec_resolve(
-            &project,
-            &["--prefetch", "16", "-r", &top, "-r", &remote],
-        ));
+        with.push(exec_resolve(&project, &["-r", &top, "-r", &remote]));
     }
     let packages = fs::read_to_string(project.join("Cargo.lock"))
         .unwrap()
@@ -162,7 +159,7 @@ fn delayed_local_upstream() {
         .count();
     println!("cold generate-lockfile, {packages} packages, upstream with {DELAY:?} per request:");
     let a = report("overlay, prefetch off", &without);
-    let b = report("overlay, prefetch 16 workers", &with);
+    let b = report("overlay, prefetch on (default)", &with);
     println!("speed-up from prefetch: {:.1}x", a / b);
 }
 
@@ -200,19 +197,43 @@ fn real_crates_io() {
         started.elapsed().as_secs_f64()
     };
     // Warm: one long-running overlay whose memory cache the first resolve filled;
-    // every measured run still uses a fresh CARGO_HOME.
-    let warm_overlay = Overlay::start_with(&["-p", "0", "-r", "local", "-r", "crates.io"]);
-    let warm = |overlay: &Overlay| {
+    // every measured run still uses a fresh CARGO_HOME. Its --cache directory, a
+    // local-registry of every index file cargo reads, then serves the two floors.
+    let cache = work.join("cache");
+    let warm_overlay = Overlay::start_with(&[
+        "-p",
+        "0",
+        "--cache",
+        cache.to_str().unwrap(),
+        "-r",
+        "local",
+        "-r",
+        "crates.io",
+    ]);
+    let timed = |cargo: Cargo| {
         let _ = fs::remove_file(project.join("Cargo.lock"));
-        let cargo = Cargo::new(overlay);
         let started = Instant::now();
         cargo.ok(&project, &["generate-lockfile"]);
         started.elapsed().as_secs_f64()
     };
-    warm(&warm_overlay);
+    timed(Cargo::new(&warm_overlay));
+
+    // The floors: cargo reading the same index files with no network. From a
+    // local-registry directory (no HTTP at all), and from a sparse registry on
+    // loopback (plain HTTP, no proxy, no TLS).
+    let local_registry = format!(
+        "[source.crates-io]\nreplace-with = \"files\"\n[source.files]\nlocal-registry = {:?}\n",
+        cache.display().to_string()
+    );
+    let files_server = Overlay::start(&["--read-only", "-r", &local_layer(&cache)]);
+    let sparse_loopback = format!(
+        "[source.crates-io]\nreplace-with = \"files\"\n[source.files]\nregistry = \"sparse+http://{}/\"\n",
+        files_server.addr
+    );
 
     let (mut h2, mut h1, mut cold, mut cold_off, mut warm_runs) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut floor_files, mut floor_sparse) = (vec![], vec![]);
     for _ in 0..ROUNDS {
         h2.push(direct(true));
         cold.push(exec_resolve(&project, &["-r", "local", "-r", "crates.io"]));
@@ -221,7 +242,9 @@ fn real_crates_io() {
             &project,
             &["--prefetch", "0", "-r", "local", "-r", "crates.io"],
         ));
-        warm_runs.push(warm(&warm_overlay));
+        warm_runs.push(timed(Cargo::new(&warm_overlay)));
+        floor_files.push(timed(Cargo::plain().with_config(&local_registry)));
+        floor_sparse.push(timed(Cargo::plain().with_config(&sparse_loopback)));
     }
     let packages = fs::read_to_string(project.join("Cargo.lock"))
         .unwrap()
@@ -233,8 +256,18 @@ fn real_crates_io() {
     let direct_h2 = report("direct cargo, HTTP/2", &h2);
     report("direct cargo, HTTP/1.1 (multiplexing off)", &h1);
     report("overlay cold, prefetch off", &cold_off);
-    let c = report("overlay cold, prefetch 16 workers", &cold);
-    let w = report("overlay warm (memory cache), prefetch on", &warm_runs);
+    let c = report("overlay cold, prefetch on (default)", &cold);
+    let w = report("overlay warm (memory cache)", &warm_runs);
+    let f = report("floor: local-registry directory, no HTTP", &floor_files);
+    let s = report("floor: sparse registry on loopback", &floor_sparse);
     println!("ratio overlay cold / direct HTTP/2: {:.2}", c / direct_h2);
     println!("ratio overlay warm / direct HTTP/2: {:.2}", w / direct_h2);
+    println!(
+        "ratio floor, local-registry / direct HTTP/2: {:.2}",
+        f / direct_h2
+    );
+    println!(
+        "ratio floor, sparse on loopback / direct HTTP/2: {:.2}",
+        s / direct_h2
+    );
 }
