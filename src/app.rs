@@ -205,7 +205,13 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         );
     }
     let child_token = tokens.as_ref().map(Tokens::first);
-    let router = Arc::new(Router::new(stack, policy, tokens, &base_url));
+    let router = Arc::new(Router::new(
+        stack,
+        policy,
+        tokens,
+        config.auth_required,
+        &base_url,
+    ));
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
     }
@@ -231,6 +237,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         proxy: config.proxy,
         bundle,
         own_listener_cert: config.tls && config.tls_cert.is_none(),
+        auth_required: config.auth_required,
     };
     let code = if exec_mode {
         run_command(&config.command, &environment)?
@@ -291,6 +298,7 @@ fn build_layers(
         prefetch_workers: config.prefetch_workers,
         cache_dir: config.cache_dir.clone(),
         wait: config.upstream_timeout,
+        token: None,
     };
     let specs = config.layer_specs();
     let remote_count = specs
@@ -298,7 +306,10 @@ fn build_layers(
         .filter(|spec| matches!(spec, LayerSpec::CratesIo | LayerSpec::Remote { .. }))
         .count();
     let mut upstream = None;
-    let mut remote = |index: &str, api: Option<&str>| -> Result<Box<dyn Layer>, AppError> {
+    let mut remote = |index: &str,
+                      api: Option<&str>,
+                      token_file: Option<&Path>|
+     -> Result<Box<dyn Layer>, AppError> {
         let client = match &upstream {
             Some(client) => Arc::clone(client),
             None => {
@@ -313,8 +324,13 @@ fn build_layers(
             Some(dir) if remote_count > 1 => Some(dir.join(cache_subdirectory(index))),
             other => other.clone(),
         };
+        let token = match token_file {
+            Some(path) => Some(Tokens::load(path).map_err(AppError::Tokens)?.first()),
+            None => None,
+        };
         let options = RemoteOptions {
             cache_dir,
+            token,
             ..remote_options.clone()
         };
         let layer = RemoteLayer::new(index, api, client, &options).map_err(AppError::Layer)?;
@@ -336,10 +352,16 @@ fn build_layers(
                     Workspace::read().map_err(|e| AppError::CargoPackage(e.to_string()))?;
                 Box::new(CargoPackageLayer::new(workspace.tmp_registry()))
             }
-            LayerSpec::CratesIo => remote(CRATES_IO_INDEX, Some(CRATES_IO_API))?,
-            // `remote=URL`: the API is whatever the registry's config.json names.
-            LayerSpec::Remote { api, index } if api == index => remote(&index, None)?,
-            LayerSpec::Remote { api, index } => remote(&index, Some(&api))?,
+            LayerSpec::CratesIo => remote(CRATES_IO_INDEX, Some(CRATES_IO_API), None)?,
+            LayerSpec::Remote {
+                api,
+                index,
+                token_file,
+            } => {
+                // `remote=URL`: the API is whatever the registry's config.json names.
+                let api = (api != index).then_some(api.as_str());
+                remote(&index, api, token_file.as_deref())?
+            }
         };
         layers.push(layer);
     }
@@ -455,6 +477,9 @@ struct Environment {
     bundle: Option<PathBuf>,
     /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
     own_listener_cert: bool,
+    /// `--auth-required`: cargo sends a token on reads only with a credential
+    /// provider configured for the registry.
+    auth_required: bool,
 }
 
 impl Environment {
@@ -471,9 +496,21 @@ impl Environment {
                 self.token.clone(),
             ),
         ];
+        if self.auth_required {
+            vars.push((
+                format!("CARGO_REGISTRIES_{registry}_CREDENTIAL_PROVIDER"),
+                "cargo:token".into(),
+            ));
+        }
         if self.proxy {
             vars.push(("CARGO_HTTP_PROXY".into(), self.listener_url.clone()));
             vars.push(("CARGO_REGISTRY_TOKEN".into(), self.token.clone()));
+            if self.auth_required {
+                vars.push((
+                    "CARGO_REGISTRY_CREDENTIAL_PROVIDER".into(),
+                    "cargo:token".into(),
+                ));
+            }
         }
         if let Some(bundle) = &self.bundle {
             let bundle = bundle.display().to_string();

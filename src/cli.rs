@@ -28,8 +28,13 @@ pub enum LayerSpec {
     CargoPackage,
     /// `crates.io`
     CratesIo,
-    /// `remote=URL` (api = index) or `remote=API,INDEX`.
-    Remote { api: String, index: String },
+    /// `remote=URL` (api = index) or `remote=API,INDEX`, either followed by
+    /// `,token-file=FILE` for a registry that requires a token to read.
+    Remote {
+        api: String,
+        index: String,
+        token_file: Option<PathBuf>,
+    },
 }
 
 impl LayerSpec {
@@ -46,6 +51,11 @@ impl LayerSpec {
             Some(("local", "")) => Err(bad("`local=` needs a directory")),
             Some(("local", path)) => Ok(LayerSpec::Local(PathBuf::from(path))),
             Some(("remote", urls)) => {
+                let (urls, token_file) = match urls.split_once(",token-file=") {
+                    Some((_, "")) => return Err(bad("`token-file=` needs a file")),
+                    Some((urls, file)) => (urls, Some(PathBuf::from(file))),
+                    None => (urls, None),
+                };
                 let (api, index) = match urls.split_once(',') {
                     Some((api, index)) => (api, index),
                     None => (urls, urls),
@@ -59,6 +69,7 @@ impl LayerSpec {
                 Ok(LayerSpec::Remote {
                     api: api.to_string(),
                     index: index.to_string(),
+                    token_file,
                 })
             }
             _ => Err(bad(
@@ -75,8 +86,8 @@ impl fmt::Display for LayerSpec {
             LayerSpec::Local(path) => write!(f, "local={}", path.display()),
             LayerSpec::CargoPackage => f.write_str("cargo-package"),
             LayerSpec::CratesIo => f.write_str("crates.io"),
-            LayerSpec::Remote { api, index } if api == index => write!(f, "remote={api}"),
-            LayerSpec::Remote { api, index } => write!(f, "remote={api},{index}"),
+            LayerSpec::Remote { api, index, .. } if api == index => write!(f, "remote={api}"),
+            LayerSpec::Remote { api, index, .. } => write!(f, "remote={api},{index}"),
         }
     }
 }
@@ -94,6 +105,8 @@ pub struct Config {
     pub ca_cert_out: Option<PathBuf>,
     /// Tokens that publishes and yanks must carry (`--token-file`).
     pub token_file: Option<PathBuf>,
+    /// Every request, reads too, must carry one of the tokens (`--auth-required`).
+    pub auth_required: bool,
     /// Where the CA is kept across runs; `None` keeps it in memory only.
     pub ca_dir: Option<PathBuf>,
     /// The proxy for upstream requests (`--upstream-proxy`).
@@ -130,6 +143,7 @@ impl Default for Config {
             ca_cert_out: None,
             ca_dir: None,
             token_file: None,
+            auth_required: false,
             allow_connect_ports: Vec::new(),
             upstream_proxy: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
@@ -237,6 +251,8 @@ Options:
                                 remote=URL       a sparse registry at URL (its API is the one
                                                  its config.json names)
                                 remote=API,INDEX a registry with separate API and index URLs
+                                either remote form may end in ,token-file=FILE: FILE's
+                                first line is sent as Authorization on every read
                               [default: local, then crates.io]
       --upstream-proxy URL    Reach remote layers through this proxy [default: ALL_PROXY,
                               HTTPS_PROXY or HTTP_PROXY, and NO_PROXY, from the environment,
@@ -252,6 +268,8 @@ Options:
       --read-only             Refuse publishes and yanks
       --token-file FILE       Require one of FILE's tokens (one per line) for publishes
                               and yanks [default: no token checked]
+      --auth-required         Require a --token-file token for every request, reads
+                              too; config.json says auth-required, so cargo sends it
       --ca-cert-out PATH      Write the proxy's CA certificate (never its key) to PATH
       --ca-dir DIR            Keep the CA in DIR (ca.pem, ca-key.pem) across runs, so it can
                               be trusted once [default: a new CA in memory each run]
@@ -321,6 +339,7 @@ where
             Long("ca-cert-out") => config.ca_cert_out = Some(parser.value()?.into()),
             Long("ca-dir") => config.ca_dir = Some(parser.value()?.into()),
             Long("token-file") => config.token_file = Some(parser.value()?.into()),
+            Long("auth-required") => config.auth_required = true,
             Long("upstream-proxy") => config.upstream_proxy = Some(parser.value()?.string()?),
             Long("upstream-timeout") => {
                 let secs = number(&mut parser, "--upstream-timeout", 1)?;
@@ -368,6 +387,11 @@ where
             }
             _ => return Err(arg.unexpected().into()),
         }
+    }
+    if config.auth_required && config.token_file.is_none() {
+        return Err(CliError::Conflict(
+            "--auth-required needs --token-file: the tokens every request must carry".into(),
+        ));
     }
     match (&config.tls_cert, &config.tls_key) {
         (Some(_), None) | (None, Some(_)) => {
@@ -447,6 +471,8 @@ mod tests {
             "local=/tmp/a",
             "--registry=remote=https://api.example,sparse+https://index.example/",
             "-r",
+            "remote=https://private.example/,token-file=/run/token",
+            "-r",
             "crates.io",
             "--no-proxy",
             "--read-only",
@@ -477,7 +503,13 @@ mod tests {
                 LayerSpec::Local("/tmp/a".into()),
                 LayerSpec::Remote {
                     api: "https://api.example".into(),
-                    index: "sparse+https://index.example/".into()
+                    index: "sparse+https://index.example/".into(),
+                    token_file: None,
+                },
+                LayerSpec::Remote {
+                    api: "https://private.example/".into(),
+                    index: "https://private.example/".into(),
+                    token_file: Some("/run/token".into()),
                 },
                 LayerSpec::CratesIo,
                 LayerSpec::CargoPackage,
@@ -498,6 +530,8 @@ mod tests {
         assert!(err(&["--port", "http"]).contains("--port"));
         assert!(err(&["-r", "nfs=/x"]).contains("--registry"));
         assert!(err(&["-r", "remote=ftp://x"]).contains("http://"));
+        assert!(err(&["-r", "remote=https://x/,token-file="]).contains("token-file"));
+        assert!(err(&["--auth-required"]).contains("--token-file"));
         assert!(err(&["--bogus"]).contains("--bogus"));
         assert!(err(&["--base-url", "example.com"]).contains("--base-url"));
         assert!(err(&["--tls-cert", "c.pem"]).contains("--tls-key"));

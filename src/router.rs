@@ -31,6 +31,9 @@ pub struct Router {
     policy: PublishPolicy,
     /// Tokens publishes and yanks must carry; `None` trusts every client.
     tokens: Option<Tokens>,
+    /// Whether every request, reads too, must carry one of `tokens`
+    /// (`--auth-required`; `config.json` then says `auth-required`).
+    auth_required: bool,
     /// The registry's public URL without a trailing `/`, for `config.json`.
     base_url: String,
 }
@@ -53,12 +56,14 @@ impl Router {
         stack: LayerStack,
         policy: PublishPolicy,
         tokens: Option<Tokens>,
+        auth_required: bool,
         base_url: &str,
     ) -> Router {
         Router {
             stack,
             policy,
             tokens,
+            auth_required,
             base_url: base_url.trim_end_matches('/').to_string(),
         }
     }
@@ -69,6 +74,23 @@ impl Router {
             Some(tokens) => tokens.check(head.header("authorization")),
             None => Ok(()),
         }
+    }
+
+    /// Under `--auth-required`, refuses any request without an accepted token: 401
+    /// when it carries none, which is how cargo learns to send its token.
+    fn authorize_read(&self, head: &RequestHead) -> Result<(), RegistryError> {
+        if !self.auth_required {
+            return Ok(());
+        }
+        if head
+            .header("authorization")
+            .is_none_or(|h| h.trim().is_empty())
+        {
+            return Err(RegistryError::Unauthorized(
+                "this registry requires a token for every request (auth-required)".into(),
+            ));
+        }
+        self.authorize(head)
     }
 
     pub fn stack(&self) -> &LayerStack {
@@ -132,12 +154,15 @@ impl Router {
 
     fn serve(&self, request: &Request) -> Result<Response, RegistryError> {
         let head = &request.head;
-        match self.route(head)? {
+        let route = self.route(head)?;
+        self.authorize_read(head)?;
+        match route {
             Route::Config => Ok(json_response(
                 200,
                 &json!({
                     "dl": format!("{}{DL_TEMPLATE}", self.base_url),
                     "api": self.base_url,
+                    "auth-required": self.auth_required,
                 }),
             )),
             Route::Index(name) => self.index(head, &name),
@@ -344,6 +369,7 @@ impl Router {
     fn error_response(&self, head: &RequestHead, error: &RegistryError) -> Response {
         let status = match error {
             RegistryError::Invalid(_) => 400,
+            RegistryError::Unauthorized(_) => 401,
             RegistryError::Forbidden(_) => 403,
             RegistryError::NotFound(_) => 404,
             RegistryError::MethodNotAllowed(_) => 405,
@@ -352,8 +378,9 @@ impl Router {
             RegistryError::Unsupported(_) => 501,
             RegistryError::Upstream(_) => 502,
         };
-        // A missing index file is the normal answer to cargo's probing; not worth a line.
-        if status == 404 {
+        // A missing index file is the normal answer to cargo's probing, and a 401 the
+        // first step of cargo's token handshake: neither is worth a line.
+        if status == 404 || status == 401 {
             log::debug!("{} {}: {error}", head.method, head.target);
         } else {
             log::warn!("{} {}: {error}", head.method, head.target);

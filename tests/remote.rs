@@ -247,3 +247,69 @@ fn the_default_stack_builds_against_the_real_crates_io() {
     assert_eq!(out.stdout().trim(), "42");
     fs::remove_dir_all(&work).unwrap();
 }
+
+#[test]
+fn a_registry_that_requires_a_token_to_read_works_as_a_lower_layer() {
+    let work = scratch("remote-auth-required");
+    let token_file = work.join("token");
+    fs::write(&token_file, "read-and-write-token\n").unwrap();
+    let private = Overlay::start(&[
+        "--auth-required",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "-r",
+        &local_layer(&work.join("private")),
+    ]);
+    // cargo reads config.json, gets 401, and from then on sends its token everywhere.
+    let cargo = Cargo::new(&private);
+    cargo.publish(&Fixture::library(&work, "secret-dep", "0.1.0", "kept private").dir);
+    let app = Fixture::binary(
+        &work,
+        "secret-app",
+        &dep("secret-dep", "0.1"),
+        "fn main() { println!(\"{}\", secret_dep::value()); }\n",
+    );
+    assert_eq!(
+        cargo.ok(&app.dir, &["run", "-q"]).stdout().trim(),
+        "kept private"
+    );
+    let config = private.get("/config.json");
+    assert_eq!(config.status, 401, "{}", config.text());
+    assert!(
+        config.json()["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("auth-required")
+    );
+    let wrong = common::http(
+        private.addr,
+        "GET",
+        "/se/cr/secret-dep",
+        &[("Authorization", "guess")],
+        b"",
+    );
+    assert_eq!(wrong.status, 403);
+
+    // As a lower layer: with the token file, reads carry the token.
+    let with_token = Overlay::start(&[
+        "-r",
+        &format!(
+            "{},token-file={}",
+            remote_layer(&private),
+            token_file.display()
+        ),
+    ]);
+    fs::remove_file(app.dir.join("Cargo.lock")).unwrap();
+    let run = Cargo::new(&with_token).ok(&app.dir, &["run", "-q"]);
+    assert_eq!(run.stdout().trim(), "kept private");
+
+    // Without it, the upstream's refusal is reported, naming the upstream.
+    let without = Overlay::start(&["-r", &remote_layer(&private)]);
+    let refused = without.get("/se/cr/secret-dep");
+    assert_eq!(refused.status, 502);
+    assert!(
+        refused.text().contains("answered 401"),
+        "{}",
+        refused.text()
+    );
+}

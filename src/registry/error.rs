@@ -17,6 +17,9 @@ pub enum RegistryError {
     TooLarge(String),
     /// No layer has what was asked for (HTTP 404).
     NotFound(String),
+    /// The registry requires a token for every request and none was given (HTTP
+    /// 401, which makes cargo retry with its token).
+    Unauthorized(String),
     /// The operation is not allowed on this overlay, e.g. a publish with
     /// `--read-only` (HTTP 403).
     Forbidden(String),
@@ -56,6 +59,7 @@ impl fmt::Display for RegistryError {
             RegistryError::Invalid(detail)
             | RegistryError::TooLarge(detail)
             | RegistryError::NotFound(detail)
+            | RegistryError::Unauthorized(detail)
             | RegistryError::Forbidden(detail)
             | RegistryError::MethodNotAllowed(detail)
             | RegistryError::Upstream(detail)

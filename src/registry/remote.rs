@@ -49,6 +49,9 @@ pub struct RemoteOptions {
     pub cache_dir: Option<PathBuf>,
     /// How long a request waits for another thread's fetch of the same file.
     pub wait: Duration,
+    /// Sent as `Authorization` on every read from the upstream (config.json, index
+    /// files, downloads, search), for registries that require it (`auth-required`).
+    pub token: Option<String>,
 }
 
 /// The fields of `config.json` the layer uses.
@@ -83,6 +86,8 @@ struct Remote {
     index_cache: IndexCache,
     disk: Option<DiskCache>,
     wait: Duration,
+    /// `Authorization` for every read (`remote=URL,token-file=FILE`).
+    token: Option<String>,
     /// Where newly fetched index files announce what to fetch next.
     prefetcher: Weak<Prefetcher>,
 }
@@ -123,6 +128,7 @@ impl RemoteLayer {
                 index_cache: IndexCache::new(MAX_CACHED_INDEX_FILES, options.fresh_for),
                 disk,
                 wait: options.wait,
+                token: options.token.clone(),
                 prefetcher: prefetcher.as_ref().map_or_else(Weak::new, Arc::downgrade),
             }
         });
@@ -147,8 +153,15 @@ impl Remote {
         RegistryError::Upstream(format!("upstream {}: {what}", self.label))
     }
 
-    fn get(&self, url: &str) -> Result<UpstreamResponse> {
-        self.upstream.get(url).map_err(|e| self.upstream_error(e))
+    /// A read from the upstream, with the layer's token when it has one.
+    fn get(&self, url: &str, extra: &[(&str, &str)]) -> Result<UpstreamResponse> {
+        let mut headers = extra.to_vec();
+        if let Some(token) = &self.token {
+            headers.push(("Authorization", token));
+        }
+        self.upstream
+            .send("GET", url, &headers, None)
+            .map_err(|e| self.upstream_error(e))
     }
 
     /// `config.json`, from the cache while it is fresh. A failed refresh keeps the old
@@ -162,7 +175,7 @@ impl Remote {
             return Ok(c.config.clone());
         }
         let url = format!("{}config.json", self.index_url);
-        let fetched = self.get(&url).and_then(|response| {
+        let fetched = self.get(&url, &[]).and_then(|response| {
             if response.status != 200 {
                 return Err(self.upstream_error(format!("GET {url} answered {}", response.status)));
             }
@@ -299,10 +312,7 @@ impl Remote {
         let url = format!("{}{}", self.index_url, name.index_path());
         let etag = stale.and_then(|s| s.etag.as_deref());
         let headers: Vec<(&str, &str)> = etag.map(|e| ("If-None-Match", e)).into_iter().collect();
-        let response = self
-            .upstream
-            .send("GET", &url, &headers, None)
-            .map_err(|e| self.upstream_error(e))?;
+        let response = self.get(&url, &headers)?;
         match response.status {
             200 => {
                 let etag = response.header("etag");
@@ -349,7 +359,7 @@ impl Remote {
             }));
         }
         let url = download_url(&self.registry_config()?.dl, line);
-        let response = self.get(&url)?;
+        let response = self.get(&url, &[])?;
         match response.status {
             200 => {}
             404 | 410 | 451 => return Ok(None),
@@ -387,7 +397,7 @@ impl Remote {
             "{api}/api/v1/crates?q={}&per_page={limit}",
             percent_encode(query)
         );
-        let response = self.get(&url)?;
+        let response = self.get(&url, &[])?;
         if response.status != 200 {
             return Err(self.upstream_error(format!("GET {url} answered {}", response.status)));
         }
