@@ -88,6 +88,8 @@ impl UpstreamResponse {
 
 pub struct Upstream {
     agent: ureq::Agent,
+    /// The proxy the agent uses, if any: passthrough tunnels go through it too.
+    proxy: Option<ureq::Proxy>,
 }
 
 impl Upstream {
@@ -113,7 +115,7 @@ impl Upstream {
             .build();
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
-            .proxy(proxy)
+            .proxy(proxy.clone())
             .http_status_as_error(false)
             .max_redirects(if options.follow_redirects { 10 } else { 0 })
             .user_agent(format!(
@@ -131,7 +133,15 @@ impl Upstream {
             DefaultConnector::default(),
             CachingResolver::default(),
         );
-        Ok(Upstream { agent })
+        Ok(Upstream { agent, proxy })
+    }
+
+    /// The proxy a connection to `host:port` must go through, unless `NO_PROXY`
+    /// exempts the host.
+    pub fn proxy_for(&self, host: &str, port: u16) -> Option<&ureq::Proxy> {
+        let proxy = self.proxy.as_ref()?;
+        let uri: Uri = format!("https://{host}:{port}/").parse().ok()?;
+        (!proxy.is_no_proxy(&uri)).then_some(proxy)
     }
 
     /// Sends a request with optional body; any status comes back as a response.

@@ -248,6 +248,54 @@ fn connect_to_other_hosts_is_a_byte_tunnel_on_allowed_ports_only() {
 }
 
 #[test]
+fn tunnels_go_through_the_upstream_proxy() {
+    let work = scratch("tunnel-upstream-proxy");
+    let echo = echo_server().to_string();
+    let unreachable = echo_server().to_string();
+    // The network's proxy: another overlay, allowing the echo port only.
+    let network_proxy = Overlay::start_with(&[
+        "--no-tls",
+        "-p",
+        "0",
+        "--allow-connect-port",
+        &echo,
+        "-r",
+        &local_layer(&work.join("proxy")),
+    ]);
+    let overlay = Overlay::start_with(&[
+        "--no-tls",
+        "-p",
+        "0",
+        "--upstream-proxy",
+        &format!("http://{}", network_proxy.addr),
+        "--allow-connect-port",
+        &echo,
+        "--allow-connect-port",
+        &unreachable,
+        "-r",
+        &local_layer(&work.join("reg")),
+    ]);
+    let mut stream = TcpStream::connect(overlay.addr).unwrap();
+    let (status, _) = send_connect(&mut stream, &format!("127.0.0.1:{echo}"));
+    assert_eq!(status, 200);
+    assert_echoes(&mut stream);
+    let log = network_proxy.log();
+    assert!(
+        log.contains(&format!("tunnel to 127.0.0.1:{echo}")),
+        "the tunnel did not go through the network's proxy:\n{log}"
+    );
+
+    // What the network's proxy refuses, the overlay reports, naming it.
+    let mut stream = TcpStream::connect(overlay.addr).unwrap();
+    let (status, body) = send_connect(&mut stream, &format!("127.0.0.1:{unreachable}"));
+    assert_eq!(status, 502);
+    assert!(
+        body.contains("refused CONNECT") && body.contains("403"),
+        "{body}"
+    );
+}
+
+#[test]
 fn tunnels_work_inside_the_tls_listener() {
     let work = scratch("tls-tunnel");
     let ca_file = work.join("ca.pem");

@@ -115,7 +115,11 @@ impl Frontend {
                 &format!("CONNECT to port {port} is not allowed (see --allow-connect-port)"),
             );
         }
-        let far = match tunnel::connect(host, port) {
+        let far = match proxy.forwarder.proxy_for(host, port) {
+            Some(upstream_proxy) => tunnel::connect_via(upstream_proxy, host, port),
+            None => tunnel::connect(host, port),
+        };
+        let far = match far {
             Ok(far) => far,
             Err(e) => {
                 return refuse(

@@ -3,7 +3,9 @@
 //! Hosts the overlay does not intercept (git servers for git dependencies, say) are
 //! reached through a plain byte tunnel. One thread copies each direction; when either
 //! side closes, both sockets are shut down so the other thread ends too. A tunnel with
-//! no traffic either way for the idle timeout is closed.
+//! no traffic either way for the idle timeout is closed. Where the overlay itself must
+//! go through a proxy (`--upstream-proxy`, or the environment's), the far end is a
+//! `CONNECT` tunnel through that proxy, as on networks whose only way out is one.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -28,6 +30,86 @@ pub fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
         }
     }
     Err(last_error)
+}
+
+/// The largest answer head a proxy may give to our `CONNECT`.
+const MAX_PROXY_HEAD: usize = 16 * 1024;
+
+/// Connects to `host:port` through an HTTP proxy with `CONNECT`, with the proxy's
+/// credentials when its URL has them. Returns the tunnel once the proxy answers 200.
+pub fn connect_via(proxy: &ureq::Proxy, host: &str, port: u16) -> io::Result<TcpStream> {
+    if proxy.protocol() != ureq::ProxyProtocol::Http {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "passthrough tunnels go through http:// proxies only, not {:?} ({}:{})",
+                proxy.protocol(),
+                proxy.host(),
+                proxy.port()
+            ),
+        ));
+    }
+    let mut stream = connect(proxy.host(), proxy.port())?;
+    let mut head = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+    if let Some(user) = proxy.username() {
+        let credentials = format!("{user}:{}", proxy.password().unwrap_or(""));
+        head.push_str(&format!(
+            "Proxy-Authorization: Basic {}\r\n",
+            base64(credentials.as_bytes())
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+
+    // Byte by byte up to the blank line: whatever follows belongs to the far host.
+    stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() >= MAX_PROXY_HEAD || stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the proxy {}:{} gave no answer to CONNECT",
+                    proxy.host(),
+                    proxy.port()
+                ),
+            ));
+        }
+        answer.push(byte[0]);
+    }
+    stream.set_read_timeout(None)?;
+    let status_line = String::from_utf8_lossy(&answer);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    let status = status_line.split_whitespace().nth(1);
+    if status != Some("200") {
+        return Err(io::Error::other(format!(
+            "the proxy {}:{} refused CONNECT {host}:{port}: {status_line}",
+            proxy.host(),
+            proxy.port()
+        )));
+    }
+    Ok(stream)
+}
+
+/// Standard base64 with padding, for `Proxy-Authorization: Basic`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Copies bytes both ways until either side closes or the tunnel idles out. `leftover`
@@ -129,6 +211,26 @@ fn copy(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_follows_rfc_4648() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("user:p\u{e4}ss", "dXNlcjpww6Rzcw=="),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(super::base64(plain.as_bytes()), encoded, "{plain:?}");
         }
     }
 }
