@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::auth::{TokenFileError, Tokens};
 use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::fetch::{fetch_into, parse_lockfile};
-use crate::http::{Limits, Server, ServerOptions};
+use crate::http::{self, Limits, Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::disk_cache::DiskCache;
 use crate::registry::publish::PublishPolicy;
@@ -120,8 +120,11 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     // Exec mode needs no fixed port: nothing outside the child has to find it.
     let default_port = if exec_mode { 0 } else { DEFAULT_PORT };
     let addr = resolve(&config.host, config.port.unwrap_or(default_port))?;
-    let server = Server::bind(addr, ServerOptions::default())
-        .map_err(|source| AppError::Bind { addr, source })?;
+    let server_options = ServerOptions {
+        max_connections: config.max_connections,
+    };
+    let server =
+        Server::bind(addr, server_options).map_err(|source| AppError::Bind { addr, source })?;
     let local_addr = server
         .local_addr()
         .map_err(|source| AppError::Bind { addr, source })?;
@@ -221,6 +224,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     // The largest body the overlay takes is a publish.
     let limits = Limits {
         max_body_len: policy.max_body_len(),
+        idle_timeout: config.idle_timeout,
         ..Limits::default()
     };
     let frontend = Frontend::new(router, limits, listener_tls, proxy);
@@ -245,6 +249,13 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         environment.print();
         let signal = signals::wait();
         log::info!("stopping on signal {signal}");
+        let unfinished = http::drain(config.shutdown_timeout);
+        if unfinished > 0 {
+            log::warn!(
+                "stopping with {unfinished} requests unfinished after --shutdown-timeout {} s",
+                config.shutdown_timeout.as_secs()
+            );
+        }
         128 + signal
     };
     drop(run_dir);

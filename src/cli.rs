@@ -124,6 +124,12 @@ pub struct Config {
     pub permissive_publishing: bool,
     /// The largest `.crate` a publish may upload, in bytes.
     pub max_upload_size: usize,
+    /// Connections served at once; more get 503 (`--max-connections`).
+    pub max_connections: usize,
+    /// How long a kept-alive connection may idle between requests (`--idle-timeout`).
+    pub idle_timeout: Duration,
+    /// How long a stop waits for requests in progress (`--shutdown-timeout`).
+    pub shutdown_timeout: Duration,
     pub tls: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -152,6 +158,9 @@ impl Default for Config {
             prefetch_workers: DEFAULT_PREFETCH_WORKERS,
             permissive_publishing: false,
             max_upload_size: crate::registry::publish::DEFAULT_MAX_CRATE_LEN,
+            max_connections: crate::http::ServerOptions::default().max_connections,
+            idle_timeout: crate::http::Limits::default().idle_timeout,
+            shutdown_timeout: Duration::from_secs(10),
             tls: true,
             tls_cert: None,
             tls_key: None,
@@ -279,6 +288,10 @@ Options:
                               and the tarball are always checked)
       --max-upload-size BYTES The largest .crate a publish may upload; bigger ones get 413
                               before their body is read [default: 10485760, crates.io's]
+      --max-connections N     Connections served at once; more get 503 [default: 512]
+      --idle-timeout SECS     Close a kept-alive connection idle this long [default: 60]
+      --shutdown-timeout SECS On Ctrl-C or SIGTERM, wait this long for requests in
+                              progress to finish [default: 10]
       --no-tls                Serve plain HTTP
       --tls-cert PATH         TLS certificate for the listener (PEM)
       --tls-key PATH          TLS private key for the listener (PEM)
@@ -371,6 +384,18 @@ where
                 let bytes = number(&mut parser, "--max-upload-size", 1)?;
                 config.max_upload_size =
                     usize::try_from(bytes.min(u32::MAX.into())).unwrap_or(usize::MAX);
+            }
+            Long("max-connections") => {
+                let connections = number(&mut parser, "--max-connections", 1)?;
+                config.max_connections = usize::try_from(connections).unwrap_or(usize::MAX);
+            }
+            Long("idle-timeout") => {
+                let secs = number(&mut parser, "--idle-timeout", 1)?;
+                config.idle_timeout = Duration::from_secs(secs);
+            }
+            Long("shutdown-timeout") => {
+                let secs = number(&mut parser, "--shutdown-timeout", 0)?;
+                config.shutdown_timeout = Duration::from_secs(secs);
             }
             Long("no-tls") => config.tls = false,
             Long("tls-cert") => config.tls_cert = Some(parser.value()?.into()),
@@ -472,6 +497,12 @@ mod tests {
             "--registry=remote=https://api.example,sparse+https://index.example/",
             "-r",
             "remote=https://private.example/,token-file=/run/token",
+            "--max-connections",
+            "64",
+            "--idle-timeout",
+            "5",
+            "--shutdown-timeout",
+            "0",
             "-r",
             "crates.io",
             "--no-proxy",
@@ -521,6 +552,9 @@ mod tests {
         assert_eq!(c.ca_cert_out, Some("ca.pem".into()));
         assert_eq!(c.tls_cert, Some("c.pem".into()));
         assert_eq!(c.tls_key, Some("k.pem".into()));
+        assert_eq!(c.max_connections, 64);
+        assert_eq!(c.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.shutdown_timeout, Duration::ZERO);
         assert_eq!(c.command, ["cargo", "publish", "--workspace"]);
     }
 
@@ -532,6 +566,8 @@ mod tests {
         assert!(err(&["-r", "remote=ftp://x"]).contains("http://"));
         assert!(err(&["-r", "remote=https://x/,token-file="]).contains("token-file"));
         assert!(err(&["--auth-required"]).contains("--token-file"));
+        assert!(err(&["--max-connections", "0"]).contains("--max-connections"));
+        assert!(err(&["--idle-timeout", "0"]).contains("--idle-timeout"));
         assert!(err(&["--bogus"]).contains("--bogus"));
         assert!(err(&["--base-url", "example.com"]).contains("--base-url"));
         assert!(err(&["--tls-cert", "c.pem"]).contains("--tls-key"));

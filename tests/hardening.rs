@@ -379,7 +379,12 @@ fn connections_past_the_cap_get_a_clear_503() {
         assert!(Instant::now() < deadline, "no 503 past the cap");
         thread::sleep(Duration::from_millis(50));
     };
-    assert_refused("past the cap", &refused, 503, "too many connections");
+    assert_refused(
+        "past the cap",
+        &refused,
+        503,
+        "connections are already being served",
+    );
     assert_eq!(refused.header("retry-after"), Some("1"));
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -450,4 +455,39 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn a_stop_finishes_the_request_in_progress_and_refuses_new_ones() {
+    let work = scratch("drain");
+    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
+    // A publish whose body is still arriving when the overlay is told to stop.
+    let mut upload = connect(overlay.addr);
+    upload
+        .write_all(b"PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        .unwrap();
+    upload.write_all(&[0u8; 10]).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let terminated = Command::new("kill")
+        .args(["-TERM", &overlay.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    thread::sleep(Duration::from_millis(200));
+
+    let late = exchange(
+        overlay.addr,
+        b"GET /config.json HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_refused("during the stop", &late, 503, "shutting down");
+
+    // The upload is finished and answered (a body of zeros is no publish: 400), and
+    // the connection is closed after it.
+    upload.write_all(&[0u8; 90]).unwrap();
+    let answer = read_response(&mut upload);
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.json()["errors"][0]["detail"].is_string());
+    let mut rest = Vec::new();
+    assert_eq!(upload.read_to_end(&mut rest).unwrap_or(0), 0);
+    assert_eq!(overlay.stop(), Some(128 + 15));
 }

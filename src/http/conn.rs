@@ -23,6 +23,7 @@ use std::io::{self, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
+use super::drain::{self, InFlight};
 use super::{Body, Handler, Request, RequestHead, Response, reason_phrase};
 
 /// Limits on what one connection may send and how slowly.
@@ -186,7 +187,9 @@ pub fn serve_connection<S: Read + Write>(
                 leftover: conn.buf,
             }));
         }
-        if !conn.serve_one(head, handler)? {
+        let _in_flight = InFlight::enter();
+        // During a shutdown, the request under way is the connection's last.
+        if !conn.serve_one(head, handler)? || drain::draining() {
             return Ok(None);
         }
     }

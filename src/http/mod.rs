@@ -8,12 +8,14 @@
 //! hands each [`Request`] to a [`Handler`] and writes back the [`Response`].
 
 mod conn;
+mod drain;
 mod server;
 
 use std::fmt;
 use std::io::Read;
 
 pub use conn::{ConnError, Connect, Limits, serve_connection, write_response};
+pub use drain::drain;
 pub use server::{READ_TICK, Server, ServerOptions, Service};
 
 /// The head of a request: everything before the body.

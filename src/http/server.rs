@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use super::drain;
+
 /// How long an idle worker waits for a connection before it exits.
 const WORKER_IDLE: Duration = Duration::from_secs(30);
 /// The read timeout on sockets: the request loop's clock tick (see `conn`).
@@ -32,8 +34,9 @@ pub trait Service: Send + Sync {
     /// Serves the connection until it ends.
     fn serve(&self, stream: TcpStream);
 
-    /// Answers a connection that cannot be served now because the pool is full.
-    fn refuse(&self, stream: TcpStream);
+    /// Answers a connection that cannot be served now, saying `why` (the pool is
+    /// full, the server is shutting down).
+    fn refuse(&self, stream: TcpStream, why: &str);
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +82,7 @@ impl Server {
         };
         loop {
             match self.listener.accept() {
+                Ok((stream, _)) if drain::draining() => pool.refuse(stream, "shutting down"),
                 Ok((stream, _)) => pool.dispatch(stream),
                 Err(e) => {
                     log::error!("accepting a connection failed: {e}");
@@ -106,7 +110,11 @@ impl Pool {
         };
         if self.alive.fetch_add(1, Ordering::SeqCst) >= self.max_connections {
             self.alive.fetch_sub(1, Ordering::SeqCst);
-            self.refuse(stream);
+            let why = format!(
+                "{} connections are already being served",
+                self.max_connections
+            );
+            self.refuse(stream, &why);
             return;
         }
         let worker = Worker {
@@ -124,23 +132,21 @@ impl Pool {
             log::error!("starting a worker thread failed: {e}");
             self.alive.fetch_sub(1, Ordering::SeqCst);
             if let Ok(stream) = spare {
-                self.service.refuse(stream);
+                self.service
+                    .refuse(stream, "no thread could be started to serve it");
             }
         }
     }
 
-    fn refuse(&self, stream: TcpStream) {
-        log::warn!(
-            "refusing a connection: {} connections are already being served",
-            self.max_connections
-        );
+    fn refuse(&self, stream: TcpStream, why: &str) {
+        log::warn!("refusing a connection: {why}");
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
         match stream.try_clone() {
             Ok(answer) => {
-                self.service.refuse(answer);
+                self.service.refuse(answer, why);
                 close_gently(&stream);
             }
-            Err(_) => self.service.refuse(stream),
+            Err(_) => self.service.refuse(stream, why),
         }
     }
 }
@@ -224,7 +230,7 @@ mod tests {
             }
         }
 
-        fn refuse(&self, mut stream: TcpStream) {
+        fn refuse(&self, mut stream: TcpStream, _why: &str) {
             let _ = stream.write_all(b"busy");
         }
     }

@@ -186,12 +186,15 @@ impl Service for Frontend {
         }
     }
 
-    fn refuse(&self, mut stream: TcpStream) {
+    fn refuse(&self, mut stream: TcpStream, why: &str) {
         // A TLS client cannot read a plain-text answer; closing is all it can be told.
         if self.listener_tls.is_none() {
             let response = self
                 .router
-                .protocol_error(503, "the server is serving too many connections; try again")
+                .protocol_error(
+                    503,
+                    &format!("the server cannot take the connection: {why}; try again"),
+                )
                 .with_header("Retry-After", "1");
             let _ = write_response(&mut stream, response, false, true);
         }
