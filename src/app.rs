@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use crate::auth::{TokenFileError, Tokens};
 use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
-use crate::fetch::{fetch_into, parse_lockfile};
+use crate::fetch::fetch_into;
 use crate::http::{self, Limits, Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::disk_cache::DiskCache;
+use crate::registry::download_ahead::Project;
+use crate::registry::lockfile::parse_lockfile;
 use crate::registry::publish::PublishPolicy;
 use crate::registry::remote::RemoteOptions;
 use crate::registry::{
@@ -304,10 +306,17 @@ fn build_layers(
 ) -> Result<BuiltLayers, AppError> {
     let mut layers: Vec<Box<dyn Layer>> = Vec::new();
     let mut remote_hosts = Vec::new();
+    // Exec mode always keeps downloads on disk, in the run directory unless --cache
+    // says where: that is where downloads fetched ahead of cargo wait for it.
+    let exec_mode = !config.command.is_empty();
+    let cache_dir = config
+        .cache_dir
+        .clone()
+        .or_else(|| exec_mode.then(|| run_dir.path().join("cache")));
     let remote_options = RemoteOptions {
         fresh_for: config.index_ttl,
         prefetch_workers: config.prefetch_workers,
-        cache_dir: config.cache_dir.clone(),
+        cache_dir,
         wait: config.upstream_timeout,
         token: None,
     };
@@ -418,12 +427,25 @@ fn expect_workspace(router: Arc<Router>) {
                 let members = workspace.members();
                 log::debug!("prefetching for the project's {} members", members.len());
                 router.stack().expect_members(&members);
+                if let Some(cargo_home) = cargo_home() {
+                    router.stack().expect_downloads(&Project {
+                        lockfile: workspace.lockfile(),
+                        cargo_home,
+                    });
+                }
             }
             Err(e) => log::debug!("no project to prefetch for: {e}"),
         });
     if let Err(e) = spawned {
         log::debug!("cannot read the project for prefetching: {e}");
     }
+}
+
+/// The `CARGO_HOME` the command's cargo uses: the variable, else `~/.cargo`.
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cargo")))
 }
 
 /// A CA when anything needs one: proxy mode, our own listener certificate, or asking

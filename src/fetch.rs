@@ -13,15 +13,8 @@ use std::fmt;
 
 use crate::registry::disk_cache::DiskCache;
 use crate::registry::index::{CrateName, IndexLine, render_index_file, same_release};
+use crate::registry::lockfile::LockedPackage;
 use crate::registry::{LayerStack, RegistryError};
-
-/// One registry package of a lockfile.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LockedPackage {
-    pub name: String,
-    pub version: String,
-    pub checksum: Option<String>,
-}
 
 #[derive(Debug)]
 pub enum FetchError {
@@ -55,43 +48,6 @@ impl From<RegistryError> for FetchError {
 pub struct FetchSummary {
     pub downloaded: usize,
     pub already_there: usize,
-}
-
-/// The registry packages of a `Cargo.lock` (path and git packages are skipped: they
-/// have no registry to come from). Reads the `[[package]]` tables line by line, which
-/// is all the lockfile format, as cargo writes it, needs.
-pub fn parse_lockfile(text: &str) -> Vec<LockedPackage> {
-    let mut packages = Vec::new();
-    let mut fields: BTreeMap<&str, String> = BTreeMap::new();
-    let mut flush = |fields: &mut BTreeMap<&str, String>| {
-        let from_registry = fields
-            .get("source")
-            .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"));
-        if let (true, Some(name), Some(version)) =
-            (from_registry, fields.get("name"), fields.get("version"))
-        {
-            packages.push(LockedPackage {
-                name: name.clone(),
-                version: version.clone(),
-                checksum: fields.get("checksum").cloned(),
-            });
-        }
-        fields.clear();
-    };
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            flush(&mut fields);
-            continue;
-        }
-        if let Some((key, value)) = line.split_once('=') {
-            let key = key.trim();
-            if matches!(key, "name" | "version" | "source" | "checksum") {
-                fields.insert(key, value.trim().trim_matches('"').to_string());
-            }
-        }
-    }
-    flush(&mut fields);
-    packages
 }
 
 /// Fetches `packages` through `stack` into `into`.
@@ -157,52 +113,4 @@ pub fn fetch_into(
         into.store_index(&name, &render_index_file(&kept))?;
     }
     Ok(summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_registry_packages_from_a_lockfile() {
-        let lockfile = r#"
-version = 4
-
-[[package]]
-name = "app"
-version = "0.1.0"
-dependencies = ["serde"]
-
-[[package]]
-name = "serde"
-version = "1.0.200"
-source = "registry+https://github.com/rust-lang/crates.io-index"
-checksum = "abc"
-
-[[package]]
-name = "private"
-version = "2.0.0"
-source = "sparse+https://registry.example/index/"
-
-[[package]]
-name = "from-git"
-version = "0.3.0"
-source = "git+https://example.com/repo#deadbeef"
-"#;
-        assert_eq!(
-            parse_lockfile(lockfile),
-            [
-                LockedPackage {
-                    name: "serde".into(),
-                    version: "1.0.200".into(),
-                    checksum: Some("abc".into()),
-                },
-                LockedPackage {
-                    name: "private".into(),
-                    version: "2.0.0".into(),
-                    checksum: None,
-                },
-            ]
-        );
-    }
 }

@@ -47,6 +47,7 @@ impl std::error::Error for WorkspaceError {}
 #[derive(Debug, Deserialize)]
 pub struct Workspace {
     packages: Vec<Member>,
+    workspace_root: PathBuf,
     target_directory: PathBuf,
     #[serde(default)]
     build_directory: Option<PathBuf>,
@@ -105,6 +106,11 @@ impl Workspace {
             .as_deref()
             .unwrap_or(&self.target_directory)
             .join(Path::new("package").join("tmp-registry"))
+    }
+
+    /// The workspace's `Cargo.lock`, which cargo writes once it has resolved.
+    pub fn lockfile(&self) -> PathBuf {
+        self.workspace_root.join("Cargo.lock")
     }
 
     /// The members as the prefetcher reads packages: their crates.io dependencies
@@ -200,12 +206,13 @@ mod tests {
     }
 
     #[test]
-    fn the_tmp_registry_is_under_the_build_directory() {
+    fn the_tmp_registry_and_the_lockfile() {
         let workspace = Workspace::parse(METADATA.as_bytes()).unwrap();
         assert_eq!(
             workspace.tmp_registry(),
             Path::new("/ws/build/package/tmp-registry")
         );
+        assert_eq!(workspace.lockfile(), Path::new("/ws/Cargo.lock"));
         let no_build_dir = METADATA.replace(r#""build_directory": "/ws/build","#, "");
         let workspace = Workspace::parse(no_build_dir.as_bytes()).unwrap();
         assert_eq!(

@@ -271,3 +271,50 @@ fn real_crates_io() {
         s / direct_h2
     );
 }
+
+#[test]
+#[ignore = "benchmark: run with --ignored --release; needs OVERLAY_TEST_CRATES_IO=1"]
+fn real_crates_io_fetch() {
+    if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
+        eprintln!(
+            "SKIPPED real_crates_io_fetch: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)"
+        );
+        return;
+    }
+    let work = scratch("bench-fetch-real");
+    let project = work.join("big-graph");
+    common::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/big-graph"),
+        &project,
+    );
+    // One lockfile for every variant: each run downloads and unpacks the same crates.
+    Cargo::plain().ok(&project, &["generate-lockfile"]);
+    let timed = |run: &dyn Fn()| {
+        let started = Instant::now();
+        run();
+        started.elapsed().as_secs_f64()
+    };
+    let (mut direct, mut exec, mut serve) = (vec![], vec![], vec![]);
+    for _ in 0..3 {
+        direct.push(timed(&|| {
+            Cargo::plain().ok(&project, &["fetch"]);
+        }));
+        exec.push(timed(&|| {
+            let out =
+                Cargo::plain().exec(&project, &["-r", "local", "-r", "crates.io"], &["fetch"]);
+            assert!(out.0.status.success(), "{}", out.all());
+        }));
+        serve.push(timed(&|| {
+            let overlay = Overlay::start_with(&["-p", "0", "-r", "local", "-r", "crates.io"]);
+            Cargo::new(&overlay).ok(&project, &["fetch"]);
+        }));
+    }
+    println!(
+        "cold cargo fetch of tests/fixtures/big-graph (504 crates), fresh CARGO_HOME each run:"
+    );
+    let d = report("direct cargo, HTTP/2", &direct);
+    let e = report("overlay, exec mode (downloads ahead)", &exec);
+    let s = report("overlay, serve mode (no project known)", &serve);
+    println!("ratio exec mode / direct: {:.2}", e / d);
+    println!("ratio serve mode / direct: {:.2}", s / d);
+}

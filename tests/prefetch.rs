@@ -35,6 +35,23 @@ fn upstream(work: &Path) -> Overlay {
     upstream
 }
 
+/// `cargo-overlay-registry -r remote=UPSTREAM -- cargo ARGS` in `dir`, with debug
+/// logs; panics unless it succeeds, returns its stderr.
+fn exec_with_logs(cargo: &Cargo, dir: &Path, upstream: &Overlay, args: &[&str]) -> String {
+    let out = cargo
+        .isolated(BIN, dir)
+        .env("RUST_LOG", "cargo_overlay_registry=debug")
+        .args(["-r", &format!("remote=http://{}/", upstream.addr)])
+        .arg("--")
+        .arg("cargo")
+        .args(args)
+        .output()
+        .expect("the overlay runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 /// Whether the overlay's log shows it fetched `name`'s index file from upstream.
 fn fetched(log: &str, name: &str) -> bool {
     log.lines()
@@ -85,15 +102,7 @@ fn exec_mode_prefetches_the_project_members_dependencies() {
         "mid = { version = \"1\", features = [\"more\"] }\n",
         "fn main() {}\n",
     );
-    let out = Cargo::plain()
-        .isolated(BIN, &app.dir)
-        .env("RUST_LOG", "cargo_overlay_registry=debug")
-        .args(["-r", &format!("remote=http://{}/", upstream.addr)])
-        .args(["--", "cargo", "generate-lockfile"])
-        .output()
-        .expect("the overlay runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = exec_with_logs(&Cargo::plain(), &app.dir, &upstream, &["generate-lockfile"]);
     assert!(
         stderr.contains("prefetching for the project's 1 members"),
         "{stderr}"
@@ -103,4 +112,50 @@ fn exec_mode_prefetches_the_project_members_dependencies() {
         assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
     }
     assert!(lock.contains("version = \"1.0.0\"") && !lock.contains("leaf-new"));
+}
+
+/// How many times the upstream served a download of `name`.
+fn downloads_of(upstream: &Overlay, name: &str) -> usize {
+    upstream
+        .log()
+        .lines()
+        .filter(|line| line.contains(&format!("/{name}/1.0.0/")) && line.contains("-> 200"))
+        .count()
+}
+
+#[test]
+fn exec_mode_fetches_downloads_ahead_once_and_only_what_cargo_lacks() {
+    let work = scratch("prefetch-downloads");
+    let upstream = upstream(&work);
+    let app = Fixture::binary(
+        &work,
+        "download-app",
+        "leaf-a = \"1\"\nleaf-b = \"1\"\nleaf-c = \"1\"\n",
+        "fn main() {}\n",
+    );
+    let cargo = Cargo::plain();
+    let fetch = || exec_with_logs(&cargo, &app.dir, &upstream, &["fetch"]);
+    let stderr = fetch();
+    assert!(
+        stderr.contains("fetching 3 downloads ahead of cargo"),
+        "{stderr}"
+    );
+    for leaf in ["leaf-a", "leaf-b", "leaf-c"] {
+        assert_eq!(downloads_of(&upstream, leaf), 1, "{}", upstream.log());
+    }
+
+    // Later, with the three in cargo's cache, a new dependency is all it fetches.
+    app.write(
+        "Cargo.toml",
+        &std::fs::read_to_string(app.dir.join("Cargo.toml"))
+            .unwrap()
+            .replace("leaf-c = \"1\"\n", "leaf-c = \"1\"\nleaf-new = \"1\"\n"),
+    );
+    let stderr = fetch();
+    assert!(
+        stderr.contains("fetching 1 downloads ahead of cargo"),
+        "{stderr}"
+    );
+    assert_eq!(downloads_of(&upstream, "leaf-new"), 1);
+    assert_eq!(downloads_of(&upstream, "leaf-a"), 1);
 }

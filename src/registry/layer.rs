@@ -7,6 +7,7 @@
 
 use std::io::Read;
 
+use super::download_ahead::Project;
 use super::error::Result;
 use super::index::{CrateName, IndexLine};
 use super::prefetch::Release;
@@ -88,6 +89,10 @@ pub trait Layer: Send + Sync {
     /// A hint: cargo is about to resolve a project with these members. A layer that
     /// fetches ahead of cargo may start on their dependencies.
     fn expect_members(&self, _members: &[Release]) {}
+
+    /// A hint: cargo is working on `project` and may download what its lockfile
+    /// names. A layer that fetches ahead of cargo may do so at cargo's first download.
+    fn expect_downloads(&self, _project: &Project) {}
 }
 
 /// A layer's write side. `auth` is the caller's `Authorization` header, for layers

@@ -6,11 +6,13 @@
 
 pub mod atomic;
 pub mod disk_cache;
+pub mod download_ahead;
 pub mod error;
 pub mod index;
 pub mod index_cache;
 pub mod layer;
 pub mod local;
+pub mod lockfile;
 pub mod package;
 pub mod prefetch;
 pub mod publish;

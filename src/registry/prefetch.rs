@@ -35,9 +35,53 @@ use super::index::{CrateName, IndexLine};
 /// How many compatibility lines of a crate to follow when no requirement is known.
 const LINES_FOLLOWED: usize = 3;
 
+/// Threads working through a bounded queue in the background. What does not fit in
+/// the queue is dropped: everything queued here is only ahead of a request cargo
+/// makes anyway. The threads end when the pool is dropped.
+pub struct WorkPool<T> {
+    queue: Sender<T>,
+}
+
+impl<T: Send + 'static> WorkPool<T> {
+    /// Starts `workers` threads named `name` that call `work` for each queued item.
+    pub fn start<F>(name: &str, workers: usize, queue_len: usize, work: F) -> WorkPool<T>
+    where
+        F: Fn(T) + Send + Sync + Clone + 'static,
+    {
+        let (queue, receiver) = crossbeam_channel::bounded::<T>(queue_len);
+        for _ in 0..workers {
+            let receiver = receiver.clone();
+            let work = work.clone();
+            let spawned = thread::Builder::new().name(name.into()).spawn(move || {
+                for item in receiver {
+                    work(item);
+                }
+            });
+            if let Err(e) = spawned {
+                log::warn!("starting a {name} thread failed: {e}");
+            }
+        }
+        WorkPool { queue }
+    }
+
+    /// Queues items, dropping what does not fit.
+    pub fn request(&self, items: impl IntoIterator<Item = T>) {
+        for item in items {
+            match self.queue.try_send(item) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    log::debug!("work queue full; dropping the rest");
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
 /// A bounded pool fetching index files in the background, and the plan saying which.
 pub struct Prefetcher {
-    queue: Sender<CrateName>,
+    pool: WorkPool<CrateName>,
     plan: Mutex<Plan>,
 }
 
@@ -49,23 +93,10 @@ impl Prefetcher {
     where
         F: Fn(&CrateName) + Send + Sync + Clone + 'static,
     {
-        let (queue, receiver) = crossbeam_channel::bounded::<CrateName>(queue_len);
-        for _ in 0..workers {
-            let receiver = receiver.clone();
-            let fetch = fetch.clone();
-            let spawned = thread::Builder::new()
-                .name("overlay-prefetch".into())
-                .spawn(move || {
-                    for name in receiver {
-                        fetch(&name);
-                    }
-                });
-            if let Err(e) = spawned {
-                log::warn!("starting a prefetch worker failed: {e}");
-            }
-        }
         Prefetcher {
-            queue,
+            pool: WorkPool::start("overlay-prefetch", workers, queue_len, move |name| {
+                fetch(&name)
+            }),
             plan: Mutex::new(Plan::new(max_crates)),
         }
     }
@@ -88,16 +119,7 @@ impl Prefetcher {
 
     /// Queues names, dropping what does not fit.
     pub fn request(&self, names: impl IntoIterator<Item = CrateName>) {
-        for name in names {
-            match self.queue.try_send(name) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    log::debug!("prefetch queue full; dropping the rest");
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-        }
+        self.pool.request(names);
     }
 }
 

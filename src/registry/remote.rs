@@ -19,11 +19,12 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::disk_cache::DiskCache;
+use super::download_ahead::{DownloadAhead, Project};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, parse_index_file, render_index_file, same_release};
 use super::index_cache::{CachedIndex, IndexCache, Lookup};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use super::prefetch::{Prefetcher, Release};
+use super::prefetch::{Prefetcher, Release, WorkPool};
 use super::publish::Publish;
 use crate::upstream::{Upstream, UpstreamResponse};
 
@@ -35,6 +36,8 @@ const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024;
 const MAX_UNSIZED_DOWNLOAD: u64 = 64 * 1024 * 1024;
 /// Index files kept in memory per remote layer (crates.io's whole index is ~200,000).
 const MAX_CACHED_INDEX_FILES: usize = 50_000;
+/// The most downloads fetched ahead of cargo at once.
+const MAX_DOWNLOADS_AHEAD: usize = 16;
 /// Index files waiting to be prefetched; more are dropped.
 const PREFETCH_QUEUE: usize = 4096;
 
@@ -66,11 +69,15 @@ struct CachedConfig {
     fetched: Instant,
 }
 
+/// A download fetched ahead of cargo: the crate and its version.
+type DownloadJob = (CrateName, semver::Version);
+
 pub struct RemoteLayer {
     inner: Arc<Remote>,
-    /// Owns the prefetch pool; `Remote` holds it weakly, as the pool's workers hold
+    /// Own the prefetch pools; `Remote` holds them weakly, as the pools' workers hold
     /// `Remote` weakly, so neither keeps the other alive.
     _prefetcher: Option<Arc<Prefetcher>>,
+    _downloader: Option<Arc<WorkPool<DownloadJob>>>,
 }
 
 /// The layer's state, shared with its prefetch workers.
@@ -90,6 +97,10 @@ struct Remote {
     token: Option<String>,
     /// Where newly fetched index files announce what to fetch next.
     prefetcher: Weak<Prefetcher>,
+    /// What cargo is about to download, and the downloads under way.
+    ahead: DownloadAhead,
+    /// Where those downloads are queued; only with a disk cache to keep them in.
+    downloader: Weak<WorkPool<DownloadJob>>,
 }
 
 impl RemoteLayer {
@@ -103,7 +114,22 @@ impl RemoteLayer {
         let index_url = format!("{}/", index_url.trim_end_matches('/'));
         let disk = options.cache_dir.clone().map(DiskCache::open).transpose()?;
         let mut prefetcher = None;
+        let mut downloader = None;
         let inner = Arc::new_cyclic(|weak: &Weak<Remote>| {
+            if options.prefetch_workers > 0 && disk.is_some() {
+                let weak = weak.clone();
+                let download = move |(name, version): DownloadJob| {
+                    if let Some(remote) = weak.upgrade() {
+                        remote.download_ahead(&name, &version);
+                    }
+                };
+                downloader = Some(Arc::new(WorkPool::start(
+                    "overlay-download",
+                    options.prefetch_workers.min(MAX_DOWNLOADS_AHEAD),
+                    PREFETCH_QUEUE,
+                    download,
+                )));
+            }
             if options.prefetch_workers > 0 {
                 let weak = weak.clone();
                 let fetch = move |name: &CrateName| {
@@ -130,11 +156,14 @@ impl RemoteLayer {
                 wait: options.wait,
                 token: options.token.clone(),
                 prefetcher: prefetcher.as_ref().map_or_else(Weak::new, Arc::downgrade),
+                ahead: DownloadAhead::default(),
+                downloader: downloader.as_ref().map_or_else(Weak::new, Arc::downgrade),
             }
         });
         Ok(RemoteLayer {
             inner,
             _prefetcher: prefetcher,
+            _downloader: downloader,
         })
     }
 
@@ -352,12 +381,70 @@ impl Remote {
         let Some(line) = lines.iter().find(|l| same_release(&l.version, version)) else {
             return Ok(None);
         };
-        if let Some((file, len)) = self.disk.as_ref().and_then(|d| d.open_verified(line)) {
-            return Ok(Some(CrateFile {
-                reader: Box::new(file),
-                len,
-            }));
+        if let Some(file) = self.cached_crate(line) {
+            return Ok(Some(file));
         }
+        self.start_downloads_ahead();
+        let key = download_key(line);
+        let claimed = self.ahead.claim(&key);
+        if !claimed {
+            // Fetched ahead right now: wait for it rather than fetch it twice.
+            self.ahead.wait_for(&key, self.wait);
+            if let Some(file) = self.cached_crate(line) {
+                return Ok(Some(file));
+            }
+        }
+        let result = self.download(line);
+        if claimed {
+            self.ahead.release(&key);
+        }
+        result
+    }
+
+    /// The `.crate` for `line` from the disk cache, if it is there and whole.
+    fn cached_crate(&self, line: &IndexLine) -> Option<CrateFile> {
+        let (file, len) = self.disk.as_ref()?.open_verified(line)?;
+        Some(CrateFile {
+            reader: Box::new(file),
+            len,
+        })
+    }
+
+    /// At cargo's first download (exec mode): queues the rest of what it will need.
+    fn start_downloads_ahead(&self) {
+        let Some(downloader) = self.downloader.upgrade() else {
+            return;
+        };
+        let jobs = self.ahead.take_plan().into_iter().filter_map(|package| {
+            let name = CrateName::new(&package.name)?;
+            let version = semver::Version::parse(&package.version).ok()?;
+            Some((name, version))
+        });
+        downloader.request(jobs);
+    }
+
+    /// A download-ahead job: the `.crate` into the disk cache, unless it is there or
+    /// someone is fetching it. Failures are left for cargo's own request to meet.
+    fn download_ahead(&self, name: &CrateName, version: &semver::Version) {
+        let Ok(lines) = self.index_lines(name) else {
+            return;
+        };
+        let Some(line) = lines.iter().find(|l| same_release(&l.version, version)) else {
+            return;
+        };
+        let key = download_key(line);
+        if self.cached_crate(line).is_some() || !self.ahead.claim(&key) {
+            return;
+        }
+        if let Err(e) = self.download(line) {
+            log::debug!("fetching {key} ahead failed: {e}");
+        }
+        self.ahead.release(&key);
+    }
+
+    /// The `.crate` for `line` from the upstream: kept in the disk cache (verified)
+    /// when there is one, else streamed as it arrives.
+    fn download(&self, line: &IndexLine) -> Result<Option<CrateFile>> {
         let url = download_url(&self.registry_config()?.dl, line);
         let response = self.get(&url, &[])?;
         match response.status {
@@ -454,6 +541,12 @@ impl Layer for RemoteLayer {
         true
     }
 
+    fn expect_downloads(&self, project: &Project) {
+        if self.inner.downloader.upgrade().is_some() {
+            self.inner.ahead.expect(project.clone());
+        }
+    }
+
     fn expect_members(&self, members: &[Release]) {
         if let Some(prefetcher) = self.inner.prefetcher.upgrade() {
             self.inner
@@ -502,6 +595,11 @@ impl WritableLayer for RemoteLayer {
 /// Expands a `dl` template for an index line, as cargo does: `{crate}`, `{version}`,
 /// `{prefix}`, `{lowerprefix}` and `{sha256-checksum}`; a template without markers gets
 /// `/{crate}/{version}/download` appended.
+/// Names a download while it is under way: `name-version`, lowercase.
+fn download_key(line: &IndexLine) -> String {
+    format!("{}-{}", line.name, line.version).to_ascii_lowercase()
+}
+
 fn download_url(template: &str, line: &IndexLine) -> String {
     const MARKERS: [&str; 5] = [
         "{crate}",

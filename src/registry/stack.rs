@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 
+use super::download_ahead::Project;
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
@@ -45,6 +46,14 @@ impl LayerStack {
     pub fn expect_members(&self, members: &[Release]) {
         for layer in &self.layers {
             layer.expect_members(members);
+        }
+    }
+
+    /// Passes the hint that cargo may download what `project`'s lockfile names to
+    /// every layer.
+    pub fn expect_downloads(&self, project: &Project) {
+        for layer in &self.layers {
+            layer.expect_downloads(project);
         }
     }
 
