@@ -21,7 +21,7 @@ use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::fetch::fetch_into;
 use crate::http::{self, Limits, Server, ServerOptions};
 use crate::proxy::{Frontend, ProxySettings};
-use crate::registry::disk_cache::DiskCache;
+use crate::registry::disk_cache::{DiskCache, Keeping};
 use crate::registry::download_ahead::Project;
 use crate::registry::lockfile::parse_lockfile;
 use crate::registry::publish::PublishPolicy;
@@ -281,7 +281,7 @@ pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
         build_layers(&fetch.config, &run_dir, &upstream)?.layers,
         true,
     );
-    let into = DiskCache::open(fetch.into.clone()).map_err(AppError::Layer)?;
+    let into = DiskCache::open(fetch.into.clone(), Keeping::Persistent).map_err(AppError::Layer)?;
     let summary =
         fetch_into(&stack, &packages, &into).map_err(|e| AppError::Fetch(e.to_string()))?;
     println!(
@@ -309,14 +309,16 @@ fn build_layers(
     // Exec mode always keeps downloads on disk, in the run directory unless --cache
     // says where: that is where downloads fetched ahead of cargo wait for it.
     let exec_mode = !config.command.is_empty();
-    let cache_dir = config
-        .cache_dir
-        .clone()
-        .or_else(|| exec_mode.then(|| run_dir.path().join("cache")));
+    let (cache_dir, cache_keeping) = match &config.cache_dir {
+        Some(dir) => (Some(dir.clone()), Keeping::Persistent),
+        None if exec_mode => (Some(run_dir.path().join("cache")), Keeping::ForThisRun),
+        None => (None, Keeping::Persistent),
+    };
     let remote_options = RemoteOptions {
         fresh_for: config.index_ttl,
         prefetch_workers: config.prefetch_workers,
         cache_dir,
+        cache_keeping,
         wait: config.upstream_timeout,
         token: None,
     };

@@ -7,6 +7,11 @@
 //! fetched anew, never served. When the upstream cannot be reached, the index files in
 //! DIR answer instead (stale, with a warning), so a build that worked once works again
 //! on a machine without network.
+//!
+//! Exec mode without `--cache` keeps a cache for the run only, in the run directory,
+//! where downloads fetched ahead of cargo wait for it: that one holds `.crate` files
+//! only (the memory cache has the index files for as long as the process lives) and
+//! syncs nothing, since it is deleted at exit.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -17,15 +22,26 @@ use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, parse_index_file};
 use super::publish::digest_hex;
 
+/// How long what a cache holds must last.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Keeping {
+    /// `--cache DIR` and `fetch --into DIR`: across runs; index files too, every
+    /// write durable.
+    Persistent,
+    /// Exec mode's run directory: `.crate` files for this run only, nothing synced.
+    ForThisRun,
+}
+
 pub struct DiskCache {
     root: PathBuf,
+    keeping: Keeping,
 }
 
 impl DiskCache {
-    pub fn open(root: PathBuf) -> Result<DiskCache> {
+    pub fn open(root: PathBuf, keeping: Keeping) -> Result<DiskCache> {
         fs::create_dir_all(root.join("index"))
             .map_err(|e| RegistryError::storage("cache", &root, e))?;
-        Ok(DiskCache { root })
+        Ok(DiskCache { root, keeping })
     }
 
     fn storage_error(&self, path: &Path, e: io::Error) -> RegistryError {
@@ -41,8 +57,12 @@ impl DiskCache {
             .join(format!("{}-{}.crate", line.name, line.version))
     }
 
-    /// Keeps an index file as the upstream sent it.
+    /// Keeps an index file as the upstream sent it; a cache for this run only keeps
+    /// none.
     pub fn store_index(&self, name: &CrateName, text: &str) -> Result<()> {
+        if self.keeping == Keeping::ForThisRun {
+            return Ok(());
+        }
         let path = self.index_file(name);
         write_atomic(&path, text.as_bytes()).map_err(|e| self.storage_error(&path, e))
     }
@@ -95,9 +115,14 @@ impl DiskCache {
             if Some(digest_hex(&context.finish())) != line.field("cksum") {
                 return Ok(None);
             }
-            file.sync_all()?;
+            let durable = self.keeping == Keeping::Persistent;
+            if durable {
+                file.sync_all()?;
+            }
             fs::rename(&temp, &path)?;
-            sync_dir(&path)?;
+            if durable {
+                sync_dir(&path)?;
+            }
             Ok(Some(len))
         })();
         let len = match result {
@@ -147,7 +172,7 @@ mod tests {
     fn keeps_only_verified_crates_and_drops_corrupt_ones() {
         let root = std::env::temp_dir().join(format!("overlay-disk-cache-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        let cache = DiskCache::open(root.clone()).unwrap();
+        let cache = DiskCache::open(root.clone(), Keeping::Persistent).unwrap();
         let good = line(&sha256_hex(b"crate"));
 
         assert!(cache.store_crate(&line("00"), &mut &b"crate"[..]).is_err());
@@ -171,6 +196,22 @@ mod tests {
             .store_index(&name, &format!("{}\n", good.raw))
             .unwrap();
         assert_eq!(cache.load_index(&name).unwrap().len(), 1);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_cache_for_this_run_keeps_crates_and_no_index_files() {
+        let root = std::env::temp_dir().join(format!("overlay-run-cache-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let cache = DiskCache::open(root.clone(), Keeping::ForThisRun).unwrap();
+        let good = line(&sha256_hex(b"crate"));
+        cache.store_crate(&good, &mut &b"crate"[..]).unwrap();
+        assert!(cache.open_verified(&good).is_some());
+        let name = CrateName::new("kept").unwrap();
+        cache
+            .store_index(&name, &format!("{}\n", good.raw))
+            .unwrap();
+        assert!(cache.load_index(&name).is_none());
         fs::remove_dir_all(&root).unwrap();
     }
 }

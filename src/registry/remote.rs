@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::disk_cache::DiskCache;
+use super::disk_cache::{DiskCache, Keeping};
 use super::download_ahead::{DownloadAhead, Project};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, parse_index_file, render_index_file, same_release};
@@ -50,6 +50,8 @@ pub struct RemoteOptions {
     pub prefetch_workers: usize,
     /// Where fetched index files and crates are kept (`--cache`).
     pub cache_dir: Option<PathBuf>,
+    /// Whether `cache_dir` lasts across runs (`--cache`) or only for this one.
+    pub cache_keeping: Keeping,
     /// How long a request waits for another thread's fetch of the same file.
     pub wait: Duration,
     /// Sent as `Authorization` on every read from the upstream (config.json, index
@@ -112,7 +114,11 @@ impl RemoteLayer {
     ) -> Result<RemoteLayer> {
         let index_url = index_url.strip_prefix("sparse+").unwrap_or(index_url);
         let index_url = format!("{}/", index_url.trim_end_matches('/'));
-        let disk = options.cache_dir.clone().map(DiskCache::open).transpose()?;
+        let disk = options
+            .cache_dir
+            .clone()
+            .map(|dir| DiskCache::open(dir, options.cache_keeping))
+            .transpose()?;
         let mut prefetcher = None;
         let mut downloader = None;
         let inner = Arc::new_cyclic(|weak: &Weak<Remote>| {
