@@ -272,7 +272,8 @@ Options:
       --index-ttl SECS        Serve upstream index files from memory this long before
                               revalidating them [default: 600]
       --prefetch N            Threads fetching index files ahead of cargo; 0 turns
-                              prefetching off [default: 32]
+                              prefetching off, and exec mode's downloads ahead
+                              [default: 32]
       --no-proxy              Serve only as a sparse registry (no CONNECT handling)
       --read-only             Refuse publishes and yanks
       --token-file FILE       Require one of FILE's tokens (one per line) for publishes
