@@ -1,7 +1,9 @@
 //! `fetch`: filling a directory from a lockfile, for machines without a network.
 //!
-//! Every registry package in a `Cargo.lock` is looked up through the layer stack,
-//! downloaded, checked against the lockfile's checksum and the index's, and written to
+//! Every registry package in a `Cargo.lock` is looked up where its `source` says:
+//! crates.io's through the whole layer stack, another registry's in the remote layer
+//! that reads that registry's index (none is an error that says which `-r` to add). It
+//! is downloaded, checked against the lockfile's checksum and the index's, and written to
 //! a directory in cargo's local-registry layout with index lines for the locked
 //! versions only (a local registry must not offer versions it has no file for); a
 //! second fetch into the same directory adds to what is there. The directory is then
@@ -13,8 +15,9 @@ use std::fmt;
 
 use crate::registry::disk_cache::DiskCache;
 use crate::registry::index::{CrateName, IndexLine, render_index_file, same_release};
+use crate::registry::layer::CrateFile;
 use crate::registry::lockfile::LockedPackage;
-use crate::registry::{LayerStack, RegistryError};
+use crate::registry::{Layer, LayerStack, RegistryError};
 
 #[derive(Debug)]
 pub enum FetchError {
@@ -50,16 +53,55 @@ pub struct FetchSummary {
     pub already_there: usize,
 }
 
+/// Where a package is looked up: crates.io's in the whole stack, another registry's in
+/// the remote layer that reads that registry's index.
+enum Source<'a> {
+    Stack(&'a LayerStack),
+    Layer(&'a dyn Layer),
+}
+
+impl Source<'_> {
+    fn of<'s>(stack: &'s LayerStack, package: &LockedPackage) -> Option<Source<'s>> {
+        if package.is_from_crates_io() {
+            return Some(Source::Stack(stack));
+        }
+        let wanted = package.index_url().trim_end_matches('/');
+        stack
+            .layers()
+            .iter()
+            .find(|layer| layer.index_url().map(|url| url.trim_end_matches('/')) == Some(wanted))
+            .map(|layer| Source::Layer(layer.as_ref()))
+    }
+
+    fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>, RegistryError> {
+        match self {
+            Source::Stack(stack) => stack.index_lines(name),
+            Source::Layer(layer) => Ok(Some(layer.index_lines(name)?).filter(|l| !l.is_empty())),
+        }
+    }
+
+    fn download(
+        &self,
+        name: &CrateName,
+        version: &semver::Version,
+    ) -> Result<Option<CrateFile>, RegistryError> {
+        match self {
+            Source::Stack(stack) => stack.download(name, version),
+            Source::Layer(layer) => layer.open_crate(name, version),
+        }
+    }
+}
+
 /// Fetches `packages` through `stack` into `into`.
 pub fn fetch_into(
     stack: &LayerStack,
     packages: &[LockedPackage],
     into: &DiskCache,
 ) -> Result<FetchSummary, FetchError> {
-    let mut by_crate: BTreeMap<String, Vec<&LockedPackage>> = BTreeMap::new();
+    let mut by_crate: BTreeMap<(&str, String), Vec<&LockedPackage>> = BTreeMap::new();
     for package in packages {
         by_crate
-            .entry(package.name.to_ascii_lowercase())
+            .entry((&package.source, package.name.to_ascii_lowercase()))
             .or_default()
             .push(package);
     }
@@ -72,7 +114,17 @@ pub fn fetch_into(
         };
         let name = CrateName::new(&first.name)
             .ok_or_else(|| problem(first, "not a valid crate name".into()))?;
-        let lines = stack
+        let source = Source::of(stack, first).ok_or_else(|| {
+            problem(
+                first,
+                format!(
+                    "it comes from the registry {}, which no layer reads (add -r remote={})",
+                    first.source,
+                    first.index_url()
+                ),
+            )
+        })?;
+        let lines = source
             .index_lines(&name)?
             .ok_or_else(|| problem(first, "no layer has this crate".into()))?;
         let mut kept: Vec<IndexLine> = Vec::new();
@@ -91,7 +143,7 @@ pub fn fetch_into(
             if into.open_verified(line).is_some() {
                 summary.already_there += 1;
             } else {
-                let mut file = stack
+                let mut file = source
                     .download(&name, &line.version)?
                     .ok_or_else(|| problem(package, "no layer has the .crate file".into()))?;
                 into.store_crate(line, &mut file.reader)?;

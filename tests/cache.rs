@@ -202,6 +202,26 @@ fn fetch_fills_a_directory_cargo_uses_with_no_server() {
             .map(|l| l["vers"].as_str().unwrap().to_string())
             .collect();
     assert_eq!(versions, ["0.1.0", "0.2.0"]);
+
+    // The lockfile names the upstream's registry: a stack without a layer reading it
+    // cannot supply its packages, and says which layer to add.
+    let out = std::process::Command::new(BIN)
+        .args(["fetch", "--lockfile"])
+        .arg(app.dir.join("Cargo.lock"))
+        .arg("--into")
+        .arg(work.join("elsewhere"))
+        .args(["-r", &local_layer(&work.join("unrelated"))])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "which no layer reads (add -r remote=http://{}/)",
+            remote.addr
+        )),
+        "{stderr}"
+    );
     drop(remote);
 
     // The air-gapped side: no server, the directory as a local-registry source, and the

@@ -75,6 +75,11 @@ pub trait Layer: Send + Sync {
     /// `limit` of them when the layer pages its answers.
     fn search(&self, query: &str, limit: usize) -> Result<SearchPage>;
 
+    /// The sparse index URL this layer reads, for a remote layer.
+    fn index_url(&self) -> Option<&str> {
+        None
+    }
+
     /// Whether the layer is reached over the network. Searches ask only the first
     /// such layer: the others would mostly repeat it, at a round trip each.
     fn is_remote(&self) -> bool {

@@ -10,6 +10,28 @@ pub struct LockedPackage {
     pub name: String,
     pub version: String,
     pub checksum: Option<String>,
+    /// The registry, as cargo writes it: `registry+URL` or `sparse+URL`.
+    pub source: String,
+}
+
+/// crates.io's two spellings in lockfiles: the git index and the sparse one.
+const CRATES_IO_SOURCES: [&str; 2] = [
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+
+impl LockedPackage {
+    pub fn is_from_crates_io(&self) -> bool {
+        CRATES_IO_SOURCES.contains(&self.source.as_str())
+    }
+
+    /// The registry's index URL, without `registry+` or `sparse+`.
+    pub fn index_url(&self) -> &str {
+        self.source
+            .strip_prefix("sparse+")
+            .or_else(|| self.source.strip_prefix("registry+"))
+            .unwrap_or(&self.source)
+    }
 }
 
 /// The registry packages of a `Cargo.lock` (path and git packages are skipped: they
@@ -19,16 +41,17 @@ pub fn parse_lockfile(text: &str) -> Vec<LockedPackage> {
     let mut packages = Vec::new();
     let mut fields: BTreeMap<&str, String> = BTreeMap::new();
     let mut flush = |fields: &mut BTreeMap<&str, String>| {
-        let from_registry = fields
+        let source = fields
             .get("source")
-            .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"));
-        if let (true, Some(name), Some(version)) =
-            (from_registry, fields.get("name"), fields.get("version"))
+            .filter(|s| s.starts_with("registry+") || s.starts_with("sparse+"));
+        if let (Some(source), Some(name), Some(version)) =
+            (source, fields.get("name"), fields.get("version"))
         {
             packages.push(LockedPackage {
                 name: name.clone(),
                 version: version.clone(),
                 checksum: fields.get("checksum").cloned(),
+                source: source.clone(),
             });
         }
         fields.clear();
@@ -86,13 +109,19 @@ source = "git+https://example.com/repo#deadbeef"
                     name: "serde".into(),
                     version: "1.0.200".into(),
                     checksum: Some("abc".into()),
+                    source: "registry+https://github.com/rust-lang/crates.io-index".into(),
                 },
                 LockedPackage {
                     name: "private".into(),
                     version: "2.0.0".into(),
                     checksum: None,
+                    source: "sparse+https://registry.example/index/".into(),
                 },
             ]
         );
+        let packages = parse_lockfile(lockfile);
+        assert!(packages[0].is_from_crates_io());
+        assert!(!packages[1].is_from_crates_io());
+        assert_eq!(packages[1].index_url(), "https://registry.example/index/");
     }
 }

@@ -547,6 +547,10 @@ impl Layer for RemoteLayer {
         true
     }
 
+    fn index_url(&self) -> Option<&str> {
+        Some(&self.inner.index_url)
+    }
+
     fn expect_downloads(&self, project: &Project) {
         if self.inner.downloader.upgrade().is_some() {
             self.inner.ahead.expect(project.clone());
