@@ -316,6 +316,7 @@ fn build_layers(
     };
     let remote_options = RemoteOptions {
         fresh_for: config.index_ttl,
+        index_cache_bytes: config.index_cache_bytes,
         prefetch_workers: config.prefetch_workers,
         cache_dir,
         cache_keeping,

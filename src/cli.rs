@@ -124,6 +124,8 @@ pub struct Config {
     pub permissive_publishing: bool,
     /// The largest `.crate` a publish may upload, in bytes.
     pub max_upload_size: usize,
+    /// The memory each remote layer's index cache may take (`--index-cache-size`).
+    pub index_cache_bytes: usize,
     /// Connections served at once; more get 503 (`--max-connections`).
     pub max_connections: usize,
     /// How long a kept-alive connection may idle between requests (`--idle-timeout`).
@@ -158,6 +160,7 @@ impl Default for Config {
             prefetch_workers: DEFAULT_PREFETCH_WORKERS,
             permissive_publishing: false,
             max_upload_size: crate::registry::publish::DEFAULT_MAX_CRATE_LEN,
+            index_cache_bytes: 256 << 20,
             max_connections: crate::http::ServerOptions::default().max_connections,
             idle_timeout: crate::http::Limits::default().idle_timeout,
             shutdown_timeout: Duration::from_secs(10),
@@ -271,6 +274,7 @@ Options:
                               directory), and serve from it when the upstream is down
       --index-ttl SECS        Serve upstream index files from memory this long before
                               revalidating them [default: 600]
+      --index-cache-size MIB  Memory for each remote layer's index files [default: 256]
       --prefetch N            Threads fetching index files ahead of cargo; 0 turns
                               prefetching off, and exec mode's downloads ahead
                               [default: 32]
@@ -386,6 +390,11 @@ where
                 config.max_upload_size =
                     usize::try_from(bytes.min(u32::MAX.into())).unwrap_or(usize::MAX);
             }
+            Long("index-cache-size") => {
+                let mib = number(&mut parser, "--index-cache-size", 1)?;
+                config.index_cache_bytes =
+                    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+            }
             Long("max-connections") => {
                 let connections = number(&mut parser, "--max-connections", 1)?;
                 config.max_connections = usize::try_from(connections).unwrap_or(usize::MAX);
@@ -500,6 +509,8 @@ mod tests {
             "remote=https://private.example/,token-file=/run/token",
             "--max-connections",
             "64",
+            "--index-cache-size",
+            "16",
             "--idle-timeout",
             "5",
             "--shutdown-timeout",
@@ -554,6 +565,7 @@ mod tests {
         assert_eq!(c.tls_cert, Some("c.pem".into()));
         assert_eq!(c.tls_key, Some("k.pem".into()));
         assert_eq!(c.max_connections, 64);
+        assert_eq!(c.index_cache_bytes, 16 << 20);
         assert_eq!(c.idle_timeout, Duration::from_secs(5));
         assert_eq!(c.shutdown_timeout, Duration::ZERO);
         assert_eq!(c.command, ["cargo", "publish", "--workspace"]);

@@ -15,6 +15,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut plan = Plan::new(64);
+    // What the index cache would hold: the plan keeps only weak references.
+    let mut held = Vec::new();
     let mut files = text.split("\n\n");
     if let Some(member) = files.next()
         && let Ok(member) = serde_json::from_str::<Release>(member)
@@ -27,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         // names that dependencies mention are learned too.
         let named = lines.first().map(|l| l.name.to_ascii_lowercase());
         let lines = Arc::new(lines);
+        held.push(Arc::clone(&lines));
         for name in named.into_iter().chain([["a", "b", "c"][i % 3].to_string()]) {
             let wanted = plan.learn(&name, Arc::clone(&lines));
             assert!(wanted.len() <= 100_000);

@@ -4,8 +4,9 @@
 //! trip it waits for is latency in series. The cache answers from memory inside a
 //! freshness window (like crates.io's CDN, ten minutes by default), revalidates with
 //! the upstream's `ETag` after it, and makes concurrent askers of one file share one
-//! fetch: the first claims it, the rest wait for its result. Its size is bounded; the
-//! least recently checked entries go first.
+//! fetch: the first claims it, the rest wait for its result. Its size is bounded, in
+//! files and in bytes (the index text plus about 100 bytes a line for what the overlay
+//! parses out of it); the least recently checked entries go first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -42,24 +43,90 @@ pub enum Lookup {
     Fetch { stale: Option<CachedIndex> },
 }
 
+impl CachedIndex {
+    /// About how much memory the entry holds.
+    pub fn bytes(&self) -> usize {
+        self.lines
+            .iter()
+            .map(|line| line.raw.len() + line.name.len() + LINE_OVERHEAD)
+            .sum()
+    }
+}
+
+/// What an index line costs beyond its text: the parsed version, the struct, the
+/// allocations' headers.
+const LINE_OVERHEAD: usize = 100;
+
+impl Slot {
+    fn bytes(&self) -> usize {
+        match self {
+            Slot::Ready(cached)
+            | Slot::Fetching {
+                stale: Some(cached),
+                ..
+            } => cached.bytes(),
+            Slot::Fetching { stale: None, .. } => 0,
+        }
+    }
+}
+
+/// The slots and the bytes they hold, kept in step.
+#[derive(Default)]
+struct Slots {
+    map: HashMap<String, Slot>,
+    bytes: usize,
+}
+
+impl Slots {
+    fn get(&self, key: &str) -> Option<&Slot> {
+        self.map.get(key)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn insert(&mut self, key: String, slot: Slot) {
+        self.bytes += slot.bytes();
+        if let Some(old) = self.map.insert(key, slot) {
+            self.bytes -= old.bytes();
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Slot> {
+        let old = self.map.remove(key)?;
+        self.bytes -= old.bytes();
+        Some(old)
+    }
+
+    /// Marks a fetch under way as outdated; its bytes do not change.
+    fn mark_outdated(&mut self, key: &str) {
+        if let Some(Slot::Fetching { outdated, .. }) = self.map.get_mut(key) {
+            *outdated = true;
+        }
+    }
+}
+
 pub struct IndexCache {
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<Slots>,
     finished: Condvar,
     max_entries: usize,
+    max_bytes: usize,
     fresh_for: Duration,
 }
 
 impl IndexCache {
-    pub fn new(max_entries: usize, fresh_for: Duration) -> IndexCache {
+    pub fn new(max_entries: usize, max_bytes: usize, fresh_for: Duration) -> IndexCache {
         IndexCache {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
             finished: Condvar::new(),
             max_entries,
+            max_bytes,
             fresh_for,
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+    fn slots(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -113,13 +180,13 @@ impl IndexCache {
     /// write forwarded to it, the cached file is known to be out of date.
     pub fn forget(&self, key: &str) {
         let mut slots = self.slots();
-        match slots.get_mut(key) {
+        match slots.get(key) {
             Some(Slot::Ready(_)) => {
                 slots.remove(key);
             }
             // A fetch under way may have read the file before the write: what it
             // stores must count as stale at once.
-            Some(Slot::Fetching { outdated, .. }) => *outdated = true,
+            Some(Slot::Fetching { .. }) => slots.mark_outdated(key),
             None => {}
         }
     }
@@ -142,9 +209,9 @@ impl IndexCache {
             }
             Some(cached) => {
                 slots.insert(key.to_string(), Slot::Ready(cached));
-                if slots.len() > self.max_entries {
-                    evict_oldest(&mut slots);
-                }
+                while (slots.len() > self.max_entries || slots.bytes > self.max_bytes)
+                    && evict_oldest(&mut slots) > 0
+                {}
             }
             None => {
                 slots.remove(key);
@@ -156,9 +223,10 @@ impl IndexCache {
 }
 
 /// Drops the tenth of the ready entries checked longest ago (at least one), so a full
-/// cache does not pay a scan on every insert.
-fn evict_oldest(slots: &mut HashMap<String, Slot>) {
+/// cache does not pay a scan on every insert. Returns how many it dropped.
+fn evict_oldest(slots: &mut Slots) -> usize {
     let mut ready: Vec<(Instant, String)> = slots
+        .map
         .iter()
         .filter_map(|(key, slot)| match slot {
             Slot::Ready(cached) => Some((cached.checked, key.clone())),
@@ -166,10 +234,11 @@ fn evict_oldest(slots: &mut HashMap<String, Slot>) {
         })
         .collect();
     ready.sort();
-    let count = (ready.len() / 10).max(1);
+    let count = (ready.len() / 10).max(1).min(ready.len());
     for (_, key) in ready.into_iter().take(count) {
         slots.remove(&key);
     }
+    count
 }
 
 #[cfg(test)]
@@ -187,7 +256,7 @@ mod tests {
 
     #[test]
     fn fresh_entries_are_served_and_stale_ones_revalidated() {
-        let cache = IndexCache::new(10, Duration::from_millis(50));
+        let cache = IndexCache::new(10, usize::MAX, Duration::from_millis(50));
         assert!(cache.needs_fetch("a"));
         assert!(matches!(
             cache.lookup("a", Duration::ZERO),
@@ -212,7 +281,7 @@ mod tests {
 
     #[test]
     fn concurrent_askers_share_one_fetch() {
-        let cache = Arc::new(IndexCache::new(10, Duration::from_secs(60)));
+        let cache = Arc::new(IndexCache::new(10, usize::MAX, Duration::from_secs(60)));
         assert!(matches!(
             cache.lookup("a", Duration::ZERO),
             Lookup::Fetch { .. }
@@ -230,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_fetch_under_way_when_forgotten_stores_a_stale_result() {
-        let cache = IndexCache::new(10, Duration::from_secs(60));
+        let cache = IndexCache::new(10, usize::MAX, Duration::from_secs(60));
         assert!(matches!(
             cache.lookup("a", Duration::ZERO),
             Lookup::Fetch { .. }
@@ -245,7 +314,7 @@ mod tests {
 
     #[test]
     fn size_is_bounded() {
-        let cache = IndexCache::new(20, Duration::from_secs(60));
+        let cache = IndexCache::new(20, usize::MAX, Duration::from_secs(60));
         for i in 0..100 {
             let key = format!("k{i}");
             let _ = cache.lookup(&key, Duration::ZERO);
@@ -253,5 +322,43 @@ mod tests {
         }
         assert!(cache.slots().len() <= 20);
         assert!(!cache.needs_fetch("k99"));
+    }
+
+    #[test]
+    fn memory_is_bounded_and_accounted_for() {
+        let line = |i: usize| {
+            crate::registry::index::IndexLine::parse(&format!(
+                r#"{{"name":"k","vers":"1.0.{i}","cksum":"{}"}}"#,
+                "0".repeat(900)
+            ))
+            .unwrap()
+        };
+        let file = |n: usize| CachedIndex {
+            lines: Arc::new((0..n).map(line).collect()),
+            etag: None,
+            checked: Instant::now(),
+        };
+        let one_kib_lines = file(10).bytes();
+        assert!((10_000..12_000).contains(&one_kib_lines), "{one_kib_lines}");
+
+        // Room for about five files of ten lines.
+        let cache = IndexCache::new(1000, 5 * one_kib_lines + 100, Duration::from_secs(60));
+        for i in 0..40 {
+            let key = format!("k{i}");
+            let _ = cache.lookup(&key, Duration::ZERO);
+            cache.finish(&key, Some(file(10)));
+            let slots = cache.slots();
+            assert!(slots.bytes <= 5 * one_kib_lines + 100, "{}", slots.bytes);
+            let counted: usize = slots.map.values().map(Slot::bytes).sum();
+            assert_eq!(counted, slots.bytes, "the running total matches");
+        }
+        assert!(!cache.needs_fetch("k39"), "the newest stays");
+        assert!(cache.needs_fetch("k0"), "the oldest went");
+        cache.forget("k39");
+        let slots = cache.slots();
+        assert_eq!(
+            slots.map.values().map(Slot::bytes).sum::<usize>(),
+            slots.bytes
+        );
     }
 }

@@ -24,7 +24,7 @@
 //! dependencies, with the features they ask for, before cargo sends its first request.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -133,8 +133,9 @@ pub struct Plan {
 struct Known {
     /// The union of what dependents asked for; `None` while no dependent has.
     asked: Option<Asked>,
-    /// The index file, once seen (shared with the index cache, not copied).
-    lines: Option<Arc<Vec<IndexLine>>>,
+    /// The index file, once seen: the index cache's copy, held weakly so that what
+    /// the cache evicts is freed (the plan then forgets the crate's releases).
+    lines: Option<Weak<Vec<IndexLine>>>,
     /// Looked at with every feature on (no dependent had asked when the file came):
     /// whatever dependents ask later adds nothing.
     saw_everything: bool,
@@ -174,7 +175,7 @@ impl Plan {
         self.make_room();
         let name = name.to_ascii_lowercase();
         let known = self.crates.entry(name.clone()).or_default();
-        known.lines = Some(lines);
+        known.lines = Some(Arc::downgrade(&lines));
         known.saw_everything = known.asked.is_none();
         let asks = self.asks_of(&name);
         self.spread(asks)
@@ -201,7 +202,7 @@ impl Plan {
     /// What the followed releases of a crate seen already ask of their dependencies.
     fn asks_of(&self, name: &str) -> Vec<(String, Asked)> {
         let known = &self.crates[name];
-        let Some(lines) = &known.lines else {
+        let Some(lines) = known.lines.as_ref().and_then(Weak::upgrade) else {
             return Vec::new();
         };
         let asked = if known.saw_everything {
@@ -209,7 +210,7 @@ impl Plan {
         } else {
             known.asked.as_ref()
         };
-        followed_releases(lines, asked)
+        followed_releases(&lines, asked)
             .iter()
             .flat_map(|release| release.dependencies_asked(asked))
             .collect()
@@ -424,9 +425,10 @@ mod tests {
     use crate::registry::index::parse_index_file;
 
     fn learn(plan: &mut Plan, name: &str, lines: &[&str]) -> Vec<String> {
-        plan.learn(name, Arc::new(parse_index_file(&lines.join("\n"))))
-            .into_iter()
-            .collect()
+        let lines = Arc::new(parse_index_file(&lines.join("\n")));
+        // In the overlay the index cache keeps the lines alive; here the test does.
+        std::mem::forget(Arc::clone(&lines));
+        plan.learn(name, lines).into_iter().collect()
     }
 
     #[test]

@@ -46,6 +46,8 @@ const PREFETCH_QUEUE: usize = 4096;
 pub struct RemoteOptions {
     /// How long a fetched index file is served without asking the upstream again.
     pub fresh_for: Duration,
+    /// The most memory the cached index files may take (`--index-cache-size`).
+    pub index_cache_bytes: usize,
     /// Threads fetching index files ahead of cargo; 0 turns prefetching off.
     pub prefetch_workers: usize,
     /// Where fetched index files and crates are kept (`--cache`).
@@ -157,7 +159,11 @@ impl RemoteLayer {
                 api_url: api_url.map(|api| api.trim_end_matches('/').to_string()),
                 upstream,
                 config: Mutex::new(None),
-                index_cache: IndexCache::new(MAX_CACHED_INDEX_FILES, options.fresh_for),
+                index_cache: IndexCache::new(
+                    MAX_CACHED_INDEX_FILES,
+                    options.index_cache_bytes,
+                    options.fresh_for,
+                ),
                 disk,
                 wait: options.wait,
                 token: options.token.clone(),
@@ -280,10 +286,11 @@ impl Remote {
 impl Remote {
     /// The upstream's index file for `name`: from memory while fresh, revalidated
     /// with its `ETag` after, from the disk cache when the upstream cannot be reached.
-    fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
+    /// Shared with the cache, not copied: prefetches and downloads only read it.
+    fn index_lines(&self, name: &CrateName) -> Result<Arc<Vec<IndexLine>>> {
         let key = name.lowercase();
         let stale = match self.index_cache.lookup(&key, self.wait) {
-            Lookup::Fresh(cached) => return Ok(cached.lines.to_vec()),
+            Lookup::Fresh(cached) => return Ok(cached.lines),
             Lookup::Fetch { stale } => stale,
         };
         match self.fetch_index(name, stale.as_ref()) {
@@ -293,8 +300,8 @@ impl Remote {
                     checked: Instant::now(),
                     ..cached
                 };
-                let lines = refreshed.lines.to_vec();
-                self.prefetch_after(name, Arc::clone(&refreshed.lines));
+                let lines = Arc::clone(&refreshed.lines);
+                self.prefetch_after(name, Arc::clone(&lines));
                 self.index_cache.finish(&key, Some(refreshed));
                 Ok(lines)
             }
@@ -304,12 +311,12 @@ impl Remote {
                 {
                     log::warn!("{e}");
                 }
-                let shared = Arc::new(lines.clone());
-                self.prefetch_after(name, Arc::clone(&shared));
+                let lines = Arc::new(lines);
+                self.prefetch_after(name, Arc::clone(&lines));
                 self.index_cache.finish(
                     &key,
                     Some(CachedIndex {
-                        lines: shared,
+                        lines: Arc::clone(&lines),
                         etag,
                         checked: Instant::now(),
                     }),
@@ -317,26 +324,27 @@ impl Remote {
                 Ok(lines)
             }
             Ok(Fetched::NotFound) => {
+                let lines = Arc::new(Vec::new());
                 self.index_cache.finish(
                     &key,
                     Some(CachedIndex {
-                        lines: Arc::new(Vec::new()),
+                        lines: Arc::clone(&lines),
                         etag: None,
                         checked: Instant::now(),
                     }),
                 );
-                Ok(Vec::new())
+                Ok(lines)
             }
             Err(e) => {
                 // Keep an expired copy for next time; forget nothing else.
                 self.index_cache.finish(&key, stale.clone());
                 if let Some(stale) = stale {
                     log::warn!("{e}; serving the copy fetched before");
-                    return Ok(stale.lines.to_vec());
+                    return Ok(stale.lines);
                 }
                 if let Some(lines) = self.disk.as_ref().and_then(|d| d.load_index(name)) {
                     log::warn!("{e}; serving the copy in the cache directory");
-                    return Ok(lines);
+                    return Ok(Arc::new(lines));
                 }
                 Err(e)
             }
@@ -532,7 +540,7 @@ impl Layer for RemoteLayer {
     }
 
     fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
-        self.inner.index_lines(name)
+        Ok(self.inner.index_lines(name)?.to_vec())
     }
 
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {
