@@ -362,7 +362,7 @@ impl Release {
         // Optional dependencies turned on, and features asked of dependencies, both
         // by the name the manifest uses.
         let mut enabled: HashSet<String> = HashSet::new();
-        let mut forwarded: Vec<(String, String, bool)> = Vec::new();
+        let mut forwarded: Vec<(String, String)> = Vec::new();
         let mut seen = HashSet::new();
         while let Some(feature) = pending.pop() {
             if !seen.insert(feature.clone()) {
@@ -378,13 +378,12 @@ impl Release {
                 if let Some(dep) = value.strip_prefix("dep:") {
                     enabled.insert(dep.to_string());
                 } else if let Some((dep, dep_feature)) = value.split_once('/') {
-                    // `dep?/feature` only applies if something else turns `dep` on.
-                    let weak = dep.ends_with('?');
+                    // A weak `dep?/feature` leaves `dep` out of the build unless
+                    // something else turns it on, but cargo's version resolver counts
+                    // it in all the same (its lockfile lists it), so it is asked for.
                     let dep = dep.trim_end_matches('?');
-                    if !weak {
-                        enabled.insert(dep.to_string());
-                    }
-                    forwarded.push((dep.to_string(), dep_feature.to_string(), weak));
+                    enabled.insert(dep.to_string());
+                    forwarded.push((dep.to_string(), dep_feature.to_string()));
                 } else {
                     pending.push(value.clone());
                 }
@@ -405,9 +404,8 @@ impl Release {
                 default: dep.default_features,
                 features: dep.features.iter().cloned().collect(),
             };
-            for (name, feature, weak) in &forwarded {
-                let on = !weak || !dep.optional || enabled.contains(&dep.name) || asked.is_none();
-                if *name == dep.name && on {
+            for (name, feature) in &forwarded {
+                if *name == dep.name {
                     ask.features.insert(feature.clone());
                 }
             }
@@ -450,7 +448,8 @@ mod tests {
     }
 
     /// `b` as a dependency of `a`: `opt` is optional, on by `default` through
-    /// another feature; `extra` only by the feature `more`, `weak-only` never.
+    /// another feature; `extra` only by the feature `more`; `weak-only` by `default`'s
+    /// weak `weak-only?/std`, which cargo's resolver counts.
     const B: &str = r#"{"name":"b","vers":"1.0.0","deps":[{"name":"plain","req":"1"},{"name":"opt","req":"1","optional":true},{"name":"extra","req":"1","optional":true},{"name":"weak-only","req":"1","optional":true}],"features":{"default":["std"],"std":["dep:opt","weak-only?/std"]},"features2":{"more":["extra/fast"]}}"#;
 
     #[test]
@@ -467,14 +466,14 @@ mod tests {
         let a = r#"{"name":"a","vers":"1.0.0","deps":[{"name":"b","req":"1"}]}"#;
         assert_eq!(learn(&mut plan, "a", &[a]), ["b"]);
         // `a` wants b's defaults only.
-        assert_eq!(learn(&mut plan, "b", &[B]), ["opt", "plain"]);
+        assert_eq!(learn(&mut plan, "b", &[B]), ["opt", "plain", "weak-only"]);
 
         // A later dependent asks `b` for `more`: `b` is looked at again with the
         // union of both asks, and its `extra` is wanted now, with the feature `more`
         // forwards to it.
         let c = r#"{"name":"c","vers":"1.0.0","deps":[{"name":"b","req":"1","features":["more"],"default_features":false}]}"#;
         let wanted = learn(&mut plan, "c", &[c]);
-        assert_eq!(wanted, ["b", "extra", "opt", "plain"]);
+        assert_eq!(wanted, ["b", "extra", "opt", "plain", "weak-only"]);
         assert_eq!(
             plan.crates["extra"].asked,
             Some(Asked {
@@ -491,8 +490,15 @@ mod tests {
         let root = r#"{"name":"root","vers":"1.0.0","deps":[{"name":"x","req":"1","default_features":false,"features":["f"]}]}"#;
         learn(&mut plan, "root", &[root]);
         let x = r#"{"name":"x","vers":"1.0.0","deps":[{"name":"alias","package":"Real-Name","req":"1","optional":true},{"name":"w","req":"1","optional":true}],"features":{"f":["alias/g","w?/h"]}}"#;
-        // `f` turns on the renamed `alias` (crate `real-name`) with `g`; `w` stays off.
-        assert_eq!(learn(&mut plan, "x", &[x]), ["real-name"]);
+        // `f` turns on the renamed `alias` (crate `real-name`) with `g`, and the weak
+        // `w?/h` counts `w` in, as cargo's resolver does.
+        assert_eq!(learn(&mut plan, "x", &[x]), ["real-name", "w"]);
+        assert!(
+            plan.crates["w"]
+                .asked
+                .as_ref()
+                .is_some_and(|a| a.features.contains("h"))
+        );
         assert!(
             plan.crates["real-name"]
                 .asked
