@@ -54,9 +54,11 @@ impl DownloadAhead {
         self.state().project = Some(project);
     }
 
-    /// At cargo's first download, once: the lockfile's registry packages that cargo's
-    /// cache does not have. Later calls, and calls without a project, return nothing.
-    pub fn take_plan(&self) -> Vec<LockedPackage> {
+    /// At cargo's first download, once: the lockfile's packages from `index_url`'s
+    /// registry (or from crates.io, which every remote layer may stand in for in proxy
+    /// mode) that cargo's cache does not have. Later calls, and calls without a
+    /// project, return nothing.
+    pub fn take_plan(&self, index_url: &str) -> Vec<LockedPackage> {
         let Some(project) = self.state().project.take() else {
             return Vec::new();
         };
@@ -71,8 +73,13 @@ impl DownloadAhead {
             }
         };
         let cached = cargo_cache_dirs(&project.cargo_home);
+        let ours = |p: &LockedPackage| {
+            p.is_from_crates_io()
+                || p.index_url().trim_end_matches('/') == index_url.trim_end_matches('/')
+        };
         let plan: Vec<LockedPackage> = parse_lockfile(&text)
             .into_iter()
+            .filter(ours)
             .filter(|p| {
                 let file = format!("{}-{}.crate", p.name, p.version);
                 !cached.iter().any(|dir| dir.join(&file).is_file())
@@ -143,6 +150,11 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
 name = "need"
 version = "2.0.0"
 source = "registry+https://github.com/rust-lang/crates.io-index"
+
+[[package]]
+name = "private"
+version = "1.0.0"
+source = "sparse+https://registry.example/index/"
 "#;
 
     #[test]
@@ -154,17 +166,27 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
         fs::write(dir.join("Cargo.lock"), LOCKFILE).unwrap();
 
         let ahead = DownloadAhead::default();
-        assert!(ahead.take_plan().is_empty(), "no project, no plan");
-        ahead.expect(Project {
+        let crates_io = "https://index.crates.io/";
+        assert!(ahead.take_plan(crates_io).is_empty(), "no project, no plan");
+        let project = Project {
             lockfile: dir.join("Cargo.lock"),
             cargo_home: dir.join("home"),
-        });
-        let plan: Vec<String> = ahead.take_plan().into_iter().map(|p| p.name).collect();
-        assert_eq!(plan, ["need"]);
+        };
+        ahead.expect(project.clone());
+        let names = |plan: Vec<LockedPackage>| -> Vec<String> {
+            plan.into_iter().map(|p| p.name).collect()
+        };
+        let plan = names(ahead.take_plan(crates_io));
+        assert_eq!(plan, ["need"], "crates.io's, not the private registry's");
         assert!(
-            ahead.take_plan().is_empty(),
+            ahead.take_plan(crates_io).is_empty(),
             "only the first download plans"
         );
+
+        // The private registry's layer plans its own package, and crates.io's.
+        ahead.expect(project);
+        let plan = names(ahead.take_plan("https://registry.example/index"));
+        assert_eq!(plan, ["need", "private"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -429,11 +429,15 @@ impl Remote {
         let Some(downloader) = self.downloader.upgrade() else {
             return;
         };
-        let jobs = self.ahead.take_plan().into_iter().filter_map(|package| {
-            let name = CrateName::new(&package.name)?;
-            let version = semver::Version::parse(&package.version).ok()?;
-            Some((name, version))
-        });
+        let jobs = self
+            .ahead
+            .take_plan(&self.index_url)
+            .into_iter()
+            .filter_map(|package| {
+                let name = CrateName::new(&package.name)?;
+                let version = semver::Version::parse(&package.version).ok()?;
+                Some((name, version))
+            });
         downloader.request(jobs);
     }
 
