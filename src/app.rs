@@ -221,7 +221,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         log::info!("layer: {}", layer.label());
     }
     if exec_mode && config.prefetch_workers > 0 {
-        expect_workspace(Arc::clone(&router));
+        expect_workspace(Arc::clone(&router), built.workspace);
     }
     // The largest body the overlay takes is a publish.
     let limits = Limits {
@@ -297,6 +297,8 @@ pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
 struct BuiltLayers {
     layers: Vec<Box<dyn Layer>>,
     remote_hosts: Vec<String>,
+    /// The project, when `-r cargo-package` had to read it.
+    workspace: Option<Workspace>,
 }
 
 fn build_layers(
@@ -311,9 +313,12 @@ fn build_layers(
     let exec_mode = !config.command.is_empty();
     let (cache_dir, cache_keeping) = match &config.cache_dir {
         Some(dir) => (Some(dir.clone()), Keeping::Persistent),
-        None if exec_mode => (Some(run_dir.path().join("cache")), Keeping::ForThisRun),
+        None if exec_mode && config.prefetch_workers > 0 => {
+            (Some(run_dir.path().join("cache")), Keeping::ForThisRun)
+        }
         None => (None, Keeping::Persistent),
     };
+    let mut workspace = None;
     let remote_options = RemoteOptions {
         fresh_for: config.index_ttl,
         index_cache_bytes: config.index_cache_bytes,
@@ -371,9 +376,10 @@ fn build_layers(
             }
             LayerSpec::Local(path) => Box::new(LocalLayer::open(path).map_err(AppError::Layer)?),
             LayerSpec::CargoPackage => {
-                let workspace =
-                    Workspace::read().map_err(|e| AppError::CargoPackage(e.to_string()))?;
-                Box::new(CargoPackageLayer::new(workspace.tmp_registry()))
+                let read = Workspace::read().map_err(|e| AppError::CargoPackage(e.to_string()))?;
+                let layer = Box::new(CargoPackageLayer::new(read.tmp_registry()));
+                workspace = Some(read);
+                layer
             }
             LayerSpec::CratesIo => remote(CRATES_IO_INDEX, Some(CRATES_IO_API), None)?,
             LayerSpec::Remote {
@@ -389,6 +395,7 @@ fn build_layers(
         layers.push(layer);
     }
     Ok(BuiltLayers {
+        workspace,
         layers,
         remote_hosts,
     })
@@ -420,12 +427,13 @@ fn cache_subdirectory(index_url: &str) -> String {
 }
 
 /// Tells the layers, in the background, which project the command is about to
-/// resolve, so prefetching starts before cargo's first request. Outside a cargo
-/// project there is nothing to tell.
-fn expect_workspace(router: Arc<Router>) {
+/// resolve, so prefetching starts before cargo's first request: `known` if the
+/// project was read already, else what `cargo metadata` says. Outside a cargo project
+/// there is nothing to tell.
+fn expect_workspace(router: Arc<Router>, known: Option<Workspace>) {
     let spawned = thread::Builder::new()
         .name("overlay-workspace".into())
-        .spawn(move || match Workspace::read() {
+        .spawn(move || match known.map_or_else(Workspace::read, Ok) {
             Ok(workspace) => {
                 let members = workspace.members();
                 log::debug!("prefetching for the project's {} members", members.len());

@@ -172,18 +172,23 @@ impl LocalLayer {
         removed
     }
 
+    /// The entries of `dir`; none when it does not exist.
+    fn entries(&self, dir: &Path) -> Result<Vec<fs::DirEntry>> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries
+                .collect::<io::Result<_>>()
+                .map_err(|e| self.storage_error(dir, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.storage_error(dir, e)),
+        }
+    }
+
     /// The lowercase names of every crate in the index.
     fn all_names(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         let mut dirs = vec![self.root.join("index")];
         while let Some(dir) = dirs.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.storage_error(&dir, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| self.storage_error(&dir, e))?;
+            for entry in self.entries(&dir)? {
                 let file_name = entry.file_name().to_string_lossy().into_owned();
                 if file_name.starts_with('.') {
                     continue;
@@ -241,13 +246,7 @@ impl Layer for LocalLayer {
         let canonical = name.canonical();
         let mut names = Vec::new();
         for dir in dirs {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(self.storage_error(&dir, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| self.storage_error(&dir, e))?;
+            for entry in self.entries(&dir)? {
                 let file_name = entry.file_name().to_string_lossy().into_owned();
                 if canonical_name(&file_name) == canonical
                     && let Some(found) = CrateName::new(&file_name)
