@@ -72,6 +72,9 @@ impl LayerStack {
     /// layer has the crate.
     pub fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>> {
         let mut merged: Vec<IndexLine> = Vec::new();
+        // Releases already merged, as `same_release` compares them (build metadata
+        // aside): a set, since crates with thousands of versions exist.
+        let mut releases: HashSet<(u64, u64, u64, String)> = HashSet::new();
         let mut failure = None;
         for layer in &self.layers {
             let lines = match layer.index_lines(name) {
@@ -86,10 +89,8 @@ impl LayerStack {
                 if !line.name.eq_ignore_ascii_case(name.as_str()) {
                     continue;
                 }
-                if !merged
-                    .iter()
-                    .any(|m| same_release(&m.version, &line.version))
-                {
+                let v = &line.version;
+                if releases.insert((v.major, v.minor, v.patch, v.pre.to_string())) {
                     merged.push(line);
                 }
             }
@@ -276,5 +277,76 @@ impl LayerStack {
         });
         hits.truncate(limit);
         Ok(SearchPage { hits, total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::index::parse_index_file;
+
+    /// A read-only layer with fixed index lines for one crate.
+    struct Fixed {
+        label: String,
+        text: String,
+    }
+
+    impl Layer for Fixed {
+        fn label(&self) -> &str {
+            &self.label
+        }
+
+        fn index_lines(&self, _name: &CrateName) -> Result<Vec<IndexLine>> {
+            Ok(parse_index_file(&self.text))
+        }
+
+        fn open_crate(&self, _: &CrateName, _: &semver::Version) -> Result<Option<CrateFile>> {
+            Ok(None)
+        }
+
+        fn search(&self, _query: &str, _limit: usize) -> Result<SearchPage> {
+            Ok(SearchPage::default())
+        }
+    }
+
+    fn layer(label: &str, versions: &[&str]) -> Box<dyn Layer> {
+        let text = versions
+            .iter()
+            .map(|v| format!(r#"{{"name":"c","vers":"{v}","cksum":"{label}"}}"#))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Box::new(Fixed {
+            label: label.to_string(),
+            text,
+        })
+    }
+
+    #[test]
+    fn the_top_layer_wins_a_release_whatever_its_build_metadata() {
+        let stack = LayerStack::new(
+            vec![
+                layer("top", &["1.0.0+a", "2.0.0"]),
+                layer("bottom", &["1.0.0+b", "1.0.0-rc.1", "3.0.0", "2.0.0"]),
+            ],
+            true,
+        );
+        let lines = stack
+            .index_lines(&CrateName::new("c").unwrap())
+            .unwrap()
+            .unwrap();
+        let merged: Vec<(String, Option<String>)> = lines
+            .iter()
+            .map(|l| (l.version.to_string(), l.field("cksum")))
+            .collect();
+        let expected = [
+            ("1.0.0-rc.1", "bottom"),
+            ("1.0.0+a", "top"),
+            ("2.0.0", "top"),
+            ("3.0.0", "bottom"),
+        ];
+        assert_eq!(
+            merged,
+            expected.map(|(v, from)| (v.to_string(), Some(from.to_string())))
+        );
     }
 }
