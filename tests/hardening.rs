@@ -461,24 +461,34 @@ impl Drop for KillOnDrop {
 fn a_stop_finishes_the_request_in_progress_and_refuses_new_ones() {
     let work = scratch("drain");
     let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
-    // A publish whose body is still arriving when the overlay is told to stop.
+    // A publish whose body is still arriving when the overlay is told to stop. Its
+    // 100 Continue says the server has taken the request on.
     let mut upload = connect(overlay.addr);
     upload
-        .write_all(b"PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        .write_all(
+            b"PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n",
+        )
         .unwrap();
+    assert_eq!(read_response(&mut upload).status, 100);
     upload.write_all(&[0u8; 10]).unwrap();
-    thread::sleep(Duration::from_millis(200));
     let terminated = Command::new("kill")
         .args(["-TERM", &overlay.pid().to_string()])
         .status()
         .unwrap();
     assert!(terminated.success());
-    thread::sleep(Duration::from_millis(200));
 
-    let late = exchange(
-        overlay.addr,
-        b"GET /config.json HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    // Once the stop has begun (the signal is polled), new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let late = loop {
+        let late = exchange(
+            overlay.addr,
+            b"GET /config.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if late.status != 200 || Instant::now() > deadline {
+            break late;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
     assert_refused("during the stop", &late, 503, "shutting down");
 
     // The upload is finished and answered (a body of zeros is no publish: 400), and

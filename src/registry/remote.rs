@@ -398,9 +398,10 @@ impl Remote {
         if let Some(file) = self.cached_crate(line) {
             return Ok(Some(file));
         }
-        self.start_downloads_ahead();
+        // Claimed before the rest is queued, so no job ahead fetches this one too.
         let key = download_key(line);
         let claimed = self.ahead.claim(&key);
+        self.start_downloads_ahead();
         if !claimed {
             // Fetched ahead right now: wait for it rather than fetch it twice.
             self.ahead.wait_for(&key, self.wait);
