@@ -44,6 +44,10 @@ impl DiskCache {
         Ok(DiskCache { root, keeping })
     }
 
+    pub fn keeping(&self) -> Keeping {
+        self.keeping
+    }
+
     fn storage_error(&self, path: &Path, e: io::Error) -> RegistryError {
         RegistryError::storage(&format!("cache:{}", self.root.display()), path, e)
     }

@@ -36,6 +36,8 @@ struct State {
     project: Option<Project>,
     /// `name-version` (lowercase) of the downloads under way.
     in_flight: HashSet<String>,
+    /// Those cargo's own requests fetched (streamed, not kept): jobs ahead skip them.
+    streamed: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -96,6 +98,18 @@ impl DownloadAhead {
     /// Marks `key` as being downloaded. False if someone already is.
     pub fn claim(&self, key: &str) -> bool {
         self.state().in_flight.insert(key.to_string())
+    }
+
+    /// Like [`claim`](Self::claim), for a job ahead: false also when cargo has
+    /// fetched `key` itself already.
+    pub fn claim_ahead(&self, key: &str) -> bool {
+        let mut state = self.state();
+        !state.streamed.contains(key) && state.in_flight.insert(key.to_string())
+    }
+
+    /// Records that cargo's own request fetched `key` without keeping it.
+    pub fn streamed(&self, key: &str) {
+        self.state().streamed.insert(key.to_string());
     }
 
     /// Ends a claim, and wakes whoever waits for it.
@@ -207,5 +221,8 @@ source = "sparse+https://registry.example/index/"
         assert!(started.elapsed() < Duration::from_secs(4));
         releaser.join().unwrap();
         assert!(ahead.claim("need-2.0.0"), "free again after the release");
+        ahead.streamed("need-2.0.0");
+        ahead.release("need-2.0.0");
+        assert!(!ahead.claim_ahead("need-2.0.0"), "cargo fetched it itself");
     }
 }

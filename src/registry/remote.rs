@@ -409,7 +409,16 @@ impl Remote {
                 return Ok(Some(file));
             }
         }
-        let result = self.download(line);
+        // A cache for this run only exists for downloads ahead: cargo's own request
+        // streams, so a large crate's first bytes reach cargo at once.
+        let store = self
+            .disk
+            .as_ref()
+            .is_some_and(|disk| disk.keeping() == Keeping::Persistent);
+        let result = self.download(line, store);
+        if !store {
+            self.ahead.streamed(&key);
+        }
         if claimed {
             self.ahead.release(&key);
         }
@@ -452,18 +461,18 @@ impl Remote {
             return;
         };
         let key = download_key(line);
-        if self.cached_crate(line).is_some() || !self.ahead.claim(&key) {
+        if self.cached_crate(line).is_some() || !self.ahead.claim_ahead(&key) {
             return;
         }
-        if let Err(e) = self.download(line) {
+        if let Err(e) = self.download(line, true) {
             log::debug!("fetching {key} ahead failed: {e}");
         }
         self.ahead.release(&key);
     }
 
-    /// The `.crate` for `line` from the upstream: kept in the disk cache (verified)
-    /// when there is one, else streamed as it arrives.
-    fn download(&self, line: &IndexLine) -> Result<Option<CrateFile>> {
+    /// The `.crate` for `line` from the upstream: with `store` and a disk cache, kept
+    /// there (verified) and served from it, else streamed as it arrives.
+    fn download(&self, line: &IndexLine, store: bool) -> Result<Option<CrateFile>> {
         let url = download_url(&self.registry_config()?.dl, line);
         let response = self.get(&url, &[])?;
         match response.status {
@@ -471,7 +480,7 @@ impl Remote {
             404 | 410 | 451 => return Ok(None),
             status => return Err(self.upstream_error(format!("GET {url} answered {status}"))),
         }
-        if let Some(disk) = &self.disk {
+        if let Some(disk) = self.disk.as_ref().filter(|_| store) {
             let (file, len) = disk.store_crate(line, &mut response.into_reader())?;
             return Ok(Some(CrateFile {
                 reader: Box::new(file),
