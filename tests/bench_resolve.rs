@@ -289,26 +289,34 @@ fn real_crates_io_fetch() {
     );
     // One lockfile for every variant: each run downloads and unpacks the same crates.
     Cargo::plain().ok(&project, &["generate-lockfile"]);
-    // Each run writes 700 MB; flushing it first keeps one run's writeback out of the
-    // next one's time.
-    let timed = |run: &dyn Fn()| {
+    // Each run writes 700 MB into its CARGO_HOME: flushed before the next run starts,
+    // so one run's writeback stays out of the next one's time, and removed after.
+    let timed = |run: &dyn Fn() -> Cargo| {
         std::process::Command::new("sync").status().unwrap();
         let started = Instant::now();
-        run();
-        started.elapsed().as_secs_f64()
+        let cargo = run();
+        let seconds = started.elapsed().as_secs_f64();
+        fs::remove_dir_all(cargo.home()).unwrap();
+        seconds
     };
     let direct = || {
-        Cargo::plain().ok(&project, &["fetch"]);
+        let cargo = Cargo::plain();
+        cargo.ok(&project, &["fetch"]);
+        cargo
     };
     let exec = || {
-        let out = Cargo::plain().exec(&project, &["-r", "local", "-r", "crates.io"], &["fetch"]);
+        let cargo = Cargo::plain();
+        let out = cargo.exec(&project, &["-r", "local", "-r", "crates.io"], &["fetch"]);
         assert!(out.0.status.success(), "{}", out.all());
+        cargo
     };
     let serve = || {
         let overlay = Overlay::start_with(&["-p", "0", "-r", "local", "-r", "crates.io"]);
-        Cargo::new(&overlay).ok(&project, &["fetch"]);
+        let cargo = Cargo::new(&overlay);
+        cargo.ok(&project, &["fetch"]);
+        cargo
     };
-    let variants: [&dyn Fn(); 3] = [&direct, &exec, &serve];
+    let variants: [&dyn Fn() -> Cargo; 3] = [&direct, &exec, &serve];
     let mut times: [Vec<f64>; 3] = Default::default();
     // The order rotates from round to round.
     for round in 0..5 {

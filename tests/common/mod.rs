@@ -229,6 +229,11 @@ impl Cargo {
         }
     }
 
+    /// Its `CARGO_HOME`.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
     /// This cargo with `toml` as its `$CARGO_HOME/config.toml`.
     pub fn with_config(self, toml: &str) -> Cargo {
         fs::write(self.home.join("config.toml"), toml).unwrap();
