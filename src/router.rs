@@ -177,12 +177,11 @@ impl Router {
             }
             Route::Publish => {
                 self.authorize(head)?;
-                self.publish(head, &request.body)
+                self.publish(&request.body)
             }
             Route::Yank(name, version, yanked) => {
                 self.authorize(head)?;
-                let auth = head.header("authorization");
-                let (layer, outcome) = self.stack.set_yanked(&name, &version, yanked, auth)?;
+                let (layer, outcome) = self.stack.set_yanked(&name, &version, yanked)?;
                 let action = if yanked { "yanked" } else { "unyanked" };
                 log::info!("{action} {name}@{version} in {layer}");
                 Ok(written(outcome, json!({ "ok": true })))
@@ -247,7 +246,7 @@ impl Router {
             .with_header("Cache-Control", "no-cache"))
     }
 
-    fn publish(&self, head: &RequestHead, body: &[u8]) -> Result<Response, RegistryError> {
+    fn publish(&self, body: &[u8]) -> Result<Response, RegistryError> {
         // An upstream that takes the publish applies its own rules; ours would only
         // hide its answer behind a different one.
         let policy = PublishPolicy {
@@ -255,8 +254,7 @@ impl Router {
             ..self.policy
         };
         let publish = publish::prepare(body, &policy, &publish::pubtime(SystemTime::now()))?;
-        let auth = head.header("authorization");
-        let result = self.stack.publish(&publish, auth)?;
+        let result = self.stack.publish(&publish)?;
         match &result.outcome {
             WriteOutcome::Stored => log::info!(
                 "published {}@{} to {}",

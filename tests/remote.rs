@@ -107,8 +107,16 @@ fn publishes_land_on_top_or_are_forwarded_to_a_remote_top() {
     assert!(!remote_dir.join("kept-local-0.1.0.crate").exists());
     drop(overlay);
 
-    // Remote on top: publishes and yanks are forwarded, answers come back unchanged.
-    let overlay = Overlay::start(&["-r", &remote_layer(&remote)]);
+    // Remote on top: publishes and yanks are forwarded with the layer's own token,
+    // answers come back unchanged.
+    let token_file = work.join("upstream-token");
+    fs::write(&token_file, remote.token()).unwrap();
+    let layer = format!(
+        "{},token-file={}",
+        remote_layer(&remote),
+        token_file.display()
+    );
+    let overlay = Overlay::start(&["-r", &layer]);
     let cargo = Cargo::new(&overlay);
     let krate = Fixture::library(&work.join("b"), "sent-upstream", "0.1.0", "x");
     cargo.publish(&krate.dir);

@@ -100,12 +100,18 @@ pub trait Layer: Send + Sync {
     fn expect_downloads(&self, _project: &Project) {}
 }
 
-/// A layer's write side. `auth` is the caller's `Authorization` header, for layers
-/// that pass writes on to a registry that checks it.
+/// A layer's write side. Writes never carry the caller's credentials: a layer that
+/// passes them on to another registry writes there with a token of its own.
 pub trait WritableLayer {
+    /// Refuses, before a publish's body is read, writes this layer cannot carry out at
+    /// all (a remote layer without a token of its own).
+    fn check_writable(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Stores (or forwards) a publish. A stored publish is durable when this returns.
     /// Refuses a version that already exists in this layer.
-    fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<WriteOutcome>;
+    fn publish(&self, publish: &Publish) -> Result<WriteOutcome>;
 
     /// Sets or clears the yanked flag of `name` at `version`.
     fn set_yanked(
@@ -113,6 +119,5 @@ pub trait WritableLayer {
         name: &CrateName,
         version: &semver::Version,
         yanked: bool,
-        auth: Option<&str>,
     ) -> Result<WriteOutcome>;
 }

@@ -335,7 +335,7 @@ impl Layer for LocalLayer {
 }
 
 impl WritableLayer for LocalLayer {
-    fn publish(&self, publish: &Publish, _auth: Option<&str>) -> Result<WriteOutcome> {
+    fn publish(&self, publish: &Publish) -> Result<WriteOutcome> {
         let _lock = self.lock(&publish.name)?;
         let mut text = self.read_index_text(&publish.name)?;
         let existing = parse_index_file(&text);
@@ -374,7 +374,6 @@ impl WritableLayer for LocalLayer {
         name: &CrateName,
         version: &semver::Version,
         yanked: bool,
-        _auth: Option<&str>,
     ) -> Result<WriteOutcome> {
         let _lock = self.lock(name)?;
         let text = self.read_index_text(name)?;
@@ -578,8 +577,8 @@ mod tests {
             .write(&layer.index_file(&name), text.as_bytes())
             .unwrap();
         let v = |s: &str| semver::Version::parse(s).unwrap();
-        assert!(layer.set_yanked(&name, &v("0.1.0"), true, None).is_err());
-        layer.set_yanked(&name, &v("0.2.0"), true, None).unwrap();
+        assert!(layer.set_yanked(&name, &v("0.1.0"), true).is_err());
+        layer.set_yanked(&name, &v("0.2.0"), true).unwrap();
         let after = layer.read_index_text(&name).unwrap();
         assert!(after.starts_with("[\"abcd\",\"0.1.0\"]\n"), "{after}");
         assert!(after.contains("\"yanked\":true"), "{after}");

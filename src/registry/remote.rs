@@ -6,8 +6,9 @@
 //! index.crates.io is served by a mirror whose `dl` points elsewhere, and the crates.io
 //! web API may not be reachable at all. `404`, `410` and `451` mean "not in this layer";
 //! any other failure is an error that names the upstream. On top of the stack the layer
-//! forwards publishes and yanks with the caller's token and hands back the upstream's
-//! answer unchanged; lower down it is read-only.
+//! forwards publishes and yanks with its own token (`token-file=`), never the caller's,
+//! which was meant for the overlay, and hands back the upstream's answer unchanged;
+//! without a token of its own it refuses writes. Lower down it is read-only.
 //!
 //! Index files are kept in an [`IndexCache`] and, with `--cache DIR`, on disk; each
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
@@ -57,7 +58,8 @@ pub struct RemoteOptions {
     /// How long a request waits for another thread's fetch of the same file.
     pub wait: Duration,
     /// Sent as `Authorization` on every read from the upstream (config.json, index
-    /// files, downloads, search), for registries that require it (`auth-required`).
+    /// files, downloads, search), for registries that require it (`auth-required`),
+    /// and on every write forwarded to it: the layer's `token-file=`.
     pub token: Option<String>,
 }
 
@@ -97,7 +99,7 @@ struct Remote {
     index_cache: IndexCache,
     disk: Option<DiskCache>,
     wait: Duration,
-    /// `Authorization` for every read (`remote=URL,token-file=FILE`).
+    /// `Authorization` for every read and write (`remote=URL,token-file=FILE`).
     token: Option<String>,
     /// Where newly fetched index files announce what to fetch next.
     prefetcher: Weak<Prefetcher>,
@@ -252,14 +254,21 @@ impl Remote {
         }
     }
 
-    /// Sends a write to the upstream API with the caller's token.
-    fn forward(
-        &self,
-        method: &str,
-        path: &str,
-        auth: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<WriteOutcome> {
+    /// The token writes are forwarded with: the layer's own, never the caller's.
+    fn write_token(&self) -> Result<&str> {
+        self.token.as_deref().ok_or_else(|| {
+            RegistryError::Forbidden(format!(
+                "the top layer {} has no token to write to it with: add `,token-file=FILE` \
+                 to its `-r remote=...` layer, FILE holding a token that registry accepts \
+                 (the overlay never passes on the token a client sent it)",
+                self.label
+            ))
+        })
+    }
+
+    /// Sends a write to the upstream API with the layer's own token.
+    fn forward(&self, method: &str, path: &str, body: Option<&[u8]>) -> Result<WriteOutcome> {
+        let token = self.write_token()?;
         let api = self.api()?.ok_or_else(|| {
             RegistryError::Forbidden(format!(
                 "the top layer {} has no web API to write to",
@@ -267,10 +276,7 @@ impl Remote {
             ))
         })?;
         let url = format!("{api}/api/v1{path}");
-        let mut headers = vec![("Accept", "application/json")];
-        if let Some(token) = auth {
-            headers.push(("Authorization", token));
-        }
+        let headers = [("Accept", "application/json"), ("Authorization", token)];
         let response = self
             .upstream
             .send(method, &url, &headers, body)
@@ -592,14 +598,18 @@ impl Layer for RemoteLayer {
 }
 
 impl WritableLayer for RemoteLayer {
-    fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<WriteOutcome> {
+    fn check_writable(&self) -> Result<()> {
+        self.inner.write_token().map(|_| ())
+    }
+
+    fn publish(&self, publish: &Publish) -> Result<WriteOutcome> {
         // The body cargo sent, rebuilt byte for byte from its two parts.
         let mut body = Vec::with_capacity(8 + publish.metadata.len() + publish.crate_bytes.len());
         body.extend((publish.metadata.len() as u32).to_le_bytes());
         body.extend(&publish.metadata);
         body.extend((publish.crate_bytes.len() as u32).to_le_bytes());
         body.extend(&publish.crate_bytes);
-        let outcome = self.inner.forward("PUT", "/crates/new", auth, Some(&body));
+        let outcome = self.inner.forward("PUT", "/crates/new", Some(&body));
         // cargo polls for the new version next; it must not see the cached file.
         self.inner.index_cache.forget(&publish.name.lowercase());
         outcome
@@ -610,7 +620,6 @@ impl WritableLayer for RemoteLayer {
         name: &CrateName,
         version: &semver::Version,
         yanked: bool,
-        auth: Option<&str>,
     ) -> Result<WriteOutcome> {
         let (method, action) = if yanked {
             ("DELETE", "yank")
@@ -618,7 +627,7 @@ impl WritableLayer for RemoteLayer {
             ("PUT", "unyank")
         };
         let path = format!("/crates/{name}/{version}/{action}");
-        let outcome = self.inner.forward(method, &path, auth, None);
+        let outcome = self.inner.forward(method, &path, None);
         self.inner.index_cache.forget(&name.lowercase());
         outcome
     }

@@ -135,7 +135,7 @@ impl LayerStack {
 
     /// Stores or forwards a checked publish in the top layer. Returns the layer's
     /// label, how it went, and warnings for the publisher.
-    pub fn publish(&self, publish: &Publish, auth: Option<&str>) -> Result<PublishResult<'_>> {
+    pub fn publish(&self, publish: &Publish) -> Result<PublishResult<'_>> {
         let (layer, top) = self.writable_top("publish")?;
         // A forwarding top layer leaves these rules to the registry it forwards to.
         let warnings = if self.forwards_writes() {
@@ -143,7 +143,7 @@ impl LayerStack {
         } else {
             self.check_against_layers(publish)?
         };
-        let outcome = top.publish(publish, auth)?;
+        let outcome = top.publish(publish)?;
         Ok(PublishResult {
             layer,
             outcome,
@@ -208,11 +208,10 @@ impl LayerStack {
         name: &CrateName,
         version: &semver::Version,
         yanked: bool,
-        auth: Option<&str>,
     ) -> Result<(&str, WriteOutcome)> {
         let action = if yanked { "yank" } else { "unyank" };
         let (label, top) = self.writable_top(action)?;
-        Ok((label, top.set_yanked(name, version, yanked, auth)?))
+        Ok((label, top.set_yanked(name, version, yanked)?))
     }
 
     /// Whether a publish or yank would be accepted at all, before its body is read.
@@ -236,6 +235,7 @@ impl LayerStack {
                 top.label()
             ))
         })?;
+        writable.check_writable()?;
         Ok((top.label(), writable))
     }
 

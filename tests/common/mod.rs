@@ -90,6 +90,13 @@ impl Overlay {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The token it accepts for writes, as it printed it for cargo: `--token-file`'s
+    /// first, or the random one it made for the run.
+    pub fn token(&self) -> &str {
+        self.var("CARGO_REGISTRIES_OVERLAY_TOKEN")
+            .expect("the overlay prints its token")
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
