@@ -7,8 +7,10 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::fs::Permissions;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crate::auth::{TokenFileError, Tokens};
+use crate::auth::{TokenError, Tokens, url_password};
 use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::fetch::fetch_into;
 use crate::http::{self, Limits, Server, ServerOptions};
@@ -37,9 +39,8 @@ use crate::workspace::Workspace;
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
 pub const REGISTRY_NAME: &str = "overlay";
-/// The token handed to cargo, which requires one to publish. The overlay does not check
-/// it; a remote top layer forwards the caller's own.
-const DEFAULT_TOKEN: &str = "overlay";
+/// The user name in the proxy URL handed to cargo; the proxy checks only the password.
+const PROXY_USER: &str = "overlay";
 /// Where the crates.io hosts are, intercepted when `--base-url` is crates.io.
 const CRATES_IO_HOSTS: [&str; 3] = ["crates.io", "index.crates.io", "static.crates.io"];
 /// crates.io as a layer: its sparse index, and its web API for search and publishing.
@@ -57,6 +58,11 @@ pub enum AppError {
         addr: SocketAddr,
         source: io::Error,
     },
+    /// A listener beyond loopback without `--token-file`, or with `--anonymous-writes`.
+    Exposed {
+        addr: SocketAddr,
+        anonymous_writes: bool,
+    },
     Layer(RegistryError),
     /// The run's scratch directory (temporary layers, the CA bundle).
     RunDir {
@@ -68,7 +74,7 @@ pub enum AppError {
     Tls(TlsError),
     /// The upstream client could not be set up.
     Upstream(UpstreamError),
-    Tokens(TokenFileError),
+    Tokens(TokenError),
     /// `fetch` could not read its lockfile or complete.
     Fetch(String),
     /// The command of exec mode could not be started.
@@ -85,6 +91,23 @@ impl fmt::Display for AppError {
                 write!(f, "invalid value `{host}` for --host: {source}")
             }
             AppError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            AppError::Exposed {
+                addr,
+                anonymous_writes: true,
+            } => write!(
+                f,
+                "refusing to listen on {addr} with --anonymous-writes: other machines can reach \
+                 that address, and anyone on them could publish and yank here; bind a loopback \
+                 address (-H 127.0.0.1), or drop --anonymous-writes and pass --token-file FILE"
+            ),
+            AppError::Exposed { addr, .. } => write!(
+                f,
+                "refusing to listen on {addr} without --token-file: other machines can reach \
+                 that address, and without tokens anyone on them could publish and yank here \
+                 and use the proxy as a way into this network; pass --token-file FILE (one \
+                 token per line: writes carry one, and proxy clients give one as the password \
+                 of the proxy URL), or bind a loopback address (-H 127.0.0.1)"
+            ),
             AppError::Layer(e) => write!(f, "cannot open a layer: {e}"),
             AppError::RunDir { path, source } => {
                 write!(
@@ -122,6 +145,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     // Exec mode needs no fixed port: nothing outside the child has to find it.
     let default_port = if exec_mode { 0 } else { DEFAULT_PORT };
     let addr = resolve(&config.host, config.port.unwrap_or(default_port))?;
+    let tokens = run_tokens(&config, addr)?;
     let server_options = ServerOptions {
         max_connections: config.max_connections,
     };
@@ -136,6 +160,9 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         own_address: Some(local_addr),
         follow_redirects: true,
     };
+    // Beyond loopback, or when every request needs a token, the proxy does too.
+    let proxy_credentials =
+        (config.auth_required || !local_addr.ip().is_loopback()).then(|| tokens.clone());
     let built = build_layers(&config, &run_dir, &upstream)?;
     let stack = LayerStack::new(built.layers, config.read_only);
 
@@ -186,6 +213,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
                 .into_iter()
                 .chain(config.allow_connect_ports.iter().copied())
                 .collect(),
+            credentials: proxy_credentials.clone(),
         }),
         _ => None,
     };
@@ -198,22 +226,12 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         max_crate_len: config.max_upload_size,
         ..PublishPolicy::default()
     };
-    let tokens = match &config.token_file {
-        Some(path) => Some(Tokens::load(path).map_err(AppError::Tokens)?),
-        None => None,
-    };
-    let writable = stack.check_writable("publish").is_ok();
-    if writable && tokens.is_none() && !local_addr.ip().is_loopback() {
-        log::warn!(
-            "listening on {local_addr}, reachable from other machines, with a writable layer and \
-             no --token-file: anyone who can reach this port can publish and yank"
-        );
-    }
-    let child_token = tokens.as_ref().map(Tokens::first);
+    let child_token = tokens.first();
+    let write_tokens = (!config.anonymous_writes).then_some(tokens);
     let router = Arc::new(Router::new(
         stack,
         policy,
-        tokens,
+        write_tokens,
         config.auth_required,
         &base_url,
     ));
@@ -238,9 +256,10 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         .expect("the listener thread starts");
 
     let environment = Environment {
-        token: child_token.unwrap_or_else(|| DEFAULT_TOKEN.to_string()),
+        token: child_token,
         listener_url,
         proxy: config.proxy,
+        proxy_credentials: proxy_credentials.is_some(),
         bundle,
         own_listener_cert: config.tls && config.tls_cert.is_none(),
         auth_required: config.auth_required,
@@ -499,6 +518,23 @@ fn intercepted_hosts(base_url: &str, remote_hosts: Vec<String>) -> Vec<String> {
     hosts
 }
 
+/// The tokens writes must carry: `--token-file`'s, or else a random one made for this
+/// run. Refuses a listener beyond loopback without a token file, since tokens are all
+/// that keeps other machines from writing and from using the proxy.
+fn run_tokens(config: &Config, addr: SocketAddr) -> Result<Tokens, AppError> {
+    if !addr.ip().is_loopback() && (config.token_file.is_none() || config.anonymous_writes) {
+        return Err(AppError::Exposed {
+            addr,
+            anonymous_writes: config.anonymous_writes,
+        });
+    }
+    match &config.token_file {
+        Some(path) => Tokens::load(path),
+        None => Tokens::generate(),
+    }
+    .map_err(AppError::Tokens)
+}
+
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
     let address_error = |source| AppError::Address {
         host: host.to_string(),
@@ -517,6 +553,8 @@ struct Environment {
     token: String,
     listener_url: String,
     proxy: bool,
+    /// Whether the proxy requires the token as the password of its URL.
+    proxy_credentials: bool,
     /// Our CA plus the system roots, when there is a CA.
     bundle: Option<PathBuf>,
     /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
@@ -547,7 +585,7 @@ impl Environment {
             ));
         }
         if self.proxy {
-            vars.push(("CARGO_HTTP_PROXY".into(), self.listener_url.clone()));
+            vars.push(("CARGO_HTTP_PROXY".into(), self.proxy_url()));
             vars.push(("CARGO_REGISTRY_TOKEN".into(), self.token.clone()));
             if self.auth_required {
                 vars.push((
@@ -564,6 +602,18 @@ impl Environment {
             }
         }
         vars
+    }
+
+    /// The listener's URL as a proxy URL, with the token as its password when the
+    /// proxy requires one (cargo, git and libcurl send it as `Proxy-Authorization`).
+    fn proxy_url(&self) -> String {
+        match self.listener_url.split_once("://") {
+            Some((scheme, address)) if self.proxy_credentials => format!(
+                "{scheme}://{PROXY_USER}:{}@{address}",
+                url_password(&self.token)
+            ),
+            _ => self.listener_url.clone(),
+        }
     }
 
     /// Prints the variables as shell lines ready for `eval`, then a comment line that
@@ -597,13 +647,9 @@ fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, A
     let (program, args) = command.split_first().expect("exec mode has a command");
     let mut child = Command::new(program);
     child.args(args);
-    for (name, value) in environment.vars() {
-        // A token the user set is theirs to keep (a remote top layer forwards it).
-        if name.ends_with("_TOKEN") && std::env::var_os(&name).is_some() {
-            continue;
-        }
-        child.env(name, value);
-    }
+    // The tokens too replace any the user set: a token meant for another registry
+    // must not reach the overlay, and the overlay accepts only its own.
+    child.envs(environment.vars());
     let mut child = child.spawn().map_err(|source| AppError::Command {
         program: program.clone(),
         source,
@@ -638,8 +684,8 @@ fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, A
         .unwrap_or(1))
 }
 
-/// The run's scratch directory: temporary layers and the CA bundle. Removed when
-/// dropped.
+/// The run's scratch directory: temporary layers and the CA bundle. Private to the
+/// user (0700), so no other user reads or plants anything in it. Removed when dropped.
 struct RunDir(PathBuf);
 
 impl RunDir {
@@ -672,7 +718,10 @@ fn create_unique_dir(base: &Path) -> io::Result<PathBuf> {
             "cargo-overlay-registry-{}-{nanos}-{attempt}",
             std::process::id()
         ));
-        match std::fs::create_dir(&dir) {
+        // Created with no access for others, never opened up later; then set exactly,
+        // whatever the umask took away.
+        let created = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        match created.and_then(|()| std::fs::set_permissions(&dir, Permissions::from_mode(0o700))) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),

@@ -103,8 +103,11 @@ pub struct Config {
     pub proxy: bool,
     pub read_only: bool,
     pub ca_cert_out: Option<PathBuf>,
-    /// Tokens that publishes and yanks must carry (`--token-file`).
+    /// Tokens that publishes and yanks must carry (`--token-file`); without it, a
+    /// random token made for the run.
     pub token_file: Option<PathBuf>,
+    /// Publishes and yanks need no token at all (`--anonymous-writes`), on loopback.
+    pub anonymous_writes: bool,
     /// Every request, reads too, must carry one of the tokens (`--auth-required`).
     pub auth_required: bool,
     /// Where the CA is kept across runs; `None` keeps it in memory only.
@@ -151,6 +154,7 @@ impl Default for Config {
             ca_cert_out: None,
             ca_dir: None,
             token_file: None,
+            anonymous_writes: false,
             auth_required: false,
             allow_connect_ports: Vec::new(),
             upstream_proxy: None,
@@ -281,9 +285,15 @@ Options:
       --no-proxy              Serve only as a sparse registry (no CONNECT handling)
       --read-only             Refuse publishes and yanks
       --token-file FILE       Require one of FILE's tokens (one per line) for publishes
-                              and yanks [default: no token checked]
+                              and yanks, and as the proxy's password where it needs one
+                              [default: a random token made for the run, printed with
+                              the environment and given to the COMMAND]; needed to
+                              listen on an address other machines can reach
+      --anonymous-writes      Take publishes and yanks without any token (loopback only):
+                              any local user who finds the port can then publish
       --auth-required         Require a --token-file token for every request, reads
-                              too; config.json says auth-required, so cargo sends it
+                              too, proxy requests included; config.json says
+                              auth-required, so cargo sends it
       --ca-cert-out PATH      Write the proxy's CA certificate (never its key) to PATH
       --ca-dir DIR            Keep the CA in DIR (ca.pem, ca-key.pem) across runs, so it can
                               be trusted once [default: a new CA in memory each run]
@@ -357,6 +367,7 @@ where
             Long("ca-cert-out") => config.ca_cert_out = Some(parser.value()?.into()),
             Long("ca-dir") => config.ca_dir = Some(parser.value()?.into()),
             Long("token-file") => config.token_file = Some(parser.value()?.into()),
+            Long("anonymous-writes") => config.anonymous_writes = true,
             Long("auth-required") => config.auth_required = true,
             Long("upstream-proxy") => config.upstream_proxy = Some(parser.value()?.string()?),
             Long("upstream-timeout") => {
@@ -426,6 +437,13 @@ where
     if config.auth_required && config.token_file.is_none() {
         return Err(CliError::Conflict(
             "--auth-required needs --token-file: the tokens every request must carry".into(),
+        ));
+    }
+    if config.anonymous_writes && config.token_file.is_some() {
+        return Err(CliError::Conflict(
+            "--anonymous-writes and --token-file contradict each other: writes need no token, \
+             or one of the file's"
+                .into(),
         ));
     }
     match (&config.tls_cert, &config.tls_key) {
@@ -528,6 +546,7 @@ mod tests {
             "-r",
             "cargo-package",
             "--permissive-publishing",
+            "--anonymous-writes",
             "--tls-cert",
             "c.pem",
             "--tls-key",
@@ -561,6 +580,7 @@ mod tests {
         assert_eq!(c.ca_dir, Some("ca".into()));
         assert_eq!(c.allow_connect_ports, [8443]);
         assert!(!c.proxy && c.read_only && c.permissive_publishing && c.tls);
+        assert!(c.anonymous_writes);
         assert_eq!(c.ca_cert_out, Some("ca.pem".into()));
         assert_eq!(c.tls_cert, Some("c.pem".into()));
         assert_eq!(c.tls_key, Some("k.pem".into()));
@@ -579,6 +599,7 @@ mod tests {
         assert!(err(&["-r", "remote=ftp://x"]).contains("http://"));
         assert!(err(&["-r", "remote=https://x/,token-file="]).contains("token-file"));
         assert!(err(&["--auth-required"]).contains("--token-file"));
+        assert!(err(&["--anonymous-writes", "--token-file", "t"]).contains("--anonymous-writes"));
         assert!(err(&["--max-connections", "0"]).contains("--max-connections"));
         assert!(err(&["--idle-timeout", "0"]).contains("--idle-timeout"));
         assert!(err(&["--bogus"]).contains("--bogus"));

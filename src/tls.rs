@@ -526,9 +526,8 @@ fn write_ca_bundle_from(
     for root in &roots {
         bundle.push_str(root);
     }
-    let mut file = fs::File::create(path).map_err(|e| TlsError::io(path, e))?;
-    file.write_all(bundle.as_bytes())
-        .map_err(|e| TlsError::io(path, e))?;
+    // Private like the run directory that holds it, whatever the umask.
+    write_file_atomically(path, bundle.as_bytes(), true)?;
     Ok(roots.len())
 }
 

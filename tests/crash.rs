@@ -31,7 +31,8 @@ struct Server {
 impl Server {
     fn start(reg: &Path) -> Server {
         let mut child = Command::new(BIN)
-            .args(["--no-proxy", "--no-tls", "-p", "0", "-r", &local_layer(reg)])
+            .args(["--no-proxy", "--no-tls", "-p", "0", "--anonymous-writes"])
+            .args(["-r", &local_layer(reg)])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -113,7 +113,8 @@ fn garbage(n: usize) -> Vec<u8> {
 #[test]
 fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     let work = scratch("hardening-storm");
-    let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
+    // Writes need no token here, so bad publishes reach the framing checks.
+    let overlay = Overlay::start(&["--anonymous-writes", "-r", &local_layer(&work.join("reg"))]);
     let addr = overlay.addr;
     let host = format!("Host: {addr}\r\n");
 
@@ -464,11 +465,12 @@ fn a_stop_finishes_the_request_in_progress_and_refuses_new_ones() {
     // A publish whose body is still arriving when the overlay is told to stop. Its
     // 100 Continue says the server has taken the request on.
     let mut upload = connect(overlay.addr);
-    upload
-        .write_all(
-            b"PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n",
-        )
-        .unwrap();
+    let head = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+         Expect: 100-continue\r\nContent-Length: 100\r\n\r\n",
+        overlay.token()
+    );
+    upload.write_all(head.as_bytes()).unwrap();
     assert_eq!(read_response(&mut upload).status, 100);
     upload.write_all(&[0u8; 10]).unwrap();
     let terminated = Command::new("kill")

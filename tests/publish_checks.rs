@@ -92,7 +92,10 @@ fn put(overlay: &Overlay, body: &[u8]) -> HttpResponse {
         overlay.addr,
         "PUT",
         "/api/v1/crates/new",
-        &[("Authorization", "overlay"), ("Accept", "application/json")],
+        &[
+            ("Authorization", overlay.token()),
+            ("Accept", "application/json"),
+        ],
         body,
     )
 }

@@ -532,11 +532,12 @@ fn the_upload_limit_is_configurable_and_refused_before_the_body() {
     out.assert_stderr_has("max upload size is: 100");
     // Refused on the head alone: a client announcing a large body gets its 413 at once.
     let mut stream = std::net::TcpStream::connect(overlay.addr).unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        b"PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n",
-    )
-    .unwrap();
+    let head = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+         Expect: 100-continue\r\nContent-Length: 50000000\r\n\r\n",
+        overlay.token()
+    );
+    std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
     let mut answer = Vec::new();
     std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
     let answer = common::parse_response(&answer);

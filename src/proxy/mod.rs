@@ -8,7 +8,8 @@
 //! it through as raw bytes (any other host, on an allowed port). Absolute-form requests
 //! (`GET http://host/path`) for intercepted hosts go to the router too; for other hosts
 //! they are forwarded, on port 80 or an allowed port. The router never learns how a
-//! request arrived.
+//! request arrived. Where the proxy requires a credential (see `auth`), a `CONNECT` or
+//! absolute-form request without one is answered 407 before anything else is done.
 
 mod halves;
 mod tunnel;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
+use crate::auth::{self, Tokens};
 use crate::http::{
     Body, Connect, Handler, Limits, Request, RequestHead, Response, Service, serve_connection,
     write_response,
@@ -40,6 +42,9 @@ pub struct ProxySettings {
     pub allowed_ports: Vec<u16>,
     /// The client that forwards absolute-form requests for other hosts.
     pub forwarder: Arc<Upstream>,
+    /// Tokens one of which proxy requests must carry in `Proxy-Authorization`;
+    /// `None` lets any client that reaches the listener use the proxy.
+    pub credentials: Option<Tokens>,
 }
 
 impl ProxySettings {
@@ -86,6 +91,11 @@ impl Frontend {
 
     fn connect<S: Read + Write + IntoHalves>(&self, mut connect: Connect<S>, peer: &str) {
         let authority = connect.head.target.clone();
+        if let Some(response) = self.refuse_unauthenticated(&connect.head) {
+            log::warn!("{peer}: CONNECT {authority}: proxy authentication failed");
+            let _ = write_response(&mut connect.stream, response, false, true);
+            return;
+        }
         let refuse = |connect: &mut Connect<S>, status: u16, detail: &str| {
             log::warn!("{peer}: CONNECT {authority}: {detail}");
             let response = self.router.protocol_error(status, detail);
@@ -140,6 +150,24 @@ impl Frontend {
         if let Err(e) = result {
             log::debug!("{peer}: tunnel to {authority} ended: {e}");
         }
+    }
+
+    /// The 407 for a proxy request (`CONNECT` or absolute-form) without an accepted
+    /// `Proxy-Authorization`, when the proxy requires one; `None` lets it through.
+    fn refuse_unauthenticated(&self, head: &RequestHead) -> Option<Response> {
+        let credentials = self.proxy.as_ref()?.credentials.as_ref()?;
+        let proxied = head.method == "CONNECT" || !head.target.starts_with('/');
+        if !proxied {
+            return None;
+        }
+        let refusal = credentials
+            .check_proxy(head.header("proxy-authorization"))
+            .err()?;
+        Some(
+            self.router
+                .protocol_error(407, &refusal.to_string())
+                .with_header("Proxy-Authenticate", auth::PROXY_CHALLENGE),
+        )
     }
 
     /// Terminates the client's TLS for `host` and serves registry requests inside.
@@ -372,6 +400,9 @@ impl ProxyRequests<'_> {
 
 impl Handler for ProxyRequests<'_> {
     fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Option<Response> {
+        if let Some(refusal) = self.frontend.refuse_unauthenticated(head) {
+            return Some(refusal);
+        }
         match self.classify(&head.target) {
             Target::Local(target) => {
                 let head = RequestHead {
