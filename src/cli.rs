@@ -29,7 +29,8 @@ pub enum LayerSpec {
     /// `crates.io`
     CratesIo,
     /// `remote=URL` (api = index) or `remote=API,INDEX`, either followed by
-    /// `,token-file=FILE` for a registry that requires a token to read.
+    /// `,token-file=FILE`: the token for reads (a registry that requires one) and for
+    /// the writes a remote top layer forwards.
     Remote {
         api: String,
         index: String,
@@ -268,7 +269,9 @@ Options:
                                                  its config.json names)
                                 remote=API,INDEX a registry with separate API and index URLs
                                 either remote form may end in ,token-file=FILE: FILE's
-                                first line is sent as Authorization on every read
+                                first token is sent as Authorization on every read and,
+                                on top, every forwarded publish and yank (a remote top
+                                layer without one refuses them)
                               [default: local, then crates.io]
       --upstream-proxy URL    Reach remote layers through this proxy [default: ALL_PROXY,
                               HTTPS_PROXY or HTTP_PROXY, and NO_PROXY, from the environment,

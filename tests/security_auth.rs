@@ -552,3 +552,174 @@ fn exec_mode_never_forwards_the_users_crates_io_token_to_a_remote_top_layer() {
     assert!(stderr.contains("token-file="), "{stderr}");
     assert!(!upstream_dir.join("proxied-forward-0.1.0.crate").exists());
 }
+
+/// A git server over plain HTTP: `git http-backend` behind a small WSGI server. It
+/// prints its port, then serves the bare repositories under its first argument.
+const GIT_SERVER: &str = r#"
+import os, subprocess, sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+def app(environ, start_response):
+    env = {k: v for k, v in environ.items() if isinstance(v, str) and (k.startswith('HTTP_')
+           or k in ('REQUEST_METHOD', 'PATH_INFO', 'QUERY_STRING', 'CONTENT_TYPE'))}
+    length = int(environ.get('CONTENT_LENGTH') or 0)
+    body = environ['wsgi.input'].read(length) if length else b''
+    env.update(GIT_PROJECT_ROOT=sys.argv[1], GIT_HTTP_EXPORT_ALL='1', PATH=os.environ['PATH'],
+               REMOTE_ADDR='127.0.0.1', CONTENT_LENGTH=str(len(body)),
+               GIT_PROTOCOL=environ.get('HTTP_GIT_PROTOCOL', ''))
+    out = subprocess.run(['git', 'http-backend'], input=body, env=env, capture_output=True).stdout
+    head, _, rest = out.partition(b'\r\n\r\n' if b'\r\n\r\n' in out else b'\n\n')
+    status, headers = '200 OK', []
+    for line in head.decode().splitlines():
+        name, _, value = line.partition(':')
+        if name.lower() == 'status':
+            status = value.strip()
+        elif name:
+            headers.append((name, value.strip()))
+    start_response(status, headers)
+    return [rest]
+server = make_server('127.0.0.1', 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// The git server, killed when dropped.
+struct GitServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitServer {
+    /// Serves `root`; `None` when python3 is not there to run it.
+    fn start(root: &Path) -> Option<GitServer> {
+        let script = root.with_extension("py");
+        fs::write(&script, GIT_SERVER).unwrap();
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().ok()?;
+        Some(GitServer { child, port })
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs git in `dir`, panicking unless it succeeds.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+#[test]
+fn cargo_git_fetches_pass_the_proxy_with_its_credentials() {
+    let work = scratch("proxy-auth-git");
+    // A crate in a bare repository, served over plain HTTP on loopback.
+    let source = Fixture::library(&work, "gitdep", "0.1.0", "from git");
+    git(&source.dir, &["init", "-q"]);
+    git(&source.dir, &["add", "-A"]);
+    git(&source.dir, &["commit", "-q", "-m", "gitdep"]);
+    let repos = work.join("repos");
+    fs::create_dir_all(&repos).unwrap();
+    git(
+        &work,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            source.dir.to_str().unwrap(),
+            "repos/gitdep.git",
+        ],
+    );
+    let Some(server) = GitServer::start(&repos) else {
+        eprintln!("SKIPPED cargo_git_fetches_pass_the_proxy_with_its_credentials: no python3");
+        return;
+    };
+    let git_port = server.port.to_string();
+
+    let tokens = token_file(&work, "tokens", &["git-token"]);
+    let overlay = Overlay::start_with(&[
+        "--no-tls",
+        "-p",
+        "0",
+        "--auth-required",
+        "--token-file",
+        &tokens,
+        "--allow-connect-port",
+        &git_port,
+        "-r",
+        &local_layer(&work.join("reg")),
+    ]);
+    let proxy = overlay.var("CARGO_HTTP_PROXY").unwrap().to_string();
+    assert!(proxy.starts_with("http://overlay:git-token@"), "{proxy}");
+    let app = Fixture::binary(
+        &work,
+        "git-app",
+        &format!("gitdep = {{ git = \"http://127.0.0.1:{git_port}/gitdep.git\" }}\n"),
+        "fn main() { println!(\"{}\", gitdep::value()); }\n",
+    );
+    let forwarded = |log: &str| {
+        log.matches(&format!(
+            "upstream POST http://127.0.0.1:{git_port}/gitdep.git/git-upload-pack -> 200"
+        ))
+        .count()
+    };
+
+    // libgit2 (through libcurl) takes the proxy and its credential from cargo.
+    let run = Cargo::new(&overlay).ok(&app.dir, &["run", "-q"]);
+    assert_eq!(run.stdout().trim(), "from git");
+    let by_libgit2 = forwarded(&overlay.log());
+    assert!(by_libgit2 > 0, "{}", overlay.log());
+
+    // The git command line does not read cargo's proxy setting but its own: given the
+    // same URL, it goes through the overlay with the credential as well.
+    fs::remove_file(app.dir.join("Cargo.lock")).unwrap();
+    let out = Cargo::new(&overlay)
+        .command(&app.dir, &["generate-lockfile"])
+        .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
+        .env("http_proxy", &proxy)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(forwarded(&overlay.log()) > by_libgit2, "{}", overlay.log());
+
+    // Without the credential, both are refused with 407.
+    let bare = proxy.replace("overlay:git-token@", "");
+    fs::remove_file(app.dir.join("Cargo.lock")).unwrap();
+    let out = Cargo::new(&overlay)
+        .command(&app.dir, &["generate-lockfile"])
+        .env("CARGO_HTTP_PROXY", &bare)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("407"), "{stderr}");
+    let out = Cargo::new(&overlay)
+        .command(&app.dir, &["generate-lockfile"])
+        .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
+        .env("http_proxy", &bare)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    drop(server);
+}
