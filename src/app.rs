@@ -767,6 +767,38 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_url_carries_the_token_only_where_the_proxy_needs_it() {
+        let environment = |proxy_credentials| Environment {
+            token: "a b@c".into(),
+            listener_url: "https://127.0.0.1:8080".into(),
+            proxy: true,
+            proxy_credentials,
+            bundle: None,
+            own_listener_cert: true,
+            auth_required: false,
+        };
+        let var = |e: &Environment, name: &str| {
+            e.vars()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+        };
+        let open = environment(false);
+        assert_eq!(
+            var(&open, "CARGO_HTTP_PROXY").as_deref(),
+            Some("https://127.0.0.1:8080")
+        );
+        let guarded = environment(true);
+        assert_eq!(
+            var(&guarded, "CARGO_HTTP_PROXY").as_deref(),
+            Some("https://overlay:a%20b%40c@127.0.0.1:8080")
+        );
+        for name in ["CARGO_REGISTRY_TOKEN", "CARGO_REGISTRIES_OVERLAY_TOKEN"] {
+            assert_eq!(var(&guarded, name).as_deref(), Some("a b@c"));
+        }
+    }
+
+    #[test]
     fn shell_quoting() {
         assert_eq!(
             shell_quote("sparse+https://127.0.0.1:1/"),
