@@ -592,7 +592,8 @@ fn shell_quote(value: &str) -> String {
 
 /// Runs the command with the overlay's environment and returns its exit code, or
 /// 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
-/// overlay only waits; a SIGTERM sent to the overlay alone is passed on to the child.
+/// overlay only waits; a SIGTERM or SIGHUP sent to the overlay alone is passed on to the
+/// child.
 fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, AppError> {
     let (program, args) = command.split_first().expect("exec mode has a command");
     let mut child = Command::new(program);
@@ -614,9 +615,11 @@ fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, A
         let pid = child.id() as libc::pid_t;
         thread::spawn(move || {
             while !finished.load(Ordering::SeqCst) {
-                if signals::received() == Some(libc::SIGTERM) {
+                if let Some(signal) =
+                    signals::received().filter(|s| signals::forwarded_to_child(*s))
+                {
                     // SAFETY: sending a signal to our own child's pid has no memory effects.
-                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    unsafe { libc::kill(pid, signal) };
                     return;
                 }
                 thread::sleep(Duration::from_millis(50));
