@@ -166,7 +166,16 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     let built = build_layers(&config, &run_dir, &upstream)?;
     let stack = LayerStack::new(built.layers, config.read_only);
 
-    let ca = load_ca(&config)?;
+    let scheme = if config.tls { "https" } else { "http" };
+    let listener_url = format!("{scheme}://{local_addr}");
+    let base_url = match &config.base_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None if config.proxy => "https://crates.io".to_string(),
+        None => listener_url.clone(),
+    };
+    let intercepted = intercepted_hosts(&base_url, built.remote_hosts);
+
+    let ca = load_ca(&config, &intercepted)?;
     if let (Some(ca), Some(path)) = (&ca, &config.ca_cert_out) {
         ca.write_cert(path)?;
         log::info!("wrote the CA certificate to {}", path.display());
@@ -189,13 +198,6 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         (_, _, Some(ca)) => Some(tls::listener_config(ca, &config.host)?),
         (_, _, None) => unreachable!("a CA is made whenever TLS has no certificate given"),
     };
-    let scheme = if config.tls { "https" } else { "http" };
-    let listener_url = format!("{scheme}://{local_addr}");
-    let base_url = match &config.base_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None if config.proxy => "https://crates.io".to_string(),
-        None => listener_url.clone(),
-    };
     let proxy = match (&ca, config.proxy) {
         (Some(ca), true) => Some(ProxySettings {
             // A forwarded request's redirect goes back to the client, whose next request
@@ -207,8 +209,8 @@ pub fn run(config: Config) -> Result<i32, AppError> {
                 })
                 .map_err(AppError::Upstream)?,
             ),
-            intercept: InterceptTls::new(Arc::clone(ca)),
-            intercepted_hosts: intercepted_hosts(&base_url, built.remote_hosts),
+            intercept: InterceptTls::new(Arc::clone(ca), &intercepted),
+            intercepted_hosts: intercepted,
             allowed_ports: [443]
                 .into_iter()
                 .chain(config.allow_connect_ports.iter().copied())
@@ -479,8 +481,13 @@ fn cargo_home() -> Option<PathBuf> {
 }
 
 /// A CA when anything needs one: proxy mode, our own listener certificate, or asking
-/// for the CA by `--ca-cert-out` or `--ca-dir`.
-fn load_ca(config: &Config) -> Result<Option<Arc<CertificateAuthority>>, AppError> {
+/// for the CA by `--ca-cert-out` or `--ca-dir`. The in-memory CA is name-constrained
+/// to what it will sign for: the `intercepted` hosts in proxy mode, and the names of
+/// the listener's certificate.
+fn load_ca(
+    config: &Config,
+    intercepted: &[String],
+) -> Result<Option<Arc<CertificateAuthority>>, AppError> {
     let needed = config.proxy
         || (config.tls && config.tls_cert.is_none())
         || config.ca_cert_out.is_some()
@@ -490,7 +497,13 @@ fn load_ca(config: &Config) -> Result<Option<Arc<CertificateAuthority>>, AppErro
     }
     let ca = match &config.ca_dir {
         Some(dir) => CertificateAuthority::load_or_create(dir)?,
-        None => CertificateAuthority::generate()?,
+        None => {
+            let mut names = tls::listener_names(&config.host);
+            if config.proxy {
+                names.extend_from_slice(intercepted);
+            }
+            CertificateAuthority::generate(&names)?
+        }
     };
     Ok(Some(Arc::new(ca)))
 }
@@ -642,7 +655,8 @@ fn shell_quote(value: &str) -> String {
 
 /// Runs the command with the overlay's environment and returns its exit code, or
 /// 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
-/// overlay only waits; a SIGTERM sent to the overlay alone is passed on to the child.
+/// overlay only waits; a SIGTERM or SIGHUP sent to the overlay alone is passed on to the
+/// child.
 fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, AppError> {
     let (program, args) = command.split_first().expect("exec mode has a command");
     let mut child = Command::new(program);
@@ -660,9 +674,11 @@ fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, A
         let pid = child.id() as libc::pid_t;
         thread::spawn(move || {
             while !finished.load(Ordering::SeqCst) {
-                if signals::received() == Some(libc::SIGTERM) {
+                if let Some(signal) =
+                    signals::received().filter(|s| signals::forwarded_to_child(*s))
+                {
                     // SAFETY: sending a signal to our own child's pid has no memory effects.
-                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    unsafe { libc::kill(pid, signal) };
                     return;
                 }
                 thread::sleep(Duration::from_millis(50));

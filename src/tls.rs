@@ -12,10 +12,22 @@
 //! the system's roots ([`write_ca_bundle`]); a file with only our CA would break every
 //! git dependency fetched through a passthrough tunnel.
 //!
-//! The CA key is a licence to impersonate any site to whoever trusts the CA, so by default
-//! it exists only in this process's memory and dies with it. It is written to disk (mode
-//! 0600) only when the user asks for a CA directory, so that the CA can be trusted once
-//! and reused ([`CertificateAuthority::load_or_create`]).
+//! The CA key is a licence to impersonate any site to whoever trusts the CA, so its reach
+//! is cut down every way cargo's TLS stack (libcurl with OpenSSL) honours:
+//! - the CA is `CA:TRUE, pathlen:0` with the one key usage it needs (`keyCertSign`): it
+//!   can sign leaves, never another CA;
+//! - by default it exists only in this process's memory and dies with it, and is
+//!   name-constrained ([`CertificateAuthority::generate`]) to the hosts this run
+//!   intercepts and the names of the listener's certificate: even a stolen key signs
+//!   nothing else a client would accept;
+//! - leaves are issued only for intercepted hosts ([`InterceptTls`]): a client that
+//!   sends another name in its SNI fails the handshake.
+//!
+//! The key is written to disk (mode 0600) only when the user asks for a CA directory, so
+//! that the CA can be trusted once and reused ([`CertificateAuthority::load_or_create`]);
+//! such a CA serves runs with different hosts, so it carries no name constraints, and a
+//! directory or key that other users could read or replace is refused, as ssh refuses
+//! such keys.
 //!
 //! Every configuration uses the ring provider passed in explicitly (one crypto provider
 //! in the build, never the process-default lookup) and offers ALPN `http/1.1` only,
@@ -25,14 +37,15 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
 };
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::ServerCertVerifier;
@@ -86,6 +99,8 @@ pub enum TlsError {
     Certificate(rcgen::Error),
     /// rustls refused the configuration or the key.
     Rustls(rustls::Error),
+    /// A CA directory or key that another user owns or may read or write.
+    Unprotected { path: PathBuf, why: String },
 }
 
 impl TlsError {
@@ -111,6 +126,12 @@ impl fmt::Display for TlsError {
             TlsError::Pem { path, why } => write!(f, "{}: {why}", path.display()),
             TlsError::Certificate(e) => write!(f, "cannot create a certificate: {e}"),
             TlsError::Rustls(e) => write!(f, "cannot set up TLS: {e}"),
+            TlsError::Unprotected { path, why } => write!(
+                f,
+                "{}: {why}; whoever can read or replace the CA key can impersonate any HTTPS \
+                 site to clients that trust this CA, so it is not used",
+                path.display()
+            ),
         }
     }
 }
@@ -121,7 +142,7 @@ impl std::error::Error for TlsError {
             TlsError::Io { source, .. } => Some(source),
             TlsError::Certificate(e) => Some(e),
             TlsError::Rustls(e) => Some(e),
-            TlsError::Pem { .. } => None,
+            TlsError::Pem { .. } | TlsError::Unprotected { .. } => None,
         }
     }
 }
@@ -155,10 +176,26 @@ impl fmt::Debug for CertificateAuthority {
 }
 
 impl CertificateAuthority {
-    /// A fresh CA that lives only in memory: ECDSA P-256, valid for about ten years.
-    pub fn generate() -> Result<Self, TlsError> {
+    /// A fresh CA that lives only in memory (ECDSA P-256, valid for about ten years) and
+    /// that clients accept only for `names` and their subdomains (DNS names, or IP
+    /// addresses written as text, `[::1]` too): the hosts the run will issue leaves for.
+    pub fn generate(names: &[String]) -> Result<Self, TlsError> {
+        let permitted = permitted_subtrees(names);
+        // An empty list would mean no constraint at all.
+        assert!(
+            !permitted.is_empty(),
+            "a name-constrained CA permits some name"
+        );
+        Self::generate_with(Some(NameConstraints {
+            permitted_subtrees: permitted,
+            excluded_subtrees: Vec::new(),
+        }))
+    }
+
+    fn generate_with(name_constraints: Option<NameConstraints>) -> Result<Self, TlsError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = ca_params();
+        params.name_constraints = name_constraints;
         set_validity(&mut params, CA_LIFETIME);
         let cert = params.self_signed(&key)?;
         Ok(CertificateAuthority {
@@ -170,14 +207,20 @@ impl CertificateAuthority {
 
     /// The CA kept in `dir` as `ca.pem` and `ca-key.pem`: reused when both exist, so users
     /// trust it once; created (with `dir`) when neither does. The key file is created with
-    /// mode 0600 and is never readable by others, not even while it is being written.
+    /// mode 0600 and is never readable by others, not even while it is being written. An
+    /// existing `dir` must be the user's own and closed to others (see [`check_private`]).
+    /// It carries no name constraints: it serves runs that intercept different hosts.
     pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
+        if exists(dir)? {
+            let metadata = fs::metadata(dir).map_err(|e| TlsError::io(dir, e))?;
+            check_private(dir, &metadata, PrivateKind::Directory)?;
+        }
         match (exists(&cert_path)?, exists(&key_path)?) {
             (true, true) => Self::load(&cert_path, &key_path),
             (false, false) => {
-                let ca = Self::generate()?;
+                let ca = Self::generate_with(None)?;
                 create_private_dir(dir)?;
                 // The key first: a CA directory is complete once its certificate appears.
                 write_file_atomically(&key_path, ca.issuer.key().serialize_pem().as_bytes(), true)?;
@@ -190,16 +233,16 @@ impl CertificateAuthority {
         }
     }
 
-    /// Reuses a persisted CA without parsing its certificate: the issuer is rebuilt from the
-    /// same parameters `generate` used and the stored key. Leaves signed that way name the
-    /// stored certificate's subject and key identifier, so they verify against it; a probe
-    /// leaf proves that before any client sees one.
+    /// Reuses a persisted CA without parsing its certificate: the issuer is rebuilt from
+    /// [`ca_params`] and the stored key. Leaves signed that way name the stored
+    /// certificate's subject and key identifier, so they verify against it, whatever basic
+    /// constraints and key usages the run that made it wrote; a probe leaf proves that
+    /// before any client sees one.
     fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         let cert_pem = fs::read_to_string(cert_path).map_err(|e| TlsError::io(cert_path, e))?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| TlsError::pem(cert_path, format!("no usable CERTIFICATE block ({e})")))?;
-        let key_pem = fs::read_to_string(key_path).map_err(|e| TlsError::io(key_path, e))?;
-        warn_if_readable_by_others(key_path);
+        let key_pem = read_private_file(key_path)?;
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|e| TlsError::pem(key_path, format!("not a usable private key ({e})")))?;
         let ca = CertificateAuthority {
@@ -224,20 +267,7 @@ impl CertificateAuthority {
     fn check_leaves_verify(&self) -> Result<(), String> {
         const PROBE_NAME: &str = "localhost";
         let (leaf, _key) = self.sign_leaf(&[PROBE_NAME]).map_err(|e| e.to_string())?;
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(self.cert_der.clone())
-            .map_err(|e| e.to_string())?;
-        let verifier =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), ring_provider())
-                .build()
-                .map_err(|e| e.to_string())?;
-        let server_name =
-            ServerName::try_from(PROBE_NAME).expect("the probe name is a valid DNS name");
-        verifier
-            .verify_server_cert(leaf.der(), &[], &server_name, &[], UnixTime::now())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        verify_leaf(&self.cert_der, leaf.der(), PROBE_NAME)
     }
 
     /// The CA certificate, PEM-encoded.
@@ -245,9 +275,11 @@ impl CertificateAuthority {
         &self.cert_pem
     }
 
-    /// Writes the certificate, never the key, to `path` (for `--ca-cert-out`).
+    /// Writes the certificate, never the key, to `path` (for `--ca-cert-out`). The file
+    /// is replaced, never written through: a symlink at `path` is replaced by the file,
+    /// and its target is left alone.
     pub fn write_cert(&self, path: &Path) -> Result<(), TlsError> {
-        fs::write(path, &self.cert_pem).map_err(|e| TlsError::io(path, e))
+        write_file_atomically(path, self.cert_pem.as_bytes(), false)
     }
 
     /// A leaf for `names` (DNS names, or IP addresses written as text, each becoming the
@@ -268,7 +300,10 @@ impl CertificateAuthority {
             .map(|name| unbracket(name).to_string())
             .collect();
         let mut params = CertificateParams::new(names.clone())?;
-        if let Some(first) = names.first() {
+        // The common name only for a DNS name: OpenSSL checks a leaf's common name against
+        // the CA's DNS name constraints when the leaf has no DNS subjectAltName, and an
+        // address there would be refused. Clients match names by subjectAltName alone.
+        if let Some(first) = names.first().filter(|name| name.parse::<IpAddr>().is_err()) {
             params.distinguished_name = rcgen::DistinguishedName::new();
             params
                 .distinguished_name
@@ -284,18 +319,66 @@ impl CertificateAuthority {
     }
 }
 
-/// The parameters of our CA that leaves depend on: subject, key usages and key-identifier
-/// method. `load` rebuilds the issuer from these alone, so they must never vary.
+/// Our CA's parameters. `load` rebuilds the issuer of a persisted CA from these, and
+/// what leaves take from their issuer is its subject (their issuer name) and its
+/// key-identifier method (their authority key identifier, derived from the key): those
+/// two must never vary, or CAs that users already trust stop verifying our leaves.
+/// The rest only shapes the CA certificate itself, made once per CA: CAs persisted by
+/// earlier versions carry `CA:TRUE` without a path length and `cRLSign` too.
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, CA_COMMON_NAME);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.key_identifier_method = KeyIdMethod::Sha256;
+    // Leaves only: no intermediate CA below this one.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
     params
+}
+
+/// The name-constraint subtrees that permit exactly `names` (and, for DNS names, their
+/// subdomains: a DNS subtree always includes them): a single-address subtree for each
+/// IP address, a DNS subtree for each other name. Empty names are left out, as an empty
+/// DNS subtree would permit every name.
+fn permitted_subtrees(names: &[String]) -> Vec<GeneralSubtree> {
+    let mut subtrees = Vec::new();
+    for name in names {
+        let name = unbracket(name).trim_end_matches('.').to_ascii_lowercase();
+        let subtree = match name.parse::<IpAddr>() {
+            Ok(ip) => {
+                let prefix = if ip.is_ipv4() { 32 } else { 128 };
+                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, prefix))
+            }
+            Err(_) if name.is_empty() => continue,
+            Err(_) => GeneralSubtree::DnsName(name),
+        };
+        if !subtrees.contains(&subtree) {
+            subtrees.push(subtree);
+        }
+    }
+    subtrees
+}
+
+/// Verifies `leaf` for `name` against `ca` alone, as a client trusting only `ca` would.
+fn verify_leaf(
+    ca: &CertificateDer<'_>,
+    leaf: &CertificateDer<'_>,
+    name: &str,
+) -> Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(ca.clone().into_owned())
+        .map_err(|e| e.to_string())?;
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), ring_provider())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let server_name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+    verifier
+        .verify_server_cert(leaf, &[], &server_name, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Valid from a day ago until `lifetime` from now.
@@ -348,7 +431,8 @@ fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConf
     Ok(Arc::new(config))
 }
 
-/// TLS for intercepted hosts: one leaf per host name, issued on first use and cached.
+/// TLS for intercepted hosts: one leaf per host name, issued on first use and cached,
+/// and only for the hosts given: the CA signs for no name a client merely asks for.
 #[derive(Debug)]
 pub struct InterceptTls {
     leaves: Arc<LeafCache>,
@@ -357,10 +441,12 @@ pub struct InterceptTls {
 }
 
 impl InterceptTls {
-    pub fn new(ca: Arc<CertificateAuthority>) -> Self {
+    /// Leaves from `ca` for `hosts` (any case; `[::1]` or `::1` for an address).
+    pub fn new(ca: Arc<CertificateAuthority>, hosts: &[String]) -> Self {
         InterceptTls {
             leaves: Arc::new(LeafCache {
                 ca,
+                hosts: hosts.iter().map(|h| host_key(h)).collect(),
                 by_name: Mutex::new(HashMap::new()),
             }),
             configs: Mutex::new(HashMap::new()),
@@ -369,9 +455,10 @@ impl InterceptTls {
 
     /// A server configuration for a connection that CONNECTed to `connect_host`. The leaf
     /// is picked by the ClientHello's SNI when there is one, else by `connect_host`
-    /// (clients send no SNI for IP addresses).
+    /// (clients send no SNI for IP addresses). A name that is not an intercepted host
+    /// gets no leaf, and the handshake fails.
     pub fn server_config(&self, connect_host: &str) -> Arc<ServerConfig> {
-        let connect_host = unbracket(connect_host).to_ascii_lowercase();
+        let connect_host = host_key(connect_host);
         let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(config) = configs.get(&connect_host) {
             return config.clone();
@@ -393,24 +480,35 @@ impl InterceptTls {
 #[derive(Debug)]
 struct LeafCache {
     ca: Arc<CertificateAuthority>,
+    /// The names leaves are issued for, as [`host_key`] spells them.
+    hosts: HashSet<String>,
     by_name: Mutex<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl LeafCache {
-    fn leaf_for(&self, name: &str) -> Result<Arc<CertifiedKey>, TlsError> {
-        let name = name.to_ascii_lowercase();
+    /// The leaf for `name`, or `None` when it is not an intercepted host.
+    fn leaf_for(&self, name: &str) -> Result<Option<Arc<CertifiedKey>>, TlsError> {
+        let name = host_key(name);
+        if !self.hosts.contains(&name) {
+            return Ok(None);
+        }
         // Issuing under the lock makes concurrent first connections to a host share one
         // leaf; it takes about a millisecond.
         let mut by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(leaf) = by_name.get(&name) {
-            return Ok(leaf.clone());
+            return Ok(Some(leaf.clone()));
         }
         let leaf = self.ca.issue(&[&name])?;
         if by_name.len() < MAX_CACHED_HOSTS {
             by_name.insert(name, leaf.clone());
         }
-        Ok(leaf)
+        Ok(Some(leaf))
     }
+}
+
+/// How a host is compared and cached: lowercase, an IPv6 address without brackets.
+fn host_key(host: &str) -> String {
+    unbracket(host).to_ascii_lowercase()
 }
 
 #[derive(Debug)]
@@ -423,7 +521,14 @@ impl ResolvesServerCert for InterceptResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = client_hello.server_name().unwrap_or(&self.connect_host);
         match self.leaves.leaf_for(name) {
-            Ok(leaf) => Some(leaf),
+            Ok(Some(leaf)) => Some(leaf),
+            Ok(None) => {
+                log::warn!(
+                    "refusing TLS for {name} inside a tunnel to {}: not an intercepted host",
+                    self.connect_host
+                );
+                None
+            }
             Err(e) => {
                 // `None` aborts the handshake; the client sees a handshake failure.
                 log::warn!("cannot issue a certificate for {name}: {e}");
@@ -433,22 +538,28 @@ impl ResolvesServerCert for InterceptResolver {
     }
 }
 
-/// The listener's own TLS: a leaf from the CA for the listen host, `localhost` and
-/// `127.0.0.1`.
+/// The listener's own TLS: a leaf from the CA for [`listener_names`].
 pub fn listener_config(
     ca: &CertificateAuthority,
     listen_host: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    let names = listener_names(listen_host);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let leaf = ca.issue(&names)?;
+    server_config(Arc::new(SingleCertAndKey::from(leaf)))
+}
+
+/// The names of the listener's own certificate: the listen host, `localhost` and
+/// `127.0.0.1`, lowercase and without duplicates.
+pub fn listener_names(listen_host: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for name in [unbracket(listen_host), "localhost", "127.0.0.1"] {
-        let name = name.to_ascii_lowercase();
+    for name in [listen_host, "localhost", "127.0.0.1"] {
+        let name = host_key(name);
         if !name.is_empty() && !names.contains(&name) {
             names.push(name);
         }
     }
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let leaf = ca.issue(&names)?;
-    server_config(Arc::new(SingleCertAndKey::from(leaf)))
+    names
 }
 
 /// The listener's TLS from the user's PEM files: `cert` holds the chain, leaf first; `key`
@@ -647,29 +758,76 @@ fn write_file_atomically(path: &Path, contents: &[u8], private: bool) -> Result<
     Ok(())
 }
 
-/// A CA key others can read is as good as published; say so, but keep working.
-fn warn_if_readable_by_others(key_path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(metadata) = fs::metadata(key_path)
-            && metadata.permissions().mode() & 0o077 != 0
-        {
-            log::warn!(
-                "{} is readable by other users; anyone who can read it can impersonate any \
-                 HTTPS site to clients that trust this CA (chmod 600 it)",
-                key_path.display()
-            );
-        }
+/// What [`check_private`] checks, for its messages.
+#[derive(Clone, Copy)]
+enum PrivateKind {
+    Directory,
+    Key,
+}
+
+/// Refuses, as ssh does for keys, a CA directory or key that is not this user's own or
+/// that group or others may use: whoever can read the key, or swap it (or the
+/// directory's entries) for their own, can impersonate any HTTPS site to clients that
+/// trust the CA. The error names the path, what is wrong, and the fix.
+fn check_private(path: &Path, metadata: &fs::Metadata, kind: PrivateKind) -> Result<(), TlsError> {
+    use std::os::unix::fs::MetadataExt;
+    let (what, private_mode) = match kind {
+        PrivateKind::Directory => ("the CA directory", "700"),
+        PrivateKind::Key => ("the CA key", "600"),
+    };
+    let unprotected = |why: String| TlsError::Unprotected {
+        path: path.to_path_buf(),
+        why,
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me {
+        return Err(unprotected(format!(
+            "{what} is owned by user id {}, not by this user (id {me}); use one of your own, \
+             or `chown` it to yourself and `chmod {private_mode}` it",
+            metadata.uid()
+        )));
     }
-    #[cfg(not(unix))]
-    let _ = key_path;
+    let mode = metadata.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(unprotected(format!(
+            "{what} is open to other users (mode {mode:04o}); run `chmod {private_mode} {}`",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the CA key, refusing a symlink (the directory check covers the directory, not
+/// where a link points) or a key [`check_private`] refuses. The checks look at the file
+/// that was opened, so a file swapped in between cannot pass them.
+fn read_private_file(path: &Path) -> Result<String, TlsError> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut file = options.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            TlsError::Unprotected {
+                path: path.to_path_buf(),
+                why: "the CA key is a symbolic link; put the key file itself there".into(),
+            }
+        } else {
+            TlsError::io(path, e)
+        }
+    })?;
+    let metadata = file.metadata().map_err(|e| TlsError::io(path, e))?;
+    check_private(path, &metadata, PrivateKind::Key)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| TlsError::io(path, e))?;
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rustls::{ClientConfig, ClientConnection, Connection, ServerConnection};
+    use std::process::Command;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A directory under the system temp dir, removed on drop.
@@ -742,14 +900,29 @@ mod tests {
         panic!("handshake did not finish");
     }
 
+    /// What the test CAs are constrained to, and what their interceptors serve.
+    fn test_hosts() -> Vec<String> {
+        [
+            "crates.io",
+            "index.crates.io",
+            "static.crates.io",
+            "127.0.0.1",
+            "[::1]",
+            "localhost",
+            "overlay.test",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
     fn test_ca() -> Arc<CertificateAuthority> {
-        Arc::new(CertificateAuthority::generate().unwrap())
+        Arc::new(CertificateAuthority::generate(&test_hosts()).unwrap())
     }
 
     #[test]
     fn intercepted_host_handshakes_by_sni_with_http_1_1() {
         let ca = test_ca();
-        let intercept = InterceptTls::new(ca.clone());
+        let intercept = InterceptTls::new(ca.clone(), &test_hosts());
         let alpn = handshake(
             client_trusting(ca.cert_pem()),
             "index.crates.io",
@@ -762,7 +935,7 @@ mod tests {
     #[test]
     fn sni_picks_the_leaf_over_the_connect_host() {
         let ca = test_ca();
-        let intercept = InterceptTls::new(ca.clone());
+        let intercept = InterceptTls::new(ca.clone(), &test_hosts());
         handshake(
             client_trusting(ca.cert_pem()),
             "static.crates.io",
@@ -774,7 +947,7 @@ mod tests {
     #[test]
     fn ip_connect_host_without_sni_gets_an_ip_leaf() {
         let ca = test_ca();
-        let intercept = InterceptTls::new(ca.clone());
+        let intercept = InterceptTls::new(ca.clone(), &test_hosts());
         for ip in ["127.0.0.1", "::1"] {
             let alpn = handshake(
                 client_trusting(ca.cert_pem()),
@@ -790,7 +963,7 @@ mod tests {
     fn a_client_trusting_another_ca_refuses() {
         let ca = test_ca();
         let other = test_ca();
-        let intercept = InterceptTls::new(ca);
+        let intercept = InterceptTls::new(ca, &test_hosts());
         let err = handshake(
             client_trusting(other.cert_pem()),
             "index.crates.io",
@@ -805,10 +978,18 @@ mod tests {
 
     #[test]
     fn leaves_are_cached_per_name() {
-        let intercept = InterceptTls::new(test_ca());
-        let first = intercept.leaves.leaf_for("index.crates.io").unwrap();
-        let again = intercept.leaves.leaf_for("INDEX.crates.io").unwrap();
-        let other = intercept.leaves.leaf_for("crates.io").unwrap();
+        let intercept = InterceptTls::new(test_ca(), &test_hosts());
+        let first = intercept
+            .leaves
+            .leaf_for("index.crates.io")
+            .unwrap()
+            .unwrap();
+        let again = intercept
+            .leaves
+            .leaf_for("INDEX.crates.io")
+            .unwrap()
+            .unwrap();
+        let other = intercept.leaves.leaf_for("crates.io").unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &again));
         assert!(!Arc::ptr_eq(&first, &other));
         // The configuration's resolver shares the same cache.
@@ -836,7 +1017,7 @@ mod tests {
 
         let loaded = Arc::new(CertificateAuthority::load_or_create(&ca_dir).unwrap());
         assert_eq!(loaded.cert_pem(), stored_cert);
-        let intercept = InterceptTls::new(loaded);
+        let intercept = InterceptTls::new(loaded, &test_hosts());
         handshake(
             client_trusting(&stored_cert),
             "index.crates.io",
@@ -864,6 +1045,272 @@ mod tests {
         let exported = fs::read_to_string(&out).unwrap();
         assert!(exported.contains(PEM_CERT_BEGIN));
         assert!(!exported.contains("PRIVATE KEY"));
+    }
+
+    /// `CA:TRUE, pathlen:0`, critical: the basicConstraints extension as DER.
+    const LEAVES_ONLY: &[u8] = &[
+        0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x08, 0x30, 0x06, 0x01, 0x01, 0xff,
+        0x02, 0x01, 0x00,
+    ];
+    /// keyUsage `keyCertSign` alone, critical.
+    const KEY_CERT_SIGN_ONLY: &[u8] = &[
+        0x06, 0x03, 0x55, 0x1d, 0x0f, 0x01, 0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x02, 0x04,
+    ];
+    /// The nameConstraints extension's OID, then its critical flag.
+    const NAME_CONSTRAINTS: &[u8] = &[0x06, 0x03, 0x55, 0x1d, 0x1e, 0x01, 0x01, 0xff];
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn the_ca_signs_leaves_only_and_the_in_memory_one_is_name_constrained() {
+        let in_memory = test_ca();
+        let dir = TempDir::new("extensions");
+        let persisted = CertificateAuthority::load_or_create(&dir.0).unwrap();
+        for ca in [&*in_memory, &persisted] {
+            assert!(contains(&ca.cert_der, LEAVES_ONLY));
+            assert!(contains(&ca.cert_der, KEY_CERT_SIGN_ONLY));
+        }
+        assert!(contains(&in_memory.cert_der, NAME_CONSTRAINTS));
+        // A persisted CA serves runs with other hosts.
+        assert!(!contains(&persisted.cert_der, NAME_CONSTRAINTS));
+        // The names are in the certificate: DNS names as text, addresses with their mask.
+        assert!(contains(&in_memory.cert_der, b"\x82\x0findex.crates.io"));
+        assert!(contains(
+            &in_memory.cert_der,
+            &[0x87, 0x08, 127, 0, 0, 1, 255, 255, 255, 255]
+        ));
+    }
+
+    #[test]
+    fn permitted_subtrees_are_the_names_once_each() {
+        let names = [
+            "Index.Crates.io",
+            "index.crates.io.",
+            "",
+            "[::1]",
+            "10.1.2.3",
+        ]
+        .map(String::from);
+        assert_eq!(
+            permitted_subtrees(&names),
+            [
+                GeneralSubtree::DnsName("index.crates.io".into()),
+                GeneralSubtree::IpAddress(CidrSubnet::V6(
+                    std::net::Ipv6Addr::LOCALHOST.octets(),
+                    [0xff; 16]
+                )),
+                GeneralSubtree::IpAddress(CidrSubnet::V4([10, 1, 2, 3], [0xff; 4])),
+            ]
+        );
+        assert!(permitted_subtrees(&[String::new()]).is_empty());
+    }
+
+    #[test]
+    fn a_name_constrained_ca_signs_nothing_a_client_accepts_for_other_names() {
+        let ca = test_ca();
+        for name in ["index.crates.io", "127.0.0.1", "localhost", "overlay.test"] {
+            let (leaf, _) = ca.sign_leaf(&[name]).unwrap();
+            verify_leaf(&ca.cert_der, leaf.der(), name).unwrap();
+        }
+        // Even when the key signs one, as a stolen key would.
+        for name in ["github.com", "crates.io.evil.example", "10.0.0.1", "::2"] {
+            let (leaf, _) = ca.sign_leaf(&[name]).unwrap();
+            let err = verify_leaf(&ca.cert_der, leaf.der(), name).unwrap_err();
+            assert!(err.contains("NameConstraint"), "{name}: {err}");
+        }
+    }
+
+    /// What cargo's TLS stack does: OpenSSL, through libcurl. Skipped where the
+    /// `openssl` command is missing.
+    #[test]
+    fn openssl_accepts_permitted_leaves_and_refuses_others() {
+        if Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("skipped: no openssl command");
+            return;
+        }
+        let dir = TempDir::new("openssl");
+        fs::create_dir_all(&dir.0).unwrap();
+        let ca = test_ca();
+        let ca_file = dir.0.join("ca.pem");
+        fs::write(&ca_file, ca.cert_pem()).unwrap();
+        let verify = |name: &str| {
+            let (leaf, _) = ca.sign_leaf(&[name]).unwrap();
+            let leaf_file = dir.0.join("leaf.pem");
+            fs::write(&leaf_file, leaf.pem()).unwrap();
+            let flag = if name.parse::<IpAddr>().is_ok() {
+                "-verify_ip"
+            } else {
+                "-verify_hostname"
+            };
+            let out = Command::new("openssl")
+                .args(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile"])
+                .arg(&ca_file)
+                .args([flag, name])
+                .arg(&leaf_file)
+                .output()
+                .unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        };
+        for name in [
+            "index.crates.io",
+            "static.crates.io",
+            "127.0.0.1",
+            "::1",
+            "localhost",
+        ] {
+            let (ok, text) = verify(name);
+            assert!(ok, "{name}: {text}");
+        }
+        for name in ["github.com", "10.0.0.1"] {
+            let (ok, text) = verify(name);
+            assert!(!ok && text.contains("subtree violation"), "{name}: {text}");
+        }
+    }
+
+    #[test]
+    fn an_sni_that_is_not_intercepted_gets_no_certificate() {
+        let ca = test_ca();
+        let intercept = InterceptTls::new(ca.clone(), &["index.crates.io".to_string()]);
+        for sni in ["github.com", "static.crates.io"] {
+            let err = handshake(
+                client_trusting(ca.cert_pem()),
+                sni,
+                intercept.server_config("index.crates.io"),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    rustls::Error::General(_) | rustls::Error::PeerIncompatible(_)
+                ),
+                "{sni}: {err:?}"
+            );
+            assert!(intercept.leaves.leaf_for(sni).unwrap().is_none());
+        }
+        assert!(intercept.leaves.by_name.lock().unwrap().is_empty());
+        handshake(
+            client_trusting(ca.cert_pem()),
+            "index.crates.io",
+            intercept.server_config("INDEX.crates.io"),
+        )
+        .unwrap();
+    }
+
+    /// A CA made by an earlier version: no path length, `cRLSign` too.
+    #[test]
+    fn a_ca_persisted_by_an_earlier_version_still_loads_and_its_leaves_verify() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = TempDir::new("earlier");
+        create_private_dir(&dir.0).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = ca_params();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        set_validity(&mut params, CA_LIFETIME);
+        let cert = params.self_signed(&key).unwrap();
+        fs::write(dir.0.join(CA_CERT_FILE), cert.pem()).unwrap();
+        let mut key_file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.0.join(CA_KEY_FILE))
+            .unwrap();
+        key_file.write_all(key.serialize_pem().as_bytes()).unwrap();
+
+        let loaded = Arc::new(CertificateAuthority::load_or_create(&dir.0).unwrap());
+        assert_eq!(loaded.cert_pem(), cert.pem());
+        handshake(
+            client_trusting(&cert.pem()),
+            "index.crates.io",
+            InterceptTls::new(loaded, &test_hosts()).server_config("index.crates.io"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_ca_directory_or_key_open_to_others_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("open");
+        CertificateAuthority::load_or_create(&dir.0).unwrap();
+        let key = dir.0.join(CA_KEY_FILE);
+        let set_mode = |path: &Path, mode| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let refusal = || match CertificateAuthority::load_or_create(&dir.0) {
+            Err(err @ TlsError::Unprotected { .. }) => err.to_string(),
+            other => panic!("unexpected result: {other:?}"),
+        };
+
+        set_mode(&dir.0, 0o755);
+        let text = refusal();
+        assert!(
+            text.starts_with(&format!("{}: ", dir.0.display())),
+            "{text}"
+        );
+        assert!(text.contains("mode 0755"), "{text}");
+        assert!(
+            text.contains(&format!("chmod 700 {}", dir.0.display())),
+            "{text}"
+        );
+        set_mode(&dir.0, 0o700);
+
+        set_mode(&key, 0o640);
+        let text = refusal();
+        assert!(text.starts_with(&format!("{}: ", key.display())), "{text}");
+        assert!(
+            text.contains(&format!("chmod 600 {}", key.display())),
+            "{text}"
+        );
+        set_mode(&key, 0o600);
+
+        // A key that is a link to one elsewhere.
+        let elsewhere = dir.0.join("elsewhere.pem");
+        fs::rename(&key, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
+        assert!(refusal().contains("symbolic link"));
+        fs::remove_file(&key).unwrap();
+        fs::rename(&elsewhere, &key).unwrap();
+
+        // An empty directory that others can enter is refused before a key goes in.
+        let empty = TempDir::new("open-empty");
+        fs::create_dir_all(&empty.0).unwrap();
+        set_mode(&empty.0, 0o777);
+        assert!(matches!(
+            CertificateAuthority::load_or_create(&empty.0),
+            Err(TlsError::Unprotected { .. })
+        ));
+        assert!(!empty.0.join(CA_KEY_FILE).exists());
+
+        CertificateAuthority::load_or_create(&dir.0).unwrap();
+
+        // Another user's key, mode 0600 or not. Only root can hand a file to another user.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+            let text = refusal();
+            assert!(text.contains("owned by user id 65534"), "{text}");
+        }
+    }
+
+    #[test]
+    fn write_cert_replaces_a_symlink_and_leaves_its_target_alone() {
+        let dir = TempDir::new("cert-out");
+        fs::create_dir_all(&dir.0).unwrap();
+        let target = dir.0.join("victim");
+        fs::write(&target, "precious\n").unwrap();
+        let out = dir.0.join("ca.pem");
+        std::os::unix::fs::symlink(&target, &out).unwrap();
+        let ca = test_ca();
+        ca.write_cert(&out).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+        assert!(!fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&out).unwrap(), ca.cert_pem());
     }
 
     #[test]

@@ -4,12 +4,12 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{Cargo, Fixture, HttpResponse, Overlay, http, index_lines, local_layer, scratch};
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use common::{
+    Cargo, Fixture, HttpResponse, Overlay, crate_file, http, index_lines, local_layer, manifest,
+    scratch, upload,
+};
 
 /// Every file under `dir`, relative, sorted (empty when `dir` does not exist).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -30,61 +30,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-/// A ustar header block for `path`, checksummed.
-fn tar_header(path: &str, kind: u8, size: usize, link: &str) -> [u8; 512] {
-    let mut h = [0u8; 512];
-    h[..path.len()].copy_from_slice(path.as_bytes());
-    h[100..107].copy_from_slice(b"0000644");
-    h[108..115].copy_from_slice(b"0000000");
-    h[116..123].copy_from_slice(b"0000000");
-    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
-    h[136..147].copy_from_slice(b"00000000000");
-    h[156] = kind;
-    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    h[257..265].copy_from_slice(b"ustar\x0000");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    h
-}
-
-/// A gzipped tar of `(path, type, data, link target)` entries.
-fn crate_file(entries: &[(&str, u8, &str, &str)]) -> Vec<u8> {
-    let mut tar = Vec::new();
-    for (path, kind, data, link) in entries {
-        tar.extend_from_slice(&tar_header(path, *kind, data.len(), link));
-        tar.extend_from_slice(data.as_bytes());
-        tar.resize(tar.len().div_ceil(512) * 512, 0);
-    }
-    tar.extend_from_slice(&[0; 1024]);
-    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    gz.write_all(&tar).unwrap();
-    gz.finish().unwrap()
-}
-
-fn manifest(name: &str, version: &str) -> String {
-    format!(
-        "[package]\nedition = \"2021\"\nname = \"{name}\"\nversion = \"{version}\"\n\
-         description = \"raw\"\nlicense = \"MIT\"\n"
-    )
-}
-
-/// The upload body cargo sends: `u32` LE JSON length, JSON, `u32` LE crate length, crate.
-fn upload(name: &str, version: &str, crate_bytes: &[u8]) -> Vec<u8> {
-    let json = serde_json::json!({
-        "name": name, "vers": version, "deps": [], "features": {}, "authors": [],
-        "description": "raw", "license": "MIT", "keywords": [], "categories": [],
-        "badges": {}, "links": null, "rust_version": null,
-    })
-    .to_string();
-    let mut body = Vec::new();
-    body.extend((json.len() as u32).to_le_bytes());
-    body.extend(json.as_bytes());
-    body.extend((crate_bytes.len() as u32).to_le_bytes());
-    body.extend(crate_bytes);
-    body
 }
 
 fn put(overlay: &Overlay, body: &[u8]) -> HttpResponse {

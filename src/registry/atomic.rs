@@ -1,14 +1,27 @@
-//! Atomic, durable file writes: what every layer that writes to disk relies on.
+//! The file operations every layer that writes to disk relies on: atomic, durable writes,
+//! and for a layer's own files, reads and writes that stay inside its directory.
 //!
 //! A file is written to a temporary name beside its final one, synced, renamed into
 //! place, and its directory synced, so readers see the old file or the new one, never a
 //! part, and the new one survives a crash once the write returns. Temporary names
 //! start with `.tmp-` and carry the writer's process id, so a later start can tell a
 //! crashed writer's leftovers from a live writer's work.
+//!
+//! A layer directory may be shared with, or handed over by, someone else, who could put
+//! a symlink in it: `leak-1.0.0.crate` pointing at a file of the user running the
+//! overlay, or `index/se` pointing at a directory elsewhere. [`open_beneath`] and
+//! [`write_beneath`] therefore walk a path below the layer's root one component at a
+//! time, each opened relative to the directory before it with `O_NOFOLLOW`: no symlink
+//! below the root is followed, even one swapped in while the walk runs. The root itself
+//! is the user's choice and may be a symlink. The last component must be a regular
+//! file: a FIFO would block a reader forever.
 
+use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Makes temporary names unique among the threads of this process; the process id
@@ -22,34 +35,278 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 pub fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().expect("layer files have a directory");
     let file_name = path.file_name().expect("layer files have a name");
-    dir.join(format!(
+    dir.join(temp_name(file_name))
+}
+
+fn temp_name(file_name: &OsStr) -> String {
+    format!(
         "{TEMP_PREFIX}{}-{}-{}",
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
         file_name.to_string_lossy()
-    ))
+    )
 }
 
 /// Writes `bytes` to `path` atomically and durably (see the module docs).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().expect("layer files have a directory");
+    let file_name = path.file_name().expect("layer files have a name");
     fs::create_dir_all(dir)?;
-    let temp = temp_path(path);
-    let result = (|| {
-        let mut file = File::create_new(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        sync_dir(path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    write_in(&File::open(dir)?, file_name, bytes)
+}
+
+/// Writes `bytes` to `relative` below `root` atomically and durably, creating missing
+/// directories on the way, without following a symlink below `root` (see the module
+/// docs).
+pub fn write_beneath(root: &Path, relative: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dirs, file_name) = split_relative(relative)?;
+    let dir = walk_dirs(root, &dirs, true)?;
+    write_in(&dir, file_name, bytes)
+}
+
+/// Opens `relative` below `root` for reading, without following a symlink below `root`
+/// (see the module docs). A symlink on the way is an error of kind `InvalidInput`
+/// that says so.
+pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
+    let (dirs, file_name) = split_relative(relative)?;
+    let dir = walk_dirs(root, &dirs, false)?;
+    let fd = open_at(&dir, file_name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file, which a layer does not serve",
+        ));
     }
-    result
+    Ok(file)
+}
+
+/// Opens (creating with `create`) a lock file at `relative` below `root`, its
+/// directories created on the way, without following a symlink below `root`.
+pub fn open_lock_beneath(root: &Path, relative: &Path) -> io::Result<File> {
+    let (dirs, file_name) = split_relative(relative)?;
+    let dir = walk_dirs(root, &dirs, true)?;
+    open_at(&dir, file_name, libc::O_WRONLY | libc::O_CREAT, 0o666).map(File::from)
 }
 
 /// Syncs the directory holding `path`, making a rename into it durable.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = path.parent().expect("layer files have a directory");
     File::open(dir)?.sync_all()
+}
+
+/// The core of every atomic write: a temporary file in `dir`, renamed over `file_name`.
+/// Everything is relative to the open directory, so the file lands where `dir` is,
+/// whatever happens to the path that led there.
+fn write_in(dir: &File, file_name: &OsStr, bytes: &[u8]) -> io::Result<()> {
+    let temp = temp_name(file_name);
+    let temp = OsStr::new(&temp);
+    let result = (|| {
+        let mut file = File::from(open_at(
+            dir,
+            temp,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            0o666,
+        )?);
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        let (from, to) = (c_name(temp)?, c_name(file_name)?);
+        // SAFETY: both names are NUL-terminated and live across the call; the
+        // descriptors are open.
+        let renamed =
+            unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+        if renamed != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        dir.sync_all()
+    })();
+    if result.is_err()
+        && let Ok(name) = c_name(temp)
+    {
+        // SAFETY: as above.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+    }
+    result
+}
+
+/// `relative`'s directories and file name; only plain names are allowed.
+fn split_relative(relative: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
+    let mut names = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(name) => names.push(name),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not a plain relative path", relative.display()),
+                ));
+            }
+        }
+    }
+    let file_name = names.pop().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "an empty path names no file")
+    })?;
+    Ok((names, file_name))
+}
+
+/// The directory `root/dirs...`, each one below `root` opened without following a
+/// symlink, and created first when `create`.
+fn walk_dirs(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<File> {
+    let mut dir = File::open(root)?;
+    for name in dirs {
+        if create {
+            let c = c_name(name)?;
+            // SAFETY: `c` is NUL-terminated and lives across the call; `dir` is open.
+            if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o777) } != 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(e);
+                }
+            }
+        }
+        dir = File::from(open_at(&dir, name, libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
+    }
+    Ok(dir)
+}
+
+/// `openat` with `O_NOFOLLOW | O_CLOEXEC` added. A symlink becomes an error that says
+/// so, naming it.
+fn open_at(
+    dir: &File,
+    name: &OsStr,
+    flags: libc::c_int,
+    mode: libc::c_uint,
+) -> io::Result<OwnedFd> {
+    let c = c_name(name)?;
+    // SAFETY: `c` is NUL-terminated and lives across the call; `dir` is open.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        // ELOOP for a symlink as the last component, ENOTDIR for one where a directory
+        // must be (O_DIRECTORY with O_NOFOLLOW).
+        let is_link = matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
+            && is_symlink_at(dir, &c);
+        if is_link {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link, which a layer does not follow",
+                    name.to_string_lossy()
+                ),
+            ));
+        }
+        return Err(e);
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn is_symlink_at(dir: &File, name: &CString) -> bool {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated, `stat` is large enough for the result.
+    let done = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    // SAFETY: fstatat filled `stat` when it returned 0.
+    done == 0 && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a file name holds a NUL byte"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::symlink;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("overlay-atomic-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn read(root: &Path, relative: &str) -> io::Result<String> {
+        let mut text = String::new();
+        open_beneath(root, Path::new(relative))?.read_to_string(&mut text)?;
+        Ok(text)
+    }
+
+    #[test]
+    fn symlinks_below_the_root_are_never_followed() {
+        let work = scratch("links");
+        let outside = work.join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), "secret\n").unwrap();
+        let root = work.join("root");
+        fs::create_dir_all(&root).unwrap();
+        write_beneath(&root, Path::new("index/ab/cd/abcd"), b"line\n").unwrap();
+        assert_eq!(read(&root, "index/ab/cd/abcd").unwrap(), "line\n");
+
+        // A file that is a link, and a directory that is a link.
+        symlink(outside.join("secret"), root.join("leak-1.0.0.crate")).unwrap();
+        symlink(&outside, root.join("index/se")).unwrap();
+        for path in ["leak-1.0.0.crate", "index/se/secret"] {
+            let err = read(&root, path).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{path}: {err}");
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        // Writes refuse the linked directory, and create nothing outside.
+        let err = write_beneath(&root, Path::new("index/se/rd/serde"), b"x").unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(!outside.join("rd").exists());
+        // A write replaces a link at its own name, never writing through it.
+        write_beneath(&root, Path::new("leak-1.0.0.crate"), b"new").unwrap();
+        assert_eq!(
+            fs::read_to_string(outside.join("secret")).unwrap(),
+            "secret\n"
+        );
+        assert_eq!(read(&root, "leak-1.0.0.crate").unwrap(), "new");
+        // The root itself may be a link.
+        let linked_root = work.join("linked-root");
+        symlink(&root, &linked_root).unwrap();
+        assert_eq!(read(&linked_root, "index/ab/cd/abcd").unwrap(), "line\n");
+        // Absent files are NotFound, as callers expect.
+        assert_eq!(
+            read(&root, "index/zz/zz/zzzz").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        fs::remove_dir_all(&work).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_not_read() {
+        let root = scratch("fifo");
+        let path = CString::new(root.join("pipe-1.0.0.crate").as_os_str().as_bytes()).unwrap();
+        // SAFETY: `path` is NUL-terminated.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        let err = open_beneath(&root, Path::new("pipe-1.0.0.crate")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn only_plain_relative_paths() {
+        let root = scratch("plain");
+        for bad in ["../x", "/etc/passwd", "a/../b", ""] {
+            assert!(open_beneath(&root, Path::new(bad)).is_err(), "{bad}");
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

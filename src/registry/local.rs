@@ -5,12 +5,21 @@
 //! as a `local-registry` source and writes as `target/package/tmp-registry`, so a layer
 //! directory works without the server, and cargo's own directories work as layers.
 //! The overlay adds two things cargo ignores: `{root}/meta/` with each publish's
-//! metadata (for search), and `.{name}.lock` files beside index files.
+//! metadata (for search), and `.{name}.lock` files in the index, one per crate name as
+//! crates.io compares names (lowercase, `-` read as `_`), in that spelling's index
+//! directory.
 //!
 //! Writes are atomic and durable: each file is written to a temporary name, synced and
 //! renamed into place, and the directory is synced. Publishes and yanks of one crate
 //! hold an exclusive `flock` on its lock file, which serializes threads and processes
-//! that share the directory alike.
+//! that share the directory alike; since `race-crate` and `Race_Crate` share the lock,
+//! a publish checks under it that no other spelling of its name exists, and the check
+//! and the write are one step.
+//!
+//! Files are read and written only inside the layer's directory: a symlink below the
+//! root (a `.crate`, an index file, an index directory) is never followed (see
+//! [`atomic`](super::atomic)), so a layer directory someone else can write into cannot
+//! make the overlay serve, or write, a file elsewhere.
 //!
 //! A temporary file is named `.tmp-{pid}-{n}-{name}` after its writer's process id. A
 //! crash leaves it behind; opening the layer removes those whose writer is gone (or
@@ -19,12 +28,12 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use super::atomic::{TEMP_PREFIX, write_atomic};
+use super::atomic::{TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, parse_index_file, same_release};
 use super::layer::{CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome};
@@ -64,63 +73,95 @@ impl LocalLayer {
         &self.root
     }
 
-    fn index_file(&self, name: &CrateName) -> PathBuf {
-        self.root.join("index").join(name.index_path())
+    /// The index file of `name`, relative to the root.
+    fn index_file(name: &CrateName) -> PathBuf {
+        Path::new("index").join(name.index_path())
+    }
+
+    /// The `.crate` file of an index line, relative to the root.
+    fn crate_file_name(line: &IndexLine) -> PathBuf {
+        PathBuf::from(format!("{}-{}.crate", line.name, line.version))
     }
 
     /// Where the `.crate` of an index line is stored.
     pub fn crate_file(&self, line: &IndexLine) -> PathBuf {
-        self.root
-            .join(format!("{}-{}.crate", line.name, line.version))
+        self.root.join(Self::crate_file_name(line))
     }
 
-    fn metadata_file(&self, name: &str, version: &semver::Version) -> PathBuf {
-        self.root
-            .join("meta")
-            .join(format!("{}-{version}.json", name.to_ascii_lowercase()))
+    /// The metadata file of a publish, relative to the root.
+    fn metadata_file(name: &str, version: &semver::Version) -> PathBuf {
+        Path::new("meta").join(format!("{}-{version}.json", name.to_ascii_lowercase()))
     }
 
-    fn storage_error(&self, path: &Path, e: io::Error) -> RegistryError {
-        RegistryError::storage(&self.label, path, e)
+    /// An I/O error on `relative`, below the root.
+    fn storage_error(&self, relative: &Path, e: io::Error) -> RegistryError {
+        RegistryError::storage(&self.label, self.root.join(relative), e)
+    }
+
+    /// The whole of a file below the root, `None` when there is none.
+    fn read_file(&self, relative: &Path) -> Result<Option<Vec<u8>>> {
+        let mut bytes = Vec::new();
+        match open_beneath(&self.root, relative).and_then(|mut f| f.read_to_end(&mut bytes)) {
+            Ok(_) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.storage_error(relative, e)),
+        }
     }
 
     /// The index file's text, empty when there is none.
     fn read_index_text(&self, name: &CrateName) -> Result<String> {
-        let path = self.index_file(name);
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
-            Err(e) => Err(self.storage_error(&path, e)),
-        }
+        let relative = Self::index_file(name);
+        let bytes = self.read_file(&relative)?.unwrap_or_default();
+        String::from_utf8(bytes).map_err(|_| {
+            let e = io::Error::new(io::ErrorKind::InvalidData, "not UTF-8");
+            self.storage_error(&relative, e)
+        })
     }
 
-    /// Takes the crate's exclusive lock; it is released when the file is dropped.
+    /// Takes the exclusive lock of every spelling of `name` (see the module docs); it
+    /// is released when the file is dropped.
     fn lock(&self, name: &CrateName) -> Result<File> {
-        let index_file = self.index_file(name);
+        let canonical = CrateName::new(&name.canonical())
+            .expect("a crate name with `-` read as `_` is a crate name");
+        let index_file = Self::index_file(&canonical);
         let dir = index_file.parent().expect("index paths have a directory");
-        fs::create_dir_all(dir).map_err(|e| self.storage_error(dir, e))?;
-        let path = dir.join(format!(".{}.lock", name.lowercase()));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| self.storage_error(&path, e))?;
-        file.lock().map_err(|e| self.storage_error(&path, e))?;
+        let relative = dir.join(format!(".{}.lock", canonical.as_str()));
+        let file = open_lock_beneath(&self.root, &relative)
+            .map_err(|e| self.storage_error(&relative, e))?;
+        file.lock().map_err(|e| self.storage_error(&relative, e))?;
         Ok(file)
     }
 
-    /// Writes a file atomically and durably (see `atomic`).
-    fn write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+    /// Writes a file below the root atomically and durably (see `atomic`).
+    fn write(&self, relative: &Path, bytes: &[u8]) -> Result<()> {
         first_write_time();
-        write_atomic(path, bytes).map_err(|e| self.storage_error(path, e))
+        write_beneath(&self.root, relative, bytes).map_err(|e| self.storage_error(relative, e))
     }
 
     /// The metadata's description, for search results.
     fn description(&self, line: &IndexLine) -> Option<String> {
-        let bytes = fs::read(self.metadata_file(&line.name, &line.version)).ok()?;
+        let bytes = self
+            .read_file(&Self::metadata_file(&line.name, &line.version))
+            .ok()??;
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         value["description"].as_str().map(str::to_string)
+    }
+
+    /// Refuses a publish of `name` when this layer has the crate under another spelling
+    /// (case, `-`/`_`). Run under the crate's lock, so that two spellings published at
+    /// once cannot both pass.
+    fn check_spelling(&self, name: &CrateName) -> Result<()> {
+        for candidate in self.names_like(name)? {
+            for line in self.index_lines(&candidate)? {
+                if canonical_name(&line.name) == name.canonical() && line.name != name.as_str() {
+                    return Err(RegistryError::invalid(format!(
+                        "crate was previously named `{}`",
+                        line.name
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Removes the temporary files of writers that are gone, in the root, `meta/` and
@@ -177,9 +218,9 @@ impl LocalLayer {
         match fs::read_dir(dir) {
             Ok(entries) => entries
                 .collect::<io::Result<_>>()
-                .map_err(|e| self.storage_error(dir, e)),
+                .map_err(|e| RegistryError::storage(&self.label, dir, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(self.storage_error(dir, e)),
+            Err(e) => Err(RegistryError::storage(&self.label, dir, e)),
         }
     }
 
@@ -238,9 +279,9 @@ impl Layer for LocalLayer {
         for spelled_head in separator_spellings(head) {
             if let Some(spelled) =
                 CrateName::new(&format!("{spelled_head}{}", &lower[head.len()..]))
-                && let Some(dir) = self.index_file(&spelled).parent()
+                && let Some(dir) = Self::index_file(&spelled).parent()
             {
-                dirs.insert(dir.to_path_buf());
+                dirs.insert(self.root.join(dir));
             }
         }
         let canonical = name.canonical();
@@ -270,8 +311,8 @@ impl Layer for LocalLayer {
         if CrateName::new(&line.name).is_none() {
             return Ok(None);
         }
-        let path = self.crate_file(line);
-        let file = match File::open(&path) {
+        let relative = Self::crate_file_name(line);
+        let file = match open_beneath(&self.root, &relative) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 log::warn!(
@@ -279,15 +320,15 @@ impl Layer for LocalLayer {
                     self.label,
                     line.name,
                     line.version,
-                    path.display()
+                    self.root.join(&relative).display()
                 );
                 return Ok(None);
             }
-            Err(e) => return Err(self.storage_error(&path, e)),
+            Err(e) => return Err(self.storage_error(&relative, e)),
         };
         let len = file
             .metadata()
-            .map_err(|e| self.storage_error(&path, e))?
+            .map_err(|e| self.storage_error(&relative, e))?
             .len();
         Ok(Some(CrateFile {
             reader: Box::new(file),
@@ -337,6 +378,7 @@ impl Layer for LocalLayer {
 impl WritableLayer for LocalLayer {
     fn publish(&self, publish: &Publish) -> Result<WriteOutcome> {
         let _lock = self.lock(&publish.name)?;
+        self.check_spelling(&publish.name)?;
         let mut text = self.read_index_text(&publish.name)?;
         let existing = parse_index_file(&text);
         if existing
@@ -352,20 +394,18 @@ impl WritableLayer for LocalLayer {
         let line = IndexLine::parse(&line).expect("a built index entry parses");
         // The crate and its metadata first: an index line must never point at a
         // `.crate` that is not there.
-        self.write(&self.crate_file(&line), &publish.crate_bytes)?;
-        let metadata_file = self.metadata_file(&line.name, &line.version);
-        let meta_dir = metadata_file
-            .parent()
-            .expect("metadata files have a directory");
-        fs::create_dir_all(meta_dir).map_err(|e| self.storage_error(meta_dir, e))?;
-        self.write(&metadata_file, &publish.metadata)?;
+        self.write(&Self::crate_file_name(&line), &publish.crate_bytes)?;
+        self.write(
+            &Self::metadata_file(&line.name, &line.version),
+            &publish.metadata,
+        )?;
         // Existing lines are kept byte for byte, even those the overlay cannot read.
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
         text.push_str(&line.raw);
         text.push('\n');
-        self.write(&self.index_file(&publish.name), text.as_bytes())?;
+        self.write(&Self::index_file(&publish.name), text.as_bytes())?;
         Ok(WriteOutcome::Stored)
     }
 
@@ -401,7 +441,7 @@ impl WritableLayer for LocalLayer {
                 self.label
             )));
         }
-        self.write(&self.index_file(name), rewritten.as_bytes())?;
+        self.write(&Self::index_file(name), rewritten.as_bytes())?;
         Ok(WriteOutcome::Stored)
     }
 }
@@ -554,8 +594,12 @@ mod tests {
         let root = scratch("write");
         let path = root.join("index/ab/cd/abcd");
         let layer = LocalLayer::open(root.clone()).unwrap();
-        layer.write(&path, b"one\n").unwrap();
-        layer.write(&path, b"two\n").unwrap();
+        layer
+            .write(Path::new("index/ab/cd/abcd"), b"one\n")
+            .unwrap();
+        layer
+            .write(Path::new("index/ab/cd/abcd"), b"two\n")
+            .unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two\n");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -574,7 +618,7 @@ mod tests {
         let name = CrateName::new("abcd").unwrap();
         let text = "[\"abcd\",\"0.1.0\"]\n{\"name\":\"abcd\",\"vers\":\"0.2.0\",\"deps\":[],\"cksum\":\"00\",\"features\":{},\"yanked\":false}\n";
         layer
-            .write(&layer.index_file(&name), text.as_bytes())
+            .write(&LocalLayer::index_file(&name), text.as_bytes())
             .unwrap();
         let v = |s: &str| semver::Version::parse(s).unwrap();
         assert!(layer.set_yanked(&name, &v("0.1.0"), true).is_err());
