@@ -243,9 +243,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     if exec_mode && config.prefetch_workers > 0 {
         expect_workspace(Arc::clone(&router), built.workspace);
     }
-    // The largest body the overlay takes is a publish.
     let limits = Limits {
-        max_body_len: policy.max_body_len(),
         idle_timeout: config.idle_timeout,
         ..Limits::default()
     };

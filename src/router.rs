@@ -1,16 +1,20 @@
 //! The one place that knows both HTTP and the registry: it maps cargo's sparse-registry
 //! and web-API requests onto the layer stack and turns results into responses.
 //!
-//! Every entry point (the plain listener now; proxy requests and TLS tunnels later)
-//! ends here, so a route behaves the same however cargo reached it. Errors leave in
-//! cargo's JSON shape, `{"errors":[{"detail":"..."}]}`, which cargo prints verbatim.
+//! Every entry point (the plain listener, proxy requests and TLS tunnels) ends here,
+//! so a route behaves the same however cargo reached it. One classifier, [`Router::admit`],
+//! decides from the request head alone which route a request is, whether it is
+//! authorised, whether a write is allowed at all and how large a body it may carry; the
+//! HTTP loop asks it before any body byte is read, and serving asks it again, so the
+//! two cannot disagree. Only a publish may carry a large body. Errors leave in cargo's
+//! JSON shape, `{"errors":[{"detail":"..."}]}`, which cargo prints verbatim.
 
 use std::time::SystemTime;
 
 use serde_json::json;
 
 use crate::auth::Tokens;
-use crate::http::{Body, Handler, Request, RequestHead, Response};
+use crate::http::{Body, Handler, Request, RequestHead, Response, SMALL_BODY_LIMIT};
 use crate::registry::index::{CrateName, same_release};
 use crate::registry::layer::WriteOutcome;
 use crate::registry::publish::{self, PublishPolicy, sha256_hex};
@@ -49,6 +53,18 @@ enum Route<'a> {
     Yank(CrateName, semver::Version, bool),
     Search(Option<&'a str>),
     Owners,
+}
+
+impl Route<'_> {
+    /// The write this route asks for, in the words of refusals; `None` for a read.
+    fn write(&self) -> Option<&'static str> {
+        match self {
+            Route::Publish => Some("publish"),
+            Route::Yank(.., true) => Some("yank"),
+            Route::Yank(.., false) => Some("unyank"),
+            _ => None,
+        }
+    }
 }
 
 impl Router {
@@ -97,10 +113,42 @@ impl Router {
         &self.stack
     }
 
+    /// Decides on a request from its head: its route, and the largest body it may carry
+    /// (`body_len` is the announced length, `None` for a chunked body). In the order a
+    /// client learns of its mistakes: the route (404, 405), under `--auth-required` a
+    /// token on any request (401), then for a write the token (403), whether the stack
+    /// takes writes (403) and, for a publish, its size (413), as crates.io orders them.
+    fn admit<'a>(
+        &self,
+        head: &'a RequestHead,
+        body_len: Option<u64>,
+    ) -> Result<(Route<'a>, u64), RegistryError> {
+        let route = self.route(head)?;
+        self.authorize_read(head)?;
+        if let Some(action) = route.write() {
+            self.authorize(head)?;
+            self.stack.check_writable(action)?;
+        }
+        if !matches!(route, Route::Publish) {
+            return Ok((route, SMALL_BODY_LIMIT));
+        }
+        let max_body_len = self.policy.max_body_len();
+        if body_len.is_some_and(|n| n > max_body_len) {
+            return Err(RegistryError::TooLarge(format!(
+                "max upload size is: {}",
+                self.policy.max_crate_len
+            )));
+        }
+        Ok((route, max_body_len))
+    }
+
     fn route<'a>(&self, head: &'a RequestHead) -> Result<Route<'a>, RegistryError> {
         let path = head.path();
         let method = head.method.as_str();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let Some(relative) = path.strip_prefix('/').filter(|p| is_canonical(p)) else {
+            return Err(not_found(path));
+        };
+        let segments: Vec<&str> = relative.split('/').collect();
         let allow = |allowed: &[&str]| -> Result<(), RegistryError> {
             if allowed.contains(&method) {
                 Ok(())
@@ -143,7 +191,7 @@ impl Router {
             [.., last] => {
                 let name = CrateName::new(last).ok_or_else(|| not_found(path))?;
                 // Only the one path cargo computes for a name is an index file.
-                if name.index_path() != path.trim_start_matches('/') {
+                if name.index_path() != relative {
                     return Err(not_found(path));
                 }
                 allow(READ).map(|()| Route::Index(name))
@@ -154,8 +202,7 @@ impl Router {
 
     fn serve(&self, request: &Request) -> Result<Response, RegistryError> {
         let head = &request.head;
-        let route = self.route(head)?;
-        self.authorize_read(head)?;
+        let (route, _) = self.admit(head, Some(request.body.len() as u64))?;
         match route {
             Route::Config => Ok(json_response(
                 200,
@@ -175,12 +222,8 @@ impl Router {
                 }
                 self.download(&name, &version)
             }
-            Route::Publish => {
-                self.authorize(head)?;
-                self.publish(&request.body)
-            }
+            Route::Publish => self.publish(&request.body),
             Route::Yank(name, version, yanked) => {
-                self.authorize(head)?;
                 let (layer, outcome) = self.stack.set_yanked(&name, &version, yanked)?;
                 let action = if yanked { "yanked" } else { "unyanked" };
                 log::info!("{action} {name}@{version} in {layer}");
@@ -326,20 +369,10 @@ fn written(outcome: WriteOutcome, stored: serde_json::Value) -> Response {
 }
 
 impl Handler for Router {
-    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Option<Response> {
-        if head.method != "PUT" || head.path() != "/api/v1/crates/new" {
-            return None;
-        }
-        let refusal = if let Err(e) = self.authorize(head) {
-            e
-        } else if let Err(e) = self.stack.check_writable("publish") {
-            e
-        } else if body_len.is_some_and(|n| n > self.policy.max_body_len()) {
-            RegistryError::TooLarge(format!("max upload size is: {}", self.policy.max_crate_len))
-        } else {
-            return None;
-        };
-        Some(self.error_response(head, &refusal))
+    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Result<u64, Response> {
+        self.admit(head, body_len)
+            .map(|(_, max_body_len)| max_body_len)
+            .map_err(|e| self.error_response(head, &e))
     }
 
     fn handle(&self, request: Request) -> Response {
@@ -403,6 +436,19 @@ fn json_response(status: u16, value: &serde_json::Value) -> Response {
         .with_header("Content-Type", "application/json")
 }
 
+/// Whether a path (after its leading `/`) is spelled as cargo spells paths: no empty,
+/// `.` or `..` segment (so no `//` and no trailing `/`) and no `%` escape. Any other
+/// spelling is a 404, not normalised: cargo sends only this form, and with one
+/// spelling per route there is nothing for the head check and serving to disagree on
+/// (once, `//api/v1/crates/new` passed the head check as no publish and was then served
+/// as one, its body read).
+fn is_canonical(relative: &str) -> bool {
+    !relative.contains('%')
+        && relative
+            .split('/')
+            .all(|segment| !matches!(segment, "" | "." | ".."))
+}
+
 fn not_found(path: &str) -> RegistryError {
     RegistryError::NotFound(format!("no such file or route: {path}"))
 }
@@ -450,6 +496,167 @@ fn percent_decode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::local::LocalLayer;
+
+    /// A router over one local layer in a scratch directory, without tokens; the
+    /// directory goes with it.
+    struct Scratch {
+        router: Router,
+        root: std::path::PathBuf,
+    }
+
+    impl std::ops::Deref for Scratch {
+        type Target = Router;
+        fn deref(&self) -> &Router {
+            &self.router
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    fn router(name: &str, read_only: bool) -> Scratch {
+        let root =
+            std::env::temp_dir().join(format!("overlay-router-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let layer = LocalLayer::open(root.clone()).unwrap();
+        let stack = LayerStack::new(vec![Box::new(layer)], read_only);
+        let router = Router::new(stack, PublishPolicy::default(), None, false, "http://x");
+        Scratch { router, root }
+    }
+
+    fn head(method: &str, target: &str) -> RequestHead {
+        RequestHead {
+            method: method.into(),
+            target: target.into(),
+            headers: vec![("Host".into(), "x".into())],
+        }
+    }
+
+    /// The status and error detail of a refusal.
+    fn refusal(decision: Result<u64, Response>) -> (u16, String) {
+        let response = decision.expect_err("a refusal");
+        let Body::Bytes(body) = response.body else {
+            panic!("an error body in memory")
+        };
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let detail = value["errors"][0]["detail"].as_str().unwrap().to_string();
+        (response.status, detail)
+    }
+
+    /// Spellings of `/api/v1/crates/new` that cargo never sends.
+    const PUBLISH_SPELLINGS: [&str; 11] = [
+        "//api/v1/crates/new",
+        "///api/v1/crates/new",
+        "/api/v1/crates/new/",
+        "/api//v1/crates/new",
+        "/./api/v1/crates/new",
+        "/api/v1/crates/./new",
+        "/api/v1/x/../crates/new",
+        "/api/v1/crates/new/.",
+        "/api/v1/crates/%6eew",
+        "/%61pi/v1/crates/new",
+        "api/v1/crates/new",
+    ];
+
+    #[test]
+    fn only_the_spelling_cargo_sends_is_canonical() {
+        for path in ["config.json", "api/v1/crates/new", "se/rd/serde", "3/s/syn"] {
+            assert!(is_canonical(path), "{path}");
+        }
+        for path in [
+            "",
+            "/config.json",
+            "config.json/",
+            "se//rd/serde",
+            "./config.json",
+            "se/../se/rd/serde",
+            "api/v1/crates/%6eew",
+        ] {
+            assert!(!is_canonical(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_a_publish_is_decided_on_its_head() {
+        let writable = router("writable", false);
+        let max = PublishPolicy::default().max_body_len();
+        for target in ["/api/v1/crates/new", "/api/v1/crates/new?x=1"] {
+            assert_eq!(
+                writable
+                    .check_head(&head("PUT", target), Some(max))
+                    .unwrap(),
+                max
+            );
+            assert_eq!(
+                writable.check_head(&head("PUT", target), None).unwrap(),
+                max
+            );
+        }
+        let (status, detail) =
+            refusal(writable.check_head(&head("PUT", "/api/v1/crates/new"), Some(max + 1)));
+        assert_eq!(
+            (status, detail.as_str()),
+            (413, "max upload size is: 10485760")
+        );
+        let read_only = router("read-only", true);
+        let (status, detail) =
+            refusal(read_only.check_head(&head("PUT", "/api/v1/crates/new"), Some(max)));
+        assert_eq!(status, 403);
+        assert!(
+            detail.contains("read-only (--read-only): publish"),
+            "{detail}"
+        );
+        for router in [&*writable, &*read_only] {
+            for target in PUBLISH_SPELLINGS {
+                let (status, detail) = refusal(router.check_head(&head("PUT", target), Some(1)));
+                assert_eq!(status, 404, "{target}: {detail}");
+                assert!(
+                    detail.contains("no such file or route"),
+                    "{target}: {detail}"
+                );
+                // Serving agrees with the head check.
+                let request = Request {
+                    head: head("PUT", target),
+                    body: b"x".to_vec(),
+                };
+                assert_eq!(router.handle(request).status, 404, "{target}");
+            }
+        }
+    }
+
+    #[test]
+    fn writes_are_refused_on_their_head_and_reads_take_small_bodies() {
+        let read_only = router("read-only-yank", true);
+        for (method, target, action) in [
+            ("DELETE", "/api/v1/crates/abc/1.0.0/yank", "yank"),
+            ("PUT", "/api/v1/crates/abc/1.0.0/unyank", "unyank"),
+        ] {
+            let (status, detail) = refusal(read_only.check_head(&head(method, target), Some(0)));
+            assert_eq!(status, 403, "{target}");
+            assert!(
+                detail.ends_with(&format!(": {action} is not allowed")),
+                "{detail}"
+            );
+        }
+        for (method, target) in [
+            ("GET", "/config.json"),
+            ("HEAD", "/ab/cd/abcd"),
+            ("GET", "/api/v1/crates?q=x"),
+            ("PUT", "/api/v1/crates/abc/owners"),
+        ] {
+            assert_eq!(
+                read_only.check_head(&head(method, target), None).unwrap(),
+                SMALL_BODY_LIMIT,
+                "{method} {target}"
+            );
+        }
+        let (status, _) = refusal(read_only.check_head(&head("DELETE", "/config.json"), Some(0)));
+        assert_eq!(status, 405);
+    }
 
     #[test]
     fn decodes_query_values() {

@@ -37,12 +37,17 @@ impl Write for Client<'_> {
     }
 }
 
-/// Echoes requests; refuses `/refuse` before its body.
+/// Echoes requests; refuses `/refuse` before its body, and takes a body of up to 4 KiB
+/// on `/upload`, 64 bytes elsewhere (small limits, so the fuzzer reaches them).
 struct Echo;
 
 impl Handler for Echo {
-    fn check_head(&self, head: &RequestHead, _body_len: Option<u64>) -> Option<Response> {
-        (head.path() == "/refuse").then(|| self.protocol_error(403, "refused"))
+    fn check_head(&self, head: &RequestHead, _body_len: Option<u64>) -> Result<u64, Response> {
+        match head.path() {
+            "/refuse" => Err(self.protocol_error(403, "refused")),
+            "/upload" => Ok(4096),
+            _ => Ok(64),
+        }
     }
 
     fn handle(&self, request: Request) -> Response {
@@ -63,7 +68,6 @@ fuzz_target!(|data: &[u8]| {
         // Small limits so the fuzzer reaches them.
         max_head_len: 2048,
         max_target_len: 256,
-        max_body_len: 4096,
         ..Limits::default()
     };
     let mut client = Client {

@@ -2,10 +2,11 @@
 //!
 //! It reads a head with `httparse`, checks the framing (RFC 9112 section 6: one
 //! `Content-Length`, or `Transfer-Encoding: chunked`, never both), answers
-//! `Expect: 100-continue` only once the handler accepts the head, reads the body,
-//! writes the handler's response and goes on while the connection is kept alive.
-//! Every read is bounded in size and time: a client that sends too much or too slowly
-//! is answered or dropped, never waited for forever. A `CONNECT` ends the loop and
+//! `Expect: 100-continue` only once the handler accepts the head, reads the body up to
+//! the length the handler accepts for that head, writes the handler's response and goes
+//! on while the connection is kept alive. Every read is bounded in size and time: a
+//! client that sends too much or too slowly is answered or dropped, never waited for
+//! forever. A `CONNECT` ends the loop and
 //! hands the stream back to the caller, which decides what the tunnel becomes.
 //!
 //! Whatever the loop refuses is answered before the connection closes: a request that
@@ -33,8 +34,6 @@ pub struct Limits {
     pub max_head_len: usize,
     /// The longest request target (path and query, or an absolute URL), in bytes.
     pub max_target_len: usize,
-    /// The largest request body, in bytes.
-    pub max_body_len: u64,
     /// How long a client has to send a whole request head.
     pub head_timeout: Duration,
     /// How long a kept-alive connection may sit idle between requests.
@@ -50,12 +49,10 @@ impl Default for Limits {
         Limits {
             max_head_len: 64 * 1024,
             max_target_len: 8 * 1024,
-            // A publish: a 10 MiB crate, 1 MiB of metadata and two length prefixes.
-            max_body_len: 11 * 1024 * 1024 + 8,
             head_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             body_stall_timeout: Duration::from_secs(30),
-            // 11 MiB in 10 minutes is about 19 KiB/s.
+            // A publish of 11 MiB in 10 minutes is about 19 KiB/s.
             body_timeout: Duration::from_secs(600),
         }
     }
@@ -237,30 +234,30 @@ impl<S: Read + Write> Conn<'_, S> {
             Framing::None => Some(0),
             Framing::Chunked => None,
         };
-        // The handler looks first, so a refusal it knows better (a publish too large,
-        // in crates.io's words) wins over the generic body limit.
-        let early = guarded("checking a request head", || {
+        // The handler decides on the head alone; the body limit is its to give, so a
+        // request that is refused, or too large for what it is, costs no body read.
+        let decision = guarded("checking a request head", || {
             handler.check_head(&head.head, body_len)
         })
-        .unwrap_or_else(|| Some(internal_error(handler)))
-        .or_else(|| match body_len {
-            Some(n) if n > self.limits.max_body_len => Some(handler.protocol_error(
+        .unwrap_or_else(|| Err(internal_error(handler)))
+        .and_then(|max_body_len| match body_len {
+            Some(n) if n > max_body_len => Err(handler.protocol_error(
                 413,
                 &format!(
-                    "request body of {n} bytes is larger than the limit of {} bytes",
-                    self.limits.max_body_len
+                    "request body of {n} bytes is larger than the limit of {max_body_len} bytes"
                 ),
             )),
-            _ => None,
+            _ => Ok(max_body_len),
         });
-        if let Some(response) = early {
-            return self.refuse_early(head, response, is_head_method);
-        }
+        let max_body_len = match decision {
+            Ok(max_body_len) => max_body_len,
+            Err(response) => return self.refuse_early(head, response, is_head_method),
+        };
         if head.expects_continue && head.framing != Framing::None {
             self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             self.stream.flush()?;
         }
-        let body = match self.read_body(head.framing) {
+        let body = match self.read_body(head.framing, max_body_len) {
             Ok(Ok(body)) => body,
             Ok(Err(refusal)) => {
                 self.refuse(handler, refusal, is_head_method, Pending::Unknown)?;
@@ -303,7 +300,7 @@ impl<S: Read + Write> Conn<'_, S> {
             Framing::Chunked => false,
         };
         if head.keep_alive && skippable {
-            if let Err(e) = self.read_body(head.framing) {
+            if let Err(e) = self.read_body(head.framing, MAX_DISCARD) {
                 let _ = self.write_response(response, is_head_method, true);
                 return Err(e);
             }
@@ -470,20 +467,25 @@ impl<S: Read + Write> Conn<'_, S> {
         }
     }
 
-    /// Reads a body as framed. The inner error is a refusal to answer with.
-    fn read_body(&mut self, framing: Framing) -> Result<Result<Vec<u8>, Refusal>, ConnError> {
+    /// Reads a body as framed, of at most `max_len` bytes. The inner error is a refusal
+    /// to answer with.
+    fn read_body(
+        &mut self,
+        framing: Framing,
+        max_len: u64,
+    ) -> Result<Result<Vec<u8>, Refusal>, ConnError> {
         self.body_deadline = Instant::now() + self.limits.body_timeout;
         match framing {
             Framing::None => Ok(Ok(Vec::new())),
             Framing::Length(n) => {
-                // `n` was checked against the body limit before the body was read.
+                // `n` was checked against `max_len` before the body was read.
                 let n = n as usize;
                 while self.buf.len() < n {
                     self.read_body_bytes()?;
                 }
                 Ok(Ok(self.buf.drain(..n).collect()))
             }
-            Framing::Chunked => self.read_chunked(),
+            Framing::Chunked => self.read_chunked(max_len),
         }
     }
 
@@ -499,7 +501,7 @@ impl<S: Read + Write> Conn<'_, S> {
         Ok(())
     }
 
-    fn read_chunked(&mut self) -> Result<Result<Vec<u8>, Refusal>, ConnError> {
+    fn read_chunked(&mut self, max_len: u64) -> Result<Result<Vec<u8>, Refusal>, ConnError> {
         let mut body = Vec::new();
         loop {
             let (offset, size) = loop {
@@ -516,13 +518,10 @@ impl<S: Read + Write> Conn<'_, S> {
             if size == 0 {
                 return Ok(self.skip_trailers()?.map(|()| body));
             }
-            if (body.len() as u64).saturating_add(size) > self.limits.max_body_len {
+            if (body.len() as u64).saturating_add(size) > max_len {
                 return Ok(Err(refuse(
                     413,
-                    format!(
-                        "request body is larger than the limit of {} bytes",
-                        self.limits.max_body_len
-                    ),
+                    format!("request body is larger than the limit of {max_len} bytes"),
                 )));
             }
             let size = size as usize;
@@ -818,16 +817,23 @@ mod tests {
     }
 
     /// Echoes the method, target and body; refuses heads whose target is `/refuse`,
-    /// and panics on `/panic` (while serving) and `/panic-head` (while checking).
+    /// and panics on `/panic` (while serving) and `/panic-head` (while checking). Like
+    /// the router, it takes a large body on one target only, `/upload`.
     #[derive(Default)]
     struct Echo {
         seen: Mutex<Vec<String>>,
     }
 
+    const UPLOAD_LIMIT: u64 = 1024 * 1024;
+
     impl Handler for Echo {
-        fn check_head(&self, head: &RequestHead, _: Option<u64>) -> Option<Response> {
+        fn check_head(&self, head: &RequestHead, _: Option<u64>) -> Result<u64, Response> {
             assert!(head.target != "/panic-head", "a bug in check_head");
-            (head.target == "/refuse").then(|| self.protocol_error(403, "refused"))
+            match head.target.as_str() {
+                "/refuse" => Err(self.protocol_error(403, "refused")),
+                "/upload" => Ok(UPLOAD_LIMIT),
+                _ => Ok(crate::http::SMALL_BODY_LIMIT),
+            }
         }
         fn handle(&self, request: Request) -> Response {
             assert!(request.head.target != "/panic", "a bug in handle");
@@ -1000,6 +1006,74 @@ mod tests {
         }
         let (out, _) = run(&input);
         assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+    }
+
+    #[test]
+    fn the_handler_sets_each_request_body_limit_from_its_head() {
+        let small = crate::http::SMALL_BODY_LIMIT as usize;
+        let body = "x".repeat(small + 1);
+        // Over the small limit: refused from the head, the body never handed over.
+        let request = format!(
+            "PUT /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, seen) = run(request.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert!(!out.contains("100 Continue"), "{out}");
+        assert!(
+            out.contains(&format!("larger than the limit of {small} bytes")),
+            "{out}"
+        );
+        assert!(seen.is_empty());
+        // The same body is taken where the handler expects an upload.
+        let request = format!(
+            "PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, seen) = run(request.as_bytes());
+        assert!(
+            out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 "),
+            "{out:.100}"
+        );
+        assert_eq!(seen.len(), 1);
+        // Up to the limit is fine.
+        let request = format!(
+            "PUT /u HTTP/1.1\r\nHost: x\r\nContent-Length: {small}\r\n\r\n{}",
+            &body[1..]
+        );
+        let (out, _) = run(request.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200 "), "{out:.100}");
+    }
+
+    #[test]
+    fn chunked_bodies_stop_at_the_handlers_limit() {
+        let small = crate::http::SMALL_BODY_LIMIT;
+        // Chunks of 4 KiB, twice the small limit in all: refused once the next chunk
+        // would cross the limit, before its data is taken into the body.
+        let chunk = format!("1000\r\n{}\r\n", "y".repeat(4096));
+        let chunks = chunk.repeat((2 * small / 4096) as usize);
+        let request = format!(
+            "PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}0\r\n\r\n"
+        );
+        let (out, seen, _) = run_with(request.as_bytes(), &Limits::default());
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert!(
+            out.contains(&format!("larger than the limit of {small} bytes")),
+            "{out}"
+        );
+        assert!(seen.is_empty());
+        // The same chunks make an upload.
+        let request = request.replacen("PUT /u ", "PUT /upload ", 1);
+        let (out, seen) = run(request.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200 "), "{out:.100}");
+        assert_eq!(seen.len(), 1);
+        // Exactly at the limit is fine.
+        let chunks = chunk.repeat((small / 4096) as usize);
+        let request = format!(
+            "PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}0\r\n\r\n"
+        );
+        let (out, _) = run(request.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200 "), "{out:.100}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! everything a client controls. tiny_http can do neither (see the README's design
 //! notes), and an async stack is ruled out, so this module serves HTTP/1.1 over any
 //! `Read + Write` with `httparse` doing the parsing. It knows nothing of registries: it
-//! hands each [`Request`] to a [`Handler`] and writes back the [`Response`].
+//! hands each [`Request`] to a [`Handler`] and writes back the [`Response`]. The
+//! handler decides on every request head, before a body byte is read, whether to take
+//! the request and how large a body it may carry; the loop only applies that limit.
 
 mod conn;
 mod drain;
@@ -108,14 +110,20 @@ impl Response {
     }
 }
 
+/// The largest body a request may carry unless its handler expects an upload: room for
+/// any small JSON document, and little enough that many clients sending bodies at once
+/// cannot exhaust memory.
+pub const SMALL_BODY_LIMIT: u64 = 64 * 1024;
+
 /// What serves requests. The HTTP loop calls it; it never sees a socket.
 pub trait Handler: Send + Sync {
-    /// Looks at a request before its body is read. Returning a response refuses the
-    /// request early (for example an upload that is too large or not allowed), so the
-    /// client is not asked to send a body that would be thrown away.
-    fn check_head(&self, _head: &RequestHead, _body_len: Option<u64>) -> Option<Response> {
-        None
-    }
+    /// Decides on a request from its head alone, before any byte of its body is read.
+    /// `body_len` is the announced length (`Some(0)` without a body), `None` for a
+    /// chunked body. `Ok` gives the largest body accepted for this head: the loop
+    /// answers 413 to a longer announced one and stops a chunked one at that length.
+    /// `Err` refuses the request with its response (not allowed, too large, no such
+    /// route), so the client is never asked for a body that would be thrown away.
+    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Result<u64, Response>;
 
     /// Serves a complete request.
     fn handle(&self, request: Request) -> Response;

@@ -23,8 +23,8 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::auth::{self, Tokens};
 use crate::http::{
-    Body, Connect, Handler, Limits, Request, RequestHead, Response, Service, serve_connection,
-    write_response,
+    Body, Connect, Handler, Limits, Request, RequestHead, Response, SMALL_BODY_LIMIT, Service,
+    serve_connection, write_response,
 };
 use crate::tls::InterceptTls;
 use crate::upstream::Upstream;
@@ -399,9 +399,9 @@ impl ProxyRequests<'_> {
 }
 
 impl Handler for ProxyRequests<'_> {
-    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Option<Response> {
+    fn check_head(&self, head: &RequestHead, body_len: Option<u64>) -> Result<u64, Response> {
         if let Some(refusal) = self.frontend.refuse_unauthenticated(head) {
-            return Some(refusal);
+            return Err(refusal);
         }
         match self.classify(&head.target) {
             Target::Local(target) => {
@@ -411,7 +411,11 @@ impl Handler for ProxyRequests<'_> {
                 };
                 self.frontend.router.check_head(&head, body_len)
             }
-            Target::Foreign { port, .. } => self.refuse_foreign(port),
+            // A forwarded body is held whole before it is sent on: small, as for any
+            // request that is not a publish to the overlay itself.
+            Target::Foreign { port, .. } => {
+                self.refuse_foreign(port).map_or(Ok(SMALL_BODY_LIMIT), Err)
+            }
         }
     }
 
