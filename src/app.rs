@@ -388,7 +388,7 @@ fn build_layers(
         let layer: Box<dyn Layer> = match spec {
             LayerSpec::LocalTemp => {
                 let root = run_dir.path().join(format!("layer-{position}"));
-                Box::new(LocalLayer::open(root).map_err(AppError::Layer)?)
+                Box::new(LocalLayer::open_private(root).map_err(AppError::Layer)?)
             }
             LayerSpec::Local(path) if CargoPackageLayer::is_tmp_registry(&path) => {
                 Box::new(CargoPackageLayer::new(path))

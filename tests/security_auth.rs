@@ -170,7 +170,7 @@ fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
     // A umask that takes nothing away: what the overlay creates must restrict itself.
     let mut child = Command::new("sh")
         .args(["-c", "umask 000 && exec \"$0\" \"$@\"", common::BIN])
-        .args(["-p", "0", "-r", "local"])
+        .args(["-p", "0", "--no-tls", "-r", "local"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -187,6 +187,46 @@ fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
     let result = std::panic::catch_unwind(|| {
         assert_eq!(mode(&run_dir), 0o700, "{}", run_dir.display());
         assert_eq!(mode(&bundle), 0o600, "{}", bundle.display());
+        // A publish fills the temporary layer: its files and directories too.
+        let token = env
+            .iter()
+            .find(|(name, _)| name == "CARGO_REGISTRIES_OVERLAY_TOKEN")
+            .map(|(_, value)| value.clone())
+            .unwrap();
+        let crate_bytes = common::crate_file(&[(
+            "private-0.1.0/Cargo.toml",
+            b'0',
+            &common::manifest("private", "0.1.0"),
+            "",
+        )]);
+        let body = common::upload("private", "0.1.0", &crate_bytes);
+        let addr = common::listen_address(&env);
+        let published = http(
+            addr,
+            "PUT",
+            "/api/v1/crates/new",
+            &[("Authorization", &token)],
+            &body,
+        );
+        assert_eq!(published.status, 200, "{}", published.text());
+        let mut walked = 0;
+        let mut dirs = vec![run_dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    assert_eq!(mode(&path), 0o700, "{}", path.display());
+                    dirs.push(path);
+                } else {
+                    assert_eq!(mode(&path), 0o600, "{}", path.display());
+                }
+                walked += 1;
+            }
+        }
+        assert!(
+            walked >= 6,
+            "the layer's files were walked ({walked} entries)"
+        );
     });
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

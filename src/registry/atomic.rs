@@ -15,6 +15,10 @@
 //! below the root is followed, even one swapped in while the walk runs. The root itself
 //! is the user's choice and may be a symlink. The last component must be a regular
 //! file: a FIFO would block a reader forever.
+//!
+//! What a write creates is as open as [`Access`] says: the user's umask decides for a
+//! layer that may be shared with a team, the owner alone for the run directory's
+//! layers and cache, whatever the umask.
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
@@ -30,6 +34,43 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The prefix of every temporary file name.
 pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Who may read the files and directories a write creates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Access {
+    /// As the user's umask allows: a layer directory may be shared with a team.
+    Umask,
+    /// The owner only (0600 files, 0700 directories), whatever the umask: what lives
+    /// in the run directory is this run's alone.
+    OwnerOnly,
+}
+
+impl Access {
+    /// The mode a new file is created with, before the umask.
+    pub fn file_mode(self) -> u32 {
+        match self {
+            Access::Umask => 0o666,
+            Access::OwnerOnly => 0o600,
+        }
+    }
+
+    /// The mode a new directory is created with, before the umask.
+    pub fn dir_mode(self) -> u32 {
+        match self {
+            Access::Umask => 0o777,
+            Access::OwnerOnly => 0o700,
+        }
+    }
+
+    /// Creates `dir` and its missing parents with this access.
+    pub fn create_dir_all(self, dir: &Path) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(self.dir_mode())
+            .create(dir)
+    }
+}
 
 /// A fresh temporary path beside `path`: `.tmp-{pid}-{n}-{file name}`.
 pub fn temp_path(path: &Path) -> PathBuf {
@@ -48,20 +89,20 @@ fn temp_name(file_name: &OsStr) -> String {
 }
 
 /// Writes `bytes` to `path` atomically and durably (see the module docs).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let dir = path.parent().expect("layer files have a directory");
     let file_name = path.file_name().expect("layer files have a name");
-    fs::create_dir_all(dir)?;
-    write_in(&File::open(dir)?, file_name, bytes)
+    access.create_dir_all(dir)?;
+    write_in(&File::open(dir)?, file_name, bytes, access)
 }
 
 /// Writes `bytes` to `relative` below `root` atomically and durably, creating missing
 /// directories on the way, without following a symlink below `root` (see the module
 /// docs).
-pub fn write_beneath(root: &Path, relative: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_beneath(root: &Path, relative: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let (dirs, file_name) = split_relative(relative)?;
-    let dir = walk_dirs(root, &dirs, true)?;
-    write_in(&dir, file_name, bytes)
+    let dir = walk_dirs(root, &dirs, Some(access))?;
+    write_in(&dir, file_name, bytes, access)
 }
 
 /// Opens `relative` below `root` for reading, without following a symlink below `root`
@@ -69,7 +110,7 @@ pub fn write_beneath(root: &Path, relative: &Path, bytes: &[u8]) -> io::Result<(
 /// that says so.
 pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
     let (dirs, file_name) = split_relative(relative)?;
-    let dir = walk_dirs(root, &dirs, false)?;
+    let dir = walk_dirs(root, &dirs, None)?;
     let fd = open_at(&dir, file_name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     let file = File::from(fd);
     if !file.metadata()?.is_file() {
@@ -83,10 +124,16 @@ pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
 
 /// Opens (creating with `create`) a lock file at `relative` below `root`, its
 /// directories created on the way, without following a symlink below `root`.
-pub fn open_lock_beneath(root: &Path, relative: &Path) -> io::Result<File> {
+pub fn open_lock_beneath(root: &Path, relative: &Path, access: Access) -> io::Result<File> {
     let (dirs, file_name) = split_relative(relative)?;
-    let dir = walk_dirs(root, &dirs, true)?;
-    open_at(&dir, file_name, libc::O_WRONLY | libc::O_CREAT, 0o666).map(File::from)
+    let dir = walk_dirs(root, &dirs, Some(access))?;
+    open_at(
+        &dir,
+        file_name,
+        libc::O_WRONLY | libc::O_CREAT,
+        access.file_mode(),
+    )
+    .map(File::from)
 }
 
 /// Syncs the directory holding `path`, making a rename into it durable.
@@ -98,7 +145,7 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 /// The core of every atomic write: a temporary file in `dir`, renamed over `file_name`.
 /// Everything is relative to the open directory, so the file lands where `dir` is,
 /// whatever happens to the path that led there.
-fn write_in(dir: &File, file_name: &OsStr, bytes: &[u8]) -> io::Result<()> {
+fn write_in(dir: &File, file_name: &OsStr, bytes: &[u8], access: Access) -> io::Result<()> {
     let temp = temp_name(file_name);
     let temp = OsStr::new(&temp);
     let result = (|| {
@@ -106,7 +153,7 @@ fn write_in(dir: &File, file_name: &OsStr, bytes: &[u8]) -> io::Result<()> {
             dir,
             temp,
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-            0o666,
+            access.file_mode(),
         )?);
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -150,14 +197,14 @@ fn split_relative(relative: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
 }
 
 /// The directory `root/dirs...`, each one below `root` opened without following a
-/// symlink, and created first when `create`.
-fn walk_dirs(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<File> {
+/// symlink, and created first (with `create`'s access) when `create` is given.
+fn walk_dirs(root: &Path, dirs: &[&OsStr], create: Option<Access>) -> io::Result<File> {
     let mut dir = File::open(root)?;
     for name in dirs {
-        if create {
+        if let Some(access) = create {
             let c = c_name(name)?;
             // SAFETY: `c` is NUL-terminated and lives across the call; `dir` is open.
-            if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o777) } != 0 {
+            if unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), access.dir_mode()) } != 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::AlreadyExists {
                     return Err(e);
@@ -256,7 +303,13 @@ mod tests {
         fs::write(outside.join("secret"), "secret\n").unwrap();
         let root = work.join("root");
         fs::create_dir_all(&root).unwrap();
-        write_beneath(&root, Path::new("index/ab/cd/abcd"), b"line\n").unwrap();
+        write_beneath(
+            &root,
+            Path::new("index/ab/cd/abcd"),
+            b"line\n",
+            Access::Umask,
+        )
+        .unwrap();
         assert_eq!(read(&root, "index/ab/cd/abcd").unwrap(), "line\n");
 
         // A file that is a link, and a directory that is a link.
@@ -268,11 +321,12 @@ mod tests {
             assert!(err.to_string().contains("symbolic link"), "{err}");
         }
         // Writes refuse the linked directory, and create nothing outside.
-        let err = write_beneath(&root, Path::new("index/se/rd/serde"), b"x").unwrap_err();
+        let err =
+            write_beneath(&root, Path::new("index/se/rd/serde"), b"x", Access::Umask).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(!outside.join("rd").exists());
         // A write replaces a link at its own name, never writing through it.
-        write_beneath(&root, Path::new("leak-1.0.0.crate"), b"new").unwrap();
+        write_beneath(&root, Path::new("leak-1.0.0.crate"), b"new", Access::Umask).unwrap();
         assert_eq!(
             fs::read_to_string(outside.join("secret")).unwrap(),
             "secret\n"

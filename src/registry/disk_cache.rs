@@ -15,9 +15,10 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::atomic::{sync_dir, temp_path, write_atomic};
+use super::atomic::{Access, sync_dir, temp_path, write_atomic};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, parse_index_file};
 use super::publish::digest_hex;
@@ -39,9 +40,20 @@ pub struct DiskCache {
 
 impl DiskCache {
     pub fn open(root: PathBuf, keeping: Keeping) -> Result<DiskCache> {
-        fs::create_dir_all(root.join("index"))
-            .map_err(|e| RegistryError::storage("cache", &root, e))?;
-        Ok(DiskCache { root, keeping })
+        let cache = DiskCache { root, keeping };
+        cache
+            .access()
+            .create_dir_all(&cache.root.join("index"))
+            .map_err(|e| RegistryError::storage("cache", &cache.root, e))?;
+        Ok(cache)
+    }
+
+    /// A cache for this run lives in the run directory, which is the owner's alone.
+    fn access(&self) -> Access {
+        match self.keeping {
+            Keeping::Persistent => Access::Umask,
+            Keeping::ForThisRun => Access::OwnerOnly,
+        }
     }
 
     pub fn keeping(&self) -> Keeping {
@@ -68,7 +80,8 @@ impl DiskCache {
             return Ok(());
         }
         let path = self.index_file(name);
-        write_atomic(&path, text.as_bytes()).map_err(|e| self.storage_error(&path, e))
+        write_atomic(&path, text.as_bytes(), self.access())
+            .map_err(|e| self.storage_error(&path, e))
     }
 
     /// The kept index file, if there is one.
@@ -103,7 +116,11 @@ impl DiskCache {
         let path = self.crate_file(line);
         let temp = temp_path(&path);
         let result = (|| -> io::Result<Option<u64>> {
-            let mut file = File::create_new(&temp)?;
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.access().file_mode())
+                .open(&temp)?;
             let mut context = ring::digest::Context::new(&ring::digest::SHA256);
             let mut buf = [0u8; 64 * 1024];
             let mut len = 0u64;

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use super::atomic::{TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath};
+use super::atomic::{Access, TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath};
 use super::error::{RegistryError, Result};
 use super::index::{CrateName, IndexLine, canonical_name, parse_index_file, same_release};
 use super::layer::{CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome};
@@ -42,15 +42,31 @@ use super::publish::Publish;
 pub struct LocalLayer {
     root: PathBuf,
     label: String,
+    /// Who may read what the layer writes.
+    access: Access,
 }
 
 impl LocalLayer {
     /// A layer in `root`, which is created if it does not exist. Temporary files that
     /// crashed writers left are removed (see the module docs).
     pub fn open(root: PathBuf) -> Result<LocalLayer> {
+        LocalLayer::open_with(root, Access::Umask)
+    }
+
+    /// Like [`open`](Self::open), for a layer of this run alone (`-r local`, in the run
+    /// directory): what it creates is the owner's only, whatever the umask.
+    pub fn open_private(root: PathBuf) -> Result<LocalLayer> {
+        LocalLayer::open_with(root, Access::OwnerOnly)
+    }
+
+    fn open_with(root: PathBuf, access: Access) -> Result<LocalLayer> {
         first_write_time();
-        let layer = LocalLayer::view(root);
-        fs::create_dir_all(layer.root.join("index"))
+        let layer = LocalLayer {
+            access,
+            ..LocalLayer::view(root)
+        };
+        access
+            .create_dir_all(&layer.root.join("index"))
             .map_err(|e| layer.storage_error(&layer.root, e))?;
         let removed = layer.remove_stale_temp_files();
         if removed > 0 {
@@ -66,7 +82,11 @@ impl LocalLayer {
     /// For directories another program owns, such as cargo's tmp-registry.
     pub fn view(root: PathBuf) -> LocalLayer {
         let label = format!("local:{}", root.display());
-        LocalLayer { root, label }
+        LocalLayer {
+            root,
+            label,
+            access: Access::Umask,
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -126,7 +146,7 @@ impl LocalLayer {
         let index_file = Self::index_file(&canonical);
         let dir = index_file.parent().expect("index paths have a directory");
         let relative = dir.join(format!(".{}.lock", canonical.as_str()));
-        let file = open_lock_beneath(&self.root, &relative)
+        let file = open_lock_beneath(&self.root, &relative, self.access)
             .map_err(|e| self.storage_error(&relative, e))?;
         file.lock().map_err(|e| self.storage_error(&relative, e))?;
         Ok(file)
@@ -135,7 +155,8 @@ impl LocalLayer {
     /// Writes a file below the root atomically and durably (see `atomic`).
     fn write(&self, relative: &Path, bytes: &[u8]) -> Result<()> {
         first_write_time();
-        write_beneath(&self.root, relative, bytes).map_err(|e| self.storage_error(relative, e))
+        write_beneath(&self.root, relative, bytes, self.access)
+            .map_err(|e| self.storage_error(relative, e))
     }
 
     /// The metadata's description, for search results.
