@@ -134,7 +134,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         timeout: config.upstream_timeout,
         proxy: config.upstream_proxy.clone(),
         own_address: Some(local_addr),
-        follow_redirects: true,
+        forwarding: false,
     };
     let built = build_layers(&config, &run_dir, &upstream)?;
     let stack = LayerStack::new(built.layers, config.read_only);
@@ -175,7 +175,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
             // passes the port check again.
             forwarder: Arc::new(
                 Upstream::new(&UpstreamOptions {
-                    follow_redirects: false,
+                    forwarding: true,
                     ..upstream.clone()
                 })
                 .map_err(AppError::Upstream)?,
@@ -275,7 +275,7 @@ pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
         timeout: fetch.config.upstream_timeout,
         proxy: fetch.config.upstream_proxy.clone(),
         own_address: None,
-        follow_redirects: true,
+        forwarding: false,
     };
     let stack = LayerStack::new(
         build_layers(&fetch.config, &run_dir, &upstream)?.layers,
