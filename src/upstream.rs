@@ -707,9 +707,10 @@ impl Resolver for CachingResolver {
             .proxy()
             .is_some_and(|p| p.host().eq_ignore_ascii_case(&host) && p.port() == port);
         // Addresses given as such need no lookup and take no room in the cache.
+        let cached = || self.cache().get(&host);
         let ips = match host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
-            Err(_) => match self.cache().get(&host) {
+            Err(_) => match cached() {
                 Some(ips) => ips,
                 None => {
                     let resolved = self.inner.resolve(uri, config, timeout)?;
@@ -859,6 +860,29 @@ mod tests {
             assert!(!public.allows(ip(refused)), "{refused}");
         }
         assert!(AddressRule::allowing(&[ip("127.0.0.1")]).allows(ip("127.0.0.9")));
+    }
+
+    #[test]
+    fn the_resolver_answers_only_addresses_the_rule_allows() {
+        let upstream = Upstream::new(&UpstreamOptions {
+            timeout: Duration::from_secs(5),
+            proxy: None,
+            own_address: None,
+            forwarding: false,
+        })
+        .unwrap();
+        // A name, so the refusal comes from the resolver's answer, not the literal check.
+        let url = Url::parse("http://localhost:9/").unwrap();
+        let no_loopback = AddressRule {
+            loopback: false,
+            link_local: true,
+        };
+        let refused = upstream.send_to("GET", &url, &[], None, no_loopback);
+        assert!(
+            matches!(refused, Err(UpstreamError::AddressRefused { .. })),
+            "{:?}",
+            refused.err()
+        );
     }
 
     #[test]

@@ -427,7 +427,9 @@ fn an_index_does_not_redirect_the_overlay_to_another_origin() {
         "/moved/baz" => Some(ok(&index_line("baz"))),
         _ => None,
     });
-    let overlay = Overlay::start(&["-r", &format!("remote={}/", upstream_url(&upstream))]);
+    // Named, so the layer's requests go through the resolver and its cache too.
+    let layer = format!("remote=http://localhost:{}/", upstream.port());
+    let overlay = Overlay::start(&["-r", &layer]);
     let response = overlay.get("/3/f/foo");
     assert_eq!(response.status, 502, "{}", response.text());
     assert!(
@@ -494,7 +496,8 @@ fn a_download_is_not_redirected_to_loopback_from_a_registry_elsewhere() {
         return;
     };
     let victim = Far::victim();
-    let to = format!("https://127.0.0.1:{}/foo.crate", victim.port());
+    // A name: the refusal is of the address it resolves to.
+    let to = format!("https://localhost:{}/foo.crate", victim.port());
     let upstream = registry(&ip.to_string(), move |_, path| {
         (path == "/dl/foo/0.1.0").then(|| redirect(&to)).flatten()
     });
