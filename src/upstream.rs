@@ -495,16 +495,8 @@ impl Upstream {
         let mut at = first.clone();
         let mut rule = self.rule;
         for _ in 0..=MAX_REDIRECTS {
-            let response = if at.same_origin(&first) {
-                self.send_to("GET", &at, headers, None, rule)?
-            } else {
-                let kept: Vec<_> = headers
-                    .iter()
-                    .filter(|(name, _)| !name.eq_ignore_ascii_case("authorization"))
-                    .copied()
-                    .collect();
-                self.send_to("GET", &at, &kept, None, rule)?
-            };
+            let hop_headers = headers_for(headers, at.same_origin(&first));
+            let response = self.send_to("GET", &at, &hop_headers, None, rule)?;
             if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(response);
             }
@@ -608,6 +600,16 @@ impl Upstream {
             body,
         })
     }
+}
+
+/// The headers of a request for a hop: `Authorization` only within the first URL's
+/// origin, the one it was meant for.
+fn headers_for<'a>(headers: &[(&'a str, &'a str)], same_origin: bool) -> Vec<(&'a str, &'a str)> {
+    headers
+        .iter()
+        .filter(|(name, _)| same_origin || !name.eq_ignore_ascii_case("authorization"))
+        .copied()
+        .collect()
 }
 
 /// A resolver answer refused by the request's [`AddressRule`].
@@ -883,6 +885,15 @@ mod tests {
             "{:?}",
             refused.err()
         );
+    }
+
+    #[test]
+    fn authorization_stays_with_its_origin() {
+        let headers = [("Authorization", "secret"), ("If-None-Match", "\"e\"")];
+        assert_eq!(headers_for(&headers, true), headers);
+        assert_eq!(headers_for(&headers, false), [("If-None-Match", "\"e\"")]);
+        let lower = [("authorization", "secret")];
+        assert!(headers_for(&lower, false).is_empty());
     }
 
     #[test]

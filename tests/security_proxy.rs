@@ -344,26 +344,11 @@ fn the_tls_listener_answers_503_past_max_connections() {
     let _held = TcpStream::connect(overlay.addr).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let response = loop {
-        let config = common::client_tls_config(&ca_file);
-        let name = rustls::pki_types::ServerName::IpAddress(overlay.addr.ip().into());
-        let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-        let socket = TcpStream::connect(overlay.addr).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut tls = rustls::StreamOwned::new(session, socket);
-        let request = format!(
-            "GET /config.json HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            overlay.addr
-        );
-        let sent = tls.write_all(request.as_bytes());
-        let mut raw = Vec::new();
-        let read = tls.read_to_end(&mut raw);
-        match (sent, read) {
-            (Ok(()), Ok(_)) if !raw.is_empty() => break parse_response(&raw),
-            other => assert!(
+        match tls_get(&ca_file, overlay.addr) {
+            Ok(raw) => break parse_response(&raw),
+            Err(e) => assert!(
                 Instant::now() < deadline,
-                "no answer inside TLS: {other:?}\n{}",
+                "no answer inside TLS: {e}\n{}",
                 overlay.log()
             ),
         }
@@ -373,6 +358,51 @@ fn the_tls_listener_answers_503_past_max_connections() {
     assert_eq!(response.status, 503, "{}", response.text());
     assert_eq!(response.header("retry-after"), Some("1"));
     assert!(detail(&response).contains("connections are already being served"));
+
+    // Clients that never finish a handshake take up the refusals that run at once
+    // (16), each for at most 5 s; past them, a connection is closed without a word,
+    // and the accept loop goes on.
+    let silent: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(overlay.addr).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    assert!(
+        tls_get(&ca_file, overlay.addr).is_err(),
+        "answered past the bound"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tls_get(&ca_file, overlay.addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the refusals were not given back"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `GET /config.json` over TLS on a new connection; the raw answer.
+fn tls_get(ca_file: &Path, addr: SocketAddr) -> std::io::Result<Vec<u8>> {
+    let config = common::client_tls_config(ca_file);
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let socket = TcpStream::connect(addr)?;
+    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(session, socket);
+    let request = format!("GET /config.json HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    tls.read_to_end(&mut raw)?;
+    if raw.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(raw)
 }
 
 /// A sparse registry in a test thread on `ip`, with crate `foo 0.1.0`, whose
