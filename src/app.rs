@@ -158,7 +158,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         timeout: config.upstream_timeout,
         proxy: config.upstream_proxy.clone(),
         own_address: Some(local_addr),
-        follow_redirects: true,
+        forwarding: false,
     };
     // Beyond loopback, or when every request needs a token, the proxy does too.
     let proxy_credentials =
@@ -204,7 +204,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
             // passes the port check again.
             forwarder: Arc::new(
                 Upstream::new(&UpstreamOptions {
-                    follow_redirects: false,
+                    forwarding: true,
                     ..upstream.clone()
                 })
                 .map_err(AppError::Upstream)?,
@@ -294,7 +294,7 @@ pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
         timeout: fetch.config.upstream_timeout,
         proxy: fetch.config.upstream_proxy.clone(),
         own_address: None,
-        follow_redirects: true,
+        forwarding: false,
     };
     let stack = LayerStack::new(
         build_layers(&fetch.config, &run_dir, &upstream)?.layers,

@@ -1,4 +1,4 @@
-//! The HTTP client the overlay uses to reach upstream registries.
+//! The HTTP client the overlay uses to reach upstream registries, and where it may go.
 //!
 //! One ureq agent is shared by every remote layer, so connections to an upstream are
 //! reused. It is set up for build machines: rustls with the ring provider only, the
@@ -8,25 +8,43 @@
 //! (never an `HTTPS_PROXY` that points back at the overlay itself). 4xx and 5xx answers
 //! are returned as responses, not errors: the layers decide what a status means.
 //!
+//! Destinations are parsed once, with the `http` crate's URI parser ([`Url`],
+//! [`HostPort`]), and what was checked is what is connected to. ureq follows no
+//! redirects itself: [`Upstream::get`] follows them hop by hop under a [`Redirects`]
+//! policy, so an index cannot send the overlay to another origin, a download is sent
+//! on only over https and not to a loopback or link-local address unless the layer is
+//! on one, and `Authorization` never leaves the origin it was meant for. Addresses are
+//! checked where ureq gets them, in the resolver, against the [`AddressRule`] of the
+//! request under way: no second lookup can answer differently.
+//!
 //! Host names are resolved once a minute, not per request: ureq resolves before every
 //! request, pooled connection or not, and on networks whose DNS drops the odd UDP
 //! query each lost answer costs the resolver's five-second retry (measured here: about
 //! one request in thirty stalled five seconds). cargo's libcurl caches the same way.
+//! The cache holds a bounded number of names, so clients naming ever new hosts through
+//! the forward proxy cannot grow it.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::config::Config;
 use ureq::http::Uri;
+use ureq::http::uri::Authority;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 /// How long a resolved address is reused.
 const DNS_TTL: Duration = Duration::from_secs(60);
+/// The most host names the resolver cache keeps.
+const MAX_DNS_ENTRIES: usize = 256;
+/// The most redirects one request follows.
+const MAX_REDIRECTS: usize = 8;
 
 /// How the agent reaches upstreams.
 #[derive(Clone, Debug)]
@@ -38,21 +56,303 @@ pub struct UpstreamOptions {
     /// The overlay's own listener, so an inherited `HTTPS_PROXY` pointing at it is
     /// ignored instead of looping requests back into the overlay.
     pub own_address: Option<std::net::SocketAddr>,
-    /// Follow redirects (registries redirect downloads to storage hosts); off when
-    /// forwarding for a client, which then sees the redirect itself.
-    pub follow_redirects: bool,
+    /// The client forwards requests for proxy clients: it never reaches a link-local
+    /// address (cloud metadata services live there).
+    pub forwarding: bool,
 }
 
+/// Why an upstream request did not get an answer.
 #[derive(Debug)]
-pub struct UpstreamError(String);
+pub enum UpstreamError {
+    /// `--upstream-proxy` or the environment's proxy is not a proxy URL.
+    InvalidProxy { url: String, detail: String },
+    /// The URL is not one the overlay requests.
+    InvalidUrl { url: String, detail: String },
+    /// The destination's addresses are all of a kind this request may not reach.
+    AddressRefused { url: String, rule: AddressRule },
+    /// A redirect the request's policy does not follow.
+    Redirect {
+        from: String,
+        to: String,
+        why: &'static str,
+    },
+    /// The upstream could not be reached, or its answer not read.
+    Failed { what: String, detail: String },
+}
 
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            UpstreamError::InvalidProxy { url, detail } => {
+                write!(f, "invalid --upstream-proxy `{url}`: {detail}")
+            }
+            UpstreamError::InvalidUrl { url, detail } => write!(f, "invalid URL `{url}`: {detail}"),
+            UpstreamError::AddressRefused { url, rule } => {
+                write!(f, "{url} resolves only to {} addresses", rule.refused())
+            }
+            UpstreamError::Redirect { from, to, why } => {
+                write!(f, "{from} redirects to {to}, which is not followed: {why}")
+            }
+            UpstreamError::Failed { what, detail } => write!(f, "{what} failed: {detail}"),
+        }
     }
 }
 
 impl std::error::Error for UpstreamError {}
+
+/// A URL's scheme: the overlay speaks only these two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// A host and a port, as a `CONNECT` target or a URL's authority names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    /// Lowercase; an IPv6 address without its brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// A `CONNECT` target: `host:port` or `[v6]:port`, the port required, no userinfo.
+    pub fn parse(authority: &str) -> Result<HostPort, String> {
+        let parsed: Authority = authority
+            .parse()
+            .map_err(|e| format!("`{authority}` is not a host:port: {e}"))?;
+        HostPort::from_authority(&parsed, None)
+    }
+
+    /// The host and port of `authority`; without a port, `default_port`, if any.
+    fn from_authority(
+        authority: &Authority,
+        default_port: Option<u16>,
+    ) -> Result<HostPort, String> {
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "`{authority}` has user information before its host, which is refused"
+            ));
+        }
+        let written = authority.host();
+        let port = match authority.as_str()[written.len()..].strip_prefix(':') {
+            Some(port) if !port.is_empty() => port.parse().ok(),
+            _ => default_port,
+        }
+        .ok_or_else(|| format!("`{authority}` is not a host:port"))?;
+        let host = written
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(written);
+        if host.is_empty() {
+            return Err(format!("`{authority}` names no host"));
+        }
+        Ok(HostPort {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The host's address, when it is an IP address rather than a name.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+}
+
+impl fmt::Display for HostPort {
+    /// `host:port` as a URL writes it, with brackets around an IPv6 address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// An absolute `http` or `https` URL, parsed once: the request made for it goes to
+/// exactly this scheme, host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: Scheme,
+    pub at: HostPort,
+    /// The authority as written, which is what `at` was read from: a default port
+    /// stays unwritten, as signed storage URLs need.
+    authority: String,
+    /// Starts with `/`; the fragment is gone.
+    pub path_and_query: String,
+}
+
+impl Url {
+    pub fn parse(url: &str) -> Result<Url, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(other) => return Err(format!("the scheme `{other}` is not http or https")),
+            None => return Err("not an absolute URL".to_string()),
+        };
+        let authority = uri.authority().ok_or("the URL names no host")?;
+        let at = HostPort::from_authority(authority, Some(scheme.default_port()))?;
+        let path_and_query = match uri.path_and_query().map(|p| p.as_str()) {
+            Some(p) if p.starts_with('/') => p.to_string(),
+            Some(p) => format!("/{p}"),
+            None => "/".to_string(),
+        };
+        Ok(Url {
+            scheme,
+            at,
+            authority: authority.as_str().to_string(),
+            path_and_query,
+        })
+    }
+
+    /// Whether both have the same scheme, host and port.
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme && self.at == other.at
+    }
+
+    /// Where a `Location` header points, relative to this URL.
+    fn join(&self, location: &str) -> Result<Url, String> {
+        let location = location.trim();
+        let absolute = if location.starts_with("//") {
+            format!("{}:{location}", self.scheme.as_str())
+        } else if location.starts_with('/') {
+            format!("{}://{}{location}", self.scheme.as_str(), self.authority)
+        } else if location
+            .split_once(':')
+            .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']))
+        {
+            location.to_string()
+        } else {
+            let path = self.path_and_query.split(['?', '#']).next().unwrap_or("/");
+            let dir = &path[..=path.rfind('/').unwrap_or(0)];
+            format!(
+                "{}://{}{dir}{location}",
+                self.scheme.as_str(),
+                self.authority
+            )
+        };
+        Url::parse(&absolute)
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.authority,
+            self.path_and_query
+        )
+    }
+}
+
+/// Which kinds of addresses a request may connect to. Other addresses are all allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRule {
+    /// This host: 127.0.0.0/8, ::1, and the unspecified address, which reaches it too.
+    pub loopback: bool,
+    /// 169.254.0.0/16 and fe80::/10, where cloud metadata services answer.
+    pub link_local: bool,
+}
+
+impl AddressRule {
+    pub const ANY: AddressRule = AddressRule {
+        loopback: true,
+        link_local: true,
+    };
+    /// What forwarding and passthrough tunnels may reach.
+    pub const NOT_LINK_LOCAL: AddressRule = AddressRule {
+        loopback: true,
+        link_local: false,
+    };
+
+    pub fn allows(self, ip: IpAddr) -> bool {
+        (self.loopback || !is_loopback(ip)) && (self.link_local || !is_link_local(ip))
+    }
+
+    /// The rule that allows loopback or link-local addresses only if `addrs` has some.
+    fn allowing(addrs: &[IpAddr]) -> AddressRule {
+        AddressRule {
+            loopback: addrs.iter().any(|&ip| is_loopback(ip)),
+            link_local: addrs.iter().any(|&ip| is_link_local(ip)),
+        }
+    }
+
+    /// The kinds refused, for messages.
+    fn refused(self) -> &'static str {
+        match (self.loopback, self.link_local) {
+            (false, false) => "loopback or link-local",
+            (false, true) => "loopback",
+            (true, false) => "link-local",
+            (true, true) => "no",
+        }
+    }
+}
+
+/// This host: 127.0.0.0/8, ::1, and the unspecified address, which reaches it too.
+fn is_loopback(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    ip.is_loopback() || ip.is_unspecified()
+}
+
+/// 169.254.0.0/16 and fe80::/10, also written as IPv4-mapped IPv6.
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
+thread_local! {
+    /// The rule of the request this thread is making. ureq's resolver has no
+    /// per-request context, and ureq makes the request on the calling thread.
+    static RULE: Cell<AddressRule> = const { Cell::new(AddressRule::ANY) };
+}
+
+/// Sets the thread's address rule while a request runs.
+struct RuleScope(AddressRule);
+
+impl RuleScope {
+    fn enter(rule: AddressRule) -> RuleScope {
+        RuleScope(RULE.replace(rule))
+    }
+}
+
+impl Drop for RuleScope {
+    fn drop(&mut self) {
+        RULE.set(self.0);
+    }
+}
+
+/// Which redirects [`Upstream::get`] follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redirects {
+    /// Only within the first URL's origin: `config.json`, index files, searches.
+    SameOrigin,
+    /// Downloads, which registries redirect to storage hosts: also to another origin
+    /// over https, but not to a loopback or link-local address unless the first URL's
+    /// host is one.
+    Download,
+}
 
 /// An upstream's answer. The body is read by the caller, streamed or whole.
 pub struct UpstreamResponse {
@@ -77,7 +377,10 @@ impl UpstreamResponse {
             .with_config()
             .limit(limit)
             .read_to_vec()
-            .map_err(|e| UpstreamError(format!("reading the answer failed: {e}")))
+            .map_err(|e| UpstreamError::Failed {
+                what: "reading the answer".to_string(),
+                detail: e.to_string(),
+            })
     }
 
     /// The body as a stream.
@@ -90,14 +393,19 @@ pub struct Upstream {
     agent: ureq::Agent,
     /// The proxy the agent uses, if any: passthrough tunnels go through it too.
     proxy: Option<ureq::Proxy>,
+    resolver: CachingResolver,
+    /// What every request of this client may reach.
+    rule: AddressRule,
 }
 
 impl Upstream {
     pub fn new(options: &UpstreamOptions) -> Result<Upstream, UpstreamError> {
         let proxy = match &options.proxy {
             Some(url) => Some(
-                ureq::Proxy::new(url)
-                    .map_err(|e| UpstreamError(format!("invalid --upstream-proxy `{url}`: {e}")))?,
+                ureq::Proxy::new(url).map_err(|e| UpstreamError::InvalidProxy {
+                    url: url.clone(),
+                    detail: e.to_string(),
+                })?,
             ),
             None => ureq::Proxy::try_from_env().filter(|p| !points_at(p, options.own_address)),
         };
@@ -117,7 +425,8 @@ impl Upstream {
             .tls_config(tls)
             .proxy(proxy.clone())
             .http_status_as_error(false)
-            .max_redirects(if options.follow_redirects { 10 } else { 0 })
+            // Redirects are followed in `get`, each hop checked.
+            .max_redirects(0)
             .user_agent(format!(
                 "cargo-overlay-registry/{}",
                 env!("CARGO_PKG_VERSION")
@@ -128,23 +437,35 @@ impl Upstream {
             .max_idle_connections_per_host(64)
             .max_idle_connections(256)
             .build();
-        let agent = ureq::Agent::with_parts(
-            config,
-            DefaultConnector::default(),
-            CachingResolver::default(),
-        );
-        Ok(Upstream { agent, proxy })
+        let resolver = CachingResolver::default();
+        let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), resolver.clone());
+        let rule = if options.forwarding {
+            AddressRule::NOT_LINK_LOCAL
+        } else {
+            AddressRule::ANY
+        };
+        Ok(Upstream {
+            agent,
+            proxy,
+            resolver,
+            rule,
+        })
     }
 
-    /// The proxy a connection to `host:port` must go through, unless `NO_PROXY`
-    /// exempts the host.
-    pub fn proxy_for(&self, host: &str, port: u16) -> Option<&ureq::Proxy> {
+    /// The proxy a connection to `to` must go through, unless `NO_PROXY` exempts it.
+    pub fn proxy_for(&self, to: &HostPort) -> Option<&ureq::Proxy> {
         let proxy = self.proxy.as_ref()?;
-        let uri: Uri = format!("https://{host}:{port}/").parse().ok()?;
+        let uri: Uri = format!("https://{to}/").parse().ok()?;
         (!proxy.is_no_proxy(&uri)).then_some(proxy)
     }
 
-    /// Sends a request with optional body; any status comes back as a response.
+    /// What this client's requests may reach.
+    pub fn rule(&self) -> AddressRule {
+        self.rule
+    }
+
+    /// Sends a request with optional body and returns the answer as it is: a redirect
+    /// is not followed. Any status comes back as a response.
     pub fn send(
         &self,
         method: &str,
@@ -152,12 +473,110 @@ impl Upstream {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let started = std::time::Instant::now();
-        let fail = |e: ureq::Error| UpstreamError(format!("{method} {url} failed: {e}"));
-        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        let parsed = Url::parse(url).map_err(|detail| UpstreamError::InvalidUrl {
+            url: url.to_string(),
+            detail,
+        })?;
+        self.send_to(method, &parsed, headers, body, self.rule)
+    }
+
+    /// A GET that follows redirects as `redirects` allows, each hop checked.
+    /// `Authorization` is sent only to the first URL's origin.
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        redirects: Redirects,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let first = Url::parse(url).map_err(|detail| UpstreamError::InvalidUrl {
+            url: url.to_string(),
+            detail,
+        })?;
+        let mut at = first.clone();
+        let mut rule = self.rule;
+        for _ in 0..=MAX_REDIRECTS {
+            let hop_headers = headers_for(headers, at.same_origin(&first));
+            let response = self.send_to("GET", &at, &hop_headers, None, rule)?;
+            if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(response);
+            }
+            let Some(location) = response.header("location") else {
+                return Ok(response);
+            };
+            let refuse = |to: String, why| UpstreamError::Redirect {
+                from: at.to_string(),
+                to,
+                why,
+            };
+            let next = at.join(&location).map_err(|_| {
+                refuse(
+                    location.clone(),
+                    "not an http(s) URL without user information",
+                )
+            })?;
+            if !next.same_origin(&first) {
+                if redirects == Redirects::SameOrigin {
+                    return Err(refuse(next.to_string(), "it leaves the registry's origin"));
+                }
+                if next.scheme != Scheme::Https {
+                    return Err(refuse(
+                        next.to_string(),
+                        "downloads are followed to other hosts over https only",
+                    ));
+                }
+                // Loopback and link-local only if the registry itself is there.
+                let home = self.resolver.addresses(&first.at);
+                let like_home = AddressRule::allowing(&home);
+                rule = AddressRule {
+                    loopback: self.rule.loopback && like_home.loopback,
+                    link_local: self.rule.link_local && like_home.link_local,
+                };
+            }
+            at = next;
+        }
+        Err(UpstreamError::Failed {
+            what: format!("GET {first}"),
+            detail: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    fn send_to(
+        &self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        rule: AddressRule,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let started = Instant::now();
+        let what = format!("{method} {url}");
+        // An address given as such is checked here: through a proxy, the resolver
+        // never sees it.
+        if url.at.ip().is_some_and(|ip| !rule.allows(ip)) {
+            return Err(UpstreamError::AddressRefused {
+                url: url.to_string(),
+                rule,
+            });
+        }
+        let fail = |e: ureq::Error| match e {
+            ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<Refused>()) => {
+                UpstreamError::AddressRefused {
+                    url: url.to_string(),
+                    rule,
+                }
+            }
+            e => UpstreamError::Failed {
+                what: what.clone(),
+                detail: e.to_string(),
+            },
+        };
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url.to_string());
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        let _scope = RuleScope::enter(rule);
         let response = match body {
             Some(body) => {
                 let request = request.body(body.to_vec()).map_err(|e| fail(e.into()))?;
@@ -171,7 +590,7 @@ impl Upstream {
         .map_err(fail)?;
         let (parts, body) = response.into_parts();
         log::debug!(
-            "upstream {method} {url} -> {} in {} ms",
+            "upstream {what} -> {} in {} ms",
             parts.status.as_u16(),
             started.elapsed().as_millis()
         );
@@ -181,17 +600,91 @@ impl Upstream {
             body,
         })
     }
+}
 
-    pub fn get(&self, url: &str) -> Result<UpstreamResponse, UpstreamError> {
-        self.send("GET", url, &[], None)
+/// The headers of a request for a hop: `Authorization` only within the first URL's
+/// origin, the one it was meant for.
+fn headers_for<'a>(headers: &[(&'a str, &'a str)], same_origin: bool) -> Vec<(&'a str, &'a str)> {
+    headers
+        .iter()
+        .filter(|(name, _)| same_origin || !name.eq_ignore_ascii_case("authorization"))
+        .copied()
+        .collect()
+}
+
+/// A resolver answer refused by the request's [`AddressRule`].
+#[derive(Debug)]
+struct Refused;
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the host resolves only to addresses this request may not reach")
     }
 }
 
-/// ureq's resolver with a cache in front (see the module docs).
-#[derive(Debug, Default)]
+impl std::error::Error for Refused {}
+
+/// ureq's resolver with a bounded cache in front (see the module docs), answering
+/// only addresses the thread's [`AddressRule`] allows.
+#[derive(Clone, Debug, Default)]
 struct CachingResolver {
-    inner: DefaultResolver,
-    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+    inner: Arc<DefaultResolver>,
+    cache: Arc<Mutex<DnsCache>>,
+}
+
+/// Host names and their addresses, with when they were resolved.
+#[derive(Debug, Default)]
+struct DnsCache(HashMap<String, (Instant, Vec<IpAddr>)>);
+
+impl DnsCache {
+    fn get(&self, host: &str) -> Option<Vec<IpAddr>> {
+        let (at, addrs) = self.0.get(host)?;
+        (at.elapsed() < DNS_TTL).then(|| addrs.clone())
+    }
+
+    /// Keeps `addrs` for `host`, first dropping expired entries and then, if it is
+    /// still full, the oldest.
+    fn insert(&mut self, host: String, addrs: Vec<IpAddr>) {
+        if self.0.len() >= MAX_DNS_ENTRIES && !self.0.contains_key(&host) {
+            self.0.retain(|_, (at, _)| at.elapsed() < DNS_TTL);
+            if self.0.len() >= MAX_DNS_ENTRIES
+                && let Some(oldest) = self
+                    .0
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(host, _)| host.clone())
+            {
+                self.0.remove(&oldest);
+            }
+        }
+        self.0.insert(host, (Instant::now(), addrs));
+    }
+}
+
+impl CachingResolver {
+    fn cache(&self) -> std::sync::MutexGuard<'_, DnsCache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The addresses `at` resolves to, from the cache or looked up; none when it
+    /// does not resolve. For deciding what kind of host a registry is on.
+    fn addresses(&self, at: &HostPort) -> Vec<IpAddr> {
+        if let Some(ip) = at.ip() {
+            return vec![ip];
+        }
+        if let Some(addrs) = self.cache().get(&at.host) {
+            return addrs;
+        }
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<IpAddr> = (at.host.as_str(), at.port)
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default();
+        if !addrs.is_empty() {
+            self.cache().insert(at.host.clone(), addrs.clone());
+        }
+        addrs
+    }
 }
 
 impl Resolver for CachingResolver {
@@ -201,20 +694,51 @@ impl Resolver for CachingResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let key = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or(""),
-            uri.authority().map_or("", |a| a.as_str())
-        );
-        let cache = || self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, addrs)) = cache().get(&key)
-            && at.elapsed() < DNS_TTL
-        {
-            return Ok(addrs.clone());
+        let host = uri.host().unwrap_or("");
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+            Some("http") => 80,
+            _ => 443,
+        });
+        // The upstream proxy is the operator's choice, wherever it is.
+        let is_proxy = config
+            .proxy()
+            .is_some_and(|p| p.host().eq_ignore_ascii_case(&host) && p.port() == port);
+        // Addresses given as such need no lookup and take no room in the cache.
+        let cached = || self.cache().get(&host);
+        let ips = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => match cached() {
+                Some(ips) => ips,
+                None => {
+                    let resolved = self.inner.resolve(uri, config, timeout)?;
+                    let ips: Vec<IpAddr> = resolved.iter().map(|a| a.ip()).collect();
+                    self.cache().insert(host.clone(), ips.clone());
+                    ips
+                }
+            },
+        };
+        let rule = if is_proxy {
+            AddressRule::ANY
+        } else {
+            RULE.get()
+        };
+        let mut answer = self.empty();
+        for ip in ips.into_iter().filter(|&ip| rule.allows(ip)) {
+            // ureq keeps at most 16 addresses; so does its own resolver.
+            let _ = answer.try_push(SocketAddr::new(ip, port));
         }
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        cache().insert(key, (Instant::now(), addrs.clone()));
-        Ok(addrs)
+        if answer.is_empty() {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                Refused,
+            )));
+        }
+        Ok(answer)
     }
 }
 
@@ -232,4 +756,159 @@ fn points_at(proxy: &ureq::Proxy, own: Option<std::net::SocketAddr>) -> bool {
         );
     }
     ours
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.to_string(),
+            port,
+        }
+    }
+
+    #[test]
+    fn urls_end_their_authority_where_the_connection_does() {
+        // The forms that once reached another port than the one checked.
+        let url = Url::parse("http://127.0.0.1:8081?:80/").unwrap();
+        assert_eq!(url.at, at("127.0.0.1", 8081));
+        assert_eq!(url.to_string(), "http://127.0.0.1:8081/?:80/");
+        let url = Url::parse("http://127.0.0.1:8081#:80/").unwrap();
+        assert_eq!(url.at, at("127.0.0.1", 8081));
+        assert_eq!(url.path_and_query, "/");
+        let url = Url::parse("HTTPS://Index.Example/a/b?q=1").unwrap();
+        assert_eq!(
+            (url.scheme, url.at),
+            (Scheme::Https, at("index.example", 443))
+        );
+        assert_eq!(url.path_and_query, "/a/b?q=1");
+        let url = Url::parse("http://[::1]:8080/x").unwrap();
+        assert_eq!(url.at, at("::1", 8080));
+        assert_eq!(url.to_string(), "http://[::1]:8080/x");
+        for bad in [
+            "http://127.0.0.1:80@127.0.0.1:8081/",
+            "http://user@example.com/",
+            "http://:80/",
+            "http:///x",
+            "ftp://example.com/",
+            "/relative",
+            "http://example.com:99999/",
+            "http://exa mple.com/",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn connect_targets_need_a_port_and_no_userinfo() {
+        assert_eq!(
+            HostPort::parse("Index.Crates.io:443"),
+            Ok(at("index.crates.io", 443))
+        );
+        assert_eq!(HostPort::parse("[::1]:8443"), Ok(at("::1", 8443)));
+        assert_eq!(at("::1", 8443).to_string(), "[::1]:8443");
+        for bad in [
+            "host",
+            ":443",
+            "host:http",
+            "a:80@127.0.0.1:22",
+            "h:1/x",
+            "h:70000",
+        ] {
+            assert!(HostPort::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirect_locations_resolve_against_the_url() {
+        let base = Url::parse("https://reg.example/dl/a/b?x=1").unwrap();
+        let join = |l: &str| base.join(l).map(|u| u.to_string());
+        assert_eq!(
+            join("https://s3.example/k").unwrap(),
+            "https://s3.example/k"
+        );
+        assert_eq!(join("//s3.example/k").unwrap(), "https://s3.example/k");
+        assert_eq!(join("/other").unwrap(), "https://reg.example/other");
+        assert_eq!(join("c?y").unwrap(), "https://reg.example/dl/a/c?y");
+        assert!(join("http://u:p@x.example/").is_err());
+        assert!(join("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn address_rules_know_loopback_and_link_local() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let rule = AddressRule::NOT_LINK_LOCAL;
+        for refused in [
+            "169.254.169.254",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "febf::1",
+        ] {
+            assert!(!rule.allows(ip(refused)), "{refused}");
+        }
+        for allowed in ["127.0.0.1", "10.0.0.1", "::1", "fec0::1", "8.8.8.8"] {
+            assert!(rule.allows(ip(allowed)), "{allowed}");
+        }
+        let public = AddressRule::allowing(&[ip("192.0.2.1")]);
+        for refused in [
+            "127.0.0.2",
+            "0.0.0.0",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.1.1",
+        ] {
+            assert!(!public.allows(ip(refused)), "{refused}");
+        }
+        assert!(AddressRule::allowing(&[ip("127.0.0.1")]).allows(ip("127.0.0.9")));
+    }
+
+    #[test]
+    fn the_resolver_answers_only_addresses_the_rule_allows() {
+        let upstream = Upstream::new(&UpstreamOptions {
+            timeout: Duration::from_secs(5),
+            proxy: None,
+            own_address: None,
+            forwarding: false,
+        })
+        .unwrap();
+        // A name, so the refusal comes from the resolver's answer, not the literal check.
+        let url = Url::parse("http://localhost:9/").unwrap();
+        let no_loopback = AddressRule {
+            loopback: false,
+            link_local: true,
+        };
+        let refused = upstream.send_to("GET", &url, &[], None, no_loopback);
+        assert!(
+            matches!(refused, Err(UpstreamError::AddressRefused { .. })),
+            "{:?}",
+            refused.err()
+        );
+    }
+
+    #[test]
+    fn authorization_stays_with_its_origin() {
+        let headers = [("Authorization", "secret"), ("If-None-Match", "\"e\"")];
+        assert_eq!(headers_for(&headers, true), headers);
+        assert_eq!(headers_for(&headers, false), [("If-None-Match", "\"e\"")]);
+        let lower = [("authorization", "secret")];
+        assert!(headers_for(&lower, false).is_empty());
+    }
+
+    #[test]
+    fn the_dns_cache_is_bounded() {
+        let mut cache = DnsCache::default();
+        for i in 0..MAX_DNS_ENTRIES * 3 {
+            cache.insert(
+                format!("host{i}.example"),
+                vec![IpAddr::from([10, 0, 0, 1])],
+            );
+            assert!(cache.0.len() <= MAX_DNS_ENTRIES);
+        }
+        // The newest names are kept, the oldest went first.
+        let newest = format!("host{}.example", MAX_DNS_ENTRIES * 3 - 1);
+        assert!(cache.get(&newest).is_some());
+        assert!(cache.get("host0.example").is_none());
+    }
 }

@@ -259,6 +259,29 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     );
     drop(stream);
 
+    // Proxy targets that name one port and reach another (SSRF): refused, and the port
+    // they aim at is never connected to.
+    let victim = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let v = victim.local_addr().unwrap().port();
+    let proxy = Overlay::start_with(&["--no-tls", "-p", "0", "-r", &local_layer(&work.join("p"))]);
+    for target in [
+        format!("http://127.0.0.1:{v}?:80/"),
+        format!("http://127.0.0.1:{v}#:80/"),
+        format!("http://127.0.0.1:80@127.0.0.1:{v}/"),
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        let response = exchange(proxy.addr, request.as_bytes());
+        assert!(
+            matches!(response.status, 400 | 403),
+            "{target}: {}",
+            response.text()
+        );
+        assert!(response.json()["errors"][0]["detail"].is_string());
+    }
+    assert!(victim.accept().is_err(), "an SSRF form reached its port");
+    assert_still_serving(&proxy);
+
     assert_still_serving(&overlay);
     let log = overlay.log();
     assert!(!log.contains("panic"), "{log}");

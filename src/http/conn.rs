@@ -18,6 +18,10 @@
 //!
 //! The stream's read timeout is the loop's clock tick: a read that times out is not an
 //! error by itself, only once the current deadline has passed.
+//!
+//! A response body of unknown length is streamed: chunked to an HTTP/1.1 client, and to
+//! an HTTP/1.0 one (which knows no chunked coding) delimited by closing the connection
+//! (RFC 9112 section 6.3).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -140,6 +144,8 @@ struct Head {
     framing: Framing,
     keep_alive: bool,
     expects_continue: bool,
+    /// An HTTP/1.0 request: its response cannot be chunked.
+    http10: bool,
 }
 
 /// A `CONNECT` request, handed back to the caller with the stream, unanswered: what to
@@ -163,6 +169,7 @@ pub fn serve_connection<S: Read + Write>(
         buf: Vec::new(),
         limits,
         body_deadline: Instant::now(),
+        http10: false,
     };
     loop {
         let head = match conn.read_head() {
@@ -223,12 +230,15 @@ struct Conn<'a, S> {
     limits: &'a Limits,
     /// When the body being read must be complete.
     body_deadline: Instant,
+    /// The request being answered is HTTP/1.0.
+    http10: bool,
 }
 
 impl<S: Read + Write> Conn<'_, S> {
     /// Serves one request whose head has been read. Returns whether to keep going.
     fn serve_one(&mut self, head: Head, handler: &dyn Handler) -> Result<bool, ConnError> {
         let is_head_method = head.head.method == "HEAD";
+        self.http10 = head.http10;
         let body_len = match head.framing {
             Framing::Length(n) => Some(n),
             Framing::None => Some(0),
@@ -274,10 +284,7 @@ impl<S: Read + Write> Conn<'_, S> {
             body,
         };
         match guarded("serving a request", || handler.handle(request)) {
-            Some(response) => {
-                self.write_response(response, is_head_method, !keep_alive)?;
-                Ok(keep_alive)
-            }
+            Some(response) => self.write_response(response, is_head_method, !keep_alive),
             None => {
                 self.write_response(internal_error(handler), is_head_method, true)?;
                 Ok(false)
@@ -559,44 +566,67 @@ impl<S: Read + Write> Conn<'_, S> {
         }
     }
 
+    /// Writes a response; returns whether the connection stays open after it.
     fn write_response(
         &mut self,
         response: Response,
         is_head_method: bool,
         close: bool,
-    ) -> Result<(), ConnError> {
-        Ok(write_response(
+    ) -> Result<bool, ConnError> {
+        Ok(write_framed(
             &mut self.stream,
             response,
             is_head_method,
+            self.http10,
             close,
         )?)
     }
 }
 
-/// Writes a response with its framing headers. `close` adds `Connection: close`.
+/// Writes a response with its framing headers, to an HTTP/1.1 client. `close` adds
+/// `Connection: close`.
 pub fn write_response<W: Write>(
     stream: &mut W,
     response: Response,
     is_head_method: bool,
     close: bool,
 ) -> io::Result<()> {
+    write_framed(stream, response, is_head_method, false, close).map(|_| ())
+}
+
+/// Writes a response with its framing headers. `close` adds `Connection: close`, and
+/// so does a body of unknown length for an HTTP/1.0 client, which is delimited by the
+/// close. Returns whether the connection stays open.
+fn write_framed<W: Write>(
+    stream: &mut W,
+    response: Response,
+    is_head_method: bool,
+    http10: bool,
+    close: bool,
+) -> io::Result<bool> {
     let status = response.status;
     // RFC 9110 section 6.4.1: 1xx, 204 and 304 responses never have a body.
     let bodiless_status = status < 200 || status == 204 || status == 304;
+    let has_body = !bodiless_status && !is_head_method;
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status));
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    let mut close = close;
     if !bodiless_status {
-        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+        match response.body.len() {
+            Some(len) => head.push_str(&format!("Content-Length: {len}\r\n")),
+            // A HEAD answer's headers are those a GET would get (RFC 9110 section 9.3.2).
+            None if !http10 => head.push_str("Transfer-Encoding: chunked\r\n"),
+            None => close |= has_body,
+        }
     }
     if close {
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
-    if !bodiless_status && !is_head_method {
+    if has_body {
         match response.body {
             Body::Empty => {}
             Body::Bytes(bytes) => stream.write_all(&bytes)?,
@@ -610,9 +640,38 @@ pub fn write_response<W: Write>(
                     )));
                 }
             }
+            Body::Unsized(mut reader) if http10 => {
+                io::copy(&mut reader, stream)?;
+            }
+            Body::Unsized(mut reader) => write_chunked(&mut reader, stream)?,
         }
     }
-    stream.flush()
+    stream.flush()?;
+    Ok(!close)
+}
+
+/// Sends `reader` in the chunked coding (RFC 9112 section 7.1), one chunk per read.
+/// A read error ends the connection without the last chunk, so the client sees the
+/// body is incomplete.
+fn write_chunked<W: Write>(reader: &mut dyn Read, stream: &mut W) -> io::Result<()> {
+    const CHUNK: usize = 16 * 1024;
+    let mut frame = Vec::with_capacity(CHUNK + 16);
+    let mut data = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut data) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return stream.write_all(b"0\r\n\r\n");
+        }
+        frame.clear();
+        frame.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        frame.extend_from_slice(&data[..n]);
+        frame.extend_from_slice(b"\r\n");
+        stream.write_all(&frame)?;
+    }
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -732,6 +791,7 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, Refu
             framing,
             keep_alive,
             expects_continue,
+            http10,
         },
         len,
     )))
@@ -837,6 +897,10 @@ mod tests {
         }
         fn handle(&self, request: Request) -> Response {
             assert!(request.head.target != "/panic", "a bug in handle");
+            if request.head.target == "/unsized" {
+                let body = Cursor::new(b"hello world".to_vec());
+                return Response::new(200, Body::Unsized(Box::new(body)));
+            }
             let text = format!(
                 "{} {} {}",
                 request.head.method,
@@ -928,6 +992,35 @@ mod tests {
         let (out, _, consumed) = run_with(&input, &Limits::default());
         assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
         assert_eq!(consumed, input.len() as u64);
+    }
+
+    #[test]
+    fn bodies_of_unknown_length_are_chunked_or_end_the_connection() {
+        let (out, seen) =
+            run(b"GET /unsized HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(out.contains("Transfer-Encoding: chunked\r\n"), "{out}");
+        assert!(!out.contains("Content-Length: 11"), "{out}");
+        assert!(
+            out.contains("\r\n\r\nb\r\nhello world\r\n0\r\n\r\nHTTP/1.1 200 OK"),
+            "{out}"
+        );
+        assert_eq!(seen, ["GET /next "]);
+        // HTTP/1.0 knows no chunks: the body ends with the connection.
+        let (out, seen) = run(
+            b"GET /unsized HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /next HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+        assert!(!out.contains("Transfer-Encoding"), "{out}");
+        assert!(out.ends_with("\r\n\r\nhello world"), "{out}");
+        assert!(seen.is_empty());
+        // A HEAD answer has the GET's headers and no body; the connection goes on.
+        let (out, seen) =
+            run(b"HEAD /unsized HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            out.contains("Transfer-Encoding: chunked\r\n\r\nHTTP/1.1 200"),
+            "{out}"
+        );
+        assert_eq!(seen, ["GET /next "]);
     }
 
     #[test]

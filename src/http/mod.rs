@@ -18,7 +18,7 @@ use std::io::Read;
 
 pub use conn::{ConnError, Connect, Limits, serve_connection, write_response};
 pub use drain::drain;
-pub use server::{READ_TICK, Server, ServerOptions, Service};
+pub use server::{READ_TICK, Server, ServerOptions, Service, close_gently};
 
 /// The head of a request: everything before the body.
 #[derive(Clone, Debug)]
@@ -57,8 +57,8 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-/// A response body: bytes in memory, or a reader of known length streamed to the
-/// client (crate downloads), so large bodies are never held whole.
+/// A response body: bytes in memory, or a reader streamed to the client (crate
+/// downloads, forwarded answers), so large bodies are never held whole.
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
@@ -66,6 +66,9 @@ pub enum Body {
         reader: Box<dyn Read + Send>,
         len: u64,
     },
+    /// A reader whose length is not known ahead: sent chunked to HTTP/1.1 clients,
+    /// and to HTTP/1.0 ones until the connection closes.
+    Unsized(Box<dyn Read + Send>),
 }
 
 impl fmt::Debug for Body {
@@ -74,16 +77,19 @@ impl fmt::Debug for Body {
             Body::Empty => f.write_str("Empty"),
             Body::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
             Body::Stream { len, .. } => write!(f, "Stream({len} bytes)"),
+            Body::Unsized(_) => f.write_str("Unsized"),
         }
     }
 }
 
 impl Body {
-    fn len(&self) -> u64 {
+    /// The length, when it is known before the body is sent.
+    fn len(&self) -> Option<u64> {
         match self {
-            Body::Empty => 0,
-            Body::Bytes(bytes) => bytes.len() as u64,
-            Body::Stream { len, .. } => *len,
+            Body::Empty => Some(0),
+            Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::Stream { len, .. } => Some(*len),
+            Body::Unsized(_) => None,
         }
     }
 }

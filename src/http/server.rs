@@ -35,7 +35,9 @@ pub trait Service: Send + Sync {
     fn serve(&self, stream: TcpStream);
 
     /// Answers a connection that cannot be served now, saying `why` (the pool is
-    /// full, the server is shutting down).
+    /// full, the server is shutting down), and ends it (see [`close_gently`]). This
+    /// runs on the accept loop and must not block: writes time out after a second,
+    /// and anything that waits for the client belongs on another thread.
     fn refuse(&self, stream: TcpStream, why: &str);
 }
 
@@ -132,8 +134,7 @@ impl Pool {
             log::error!("starting a worker thread failed: {e}");
             self.alive.fetch_sub(1, Ordering::SeqCst);
             if let Ok(stream) = spare {
-                self.service
-                    .refuse(stream, "no thread could be started to serve it");
+                self.refuse(stream, "no thread could be started to serve it");
             }
         }
     }
@@ -141,21 +142,15 @@ impl Pool {
     fn refuse(&self, stream: TcpStream, why: &str) {
         log::warn!("refusing a connection: {why}");
         let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        match stream.try_clone() {
-            Ok(answer) => {
-                self.service.refuse(answer, why);
-                close_gently(&stream);
-            }
-            Err(_) => self.service.refuse(stream, why),
-        }
+        self.service.refuse(stream, why);
     }
 }
 
 /// Ends a connection the server has answered without reading its request: sends a
 /// FIN after the answer, and reads off what the client has sent so far, so that
-/// closing does not reset the connection and destroy the answer. Never blocks: this
-/// runs on the accept loop.
-fn close_gently(stream: &TcpStream) {
+/// closing does not reset the connection and destroy the answer. Never blocks: it
+/// may run on the accept loop.
+pub fn close_gently(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     if stream.set_nonblocking(true).is_err() {
         return;
@@ -232,6 +227,7 @@ mod tests {
 
         fn refuse(&self, mut stream: TcpStream, _why: &str) {
             let _ = stream.write_all(b"busy");
+            close_gently(&stream);
         }
     }
 

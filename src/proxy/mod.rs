@@ -10,28 +10,44 @@
 //! they are forwarded, on port 80 or an allowed port. The router never learns how a
 //! request arrived. Where the proxy requires a credential (see `auth`), a `CONNECT` or
 //! absolute-form request without one is answered 407 before anything else is done.
+//!
+//! The proxy relays for its clients, so it must not become their way into places only
+//! the overlay's host can reach. Targets are parsed once ([`Url`], [`HostPort`]) and
+//! the request goes to exactly the host and port that were checked; user information
+//! in a target is refused; link-local destinations (cloud metadata) are refused for
+//! forwards and tunnels, by the addresses a name resolves to. A destination that
+//! cannot be reached gets one answer whatever the cause, so the proxy tells no client
+//! which ports are open: the reason goes to the log. Forwarded answers stream to the
+//! client whether or not they have a length.
 
 mod halves;
 mod tunnel;
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::auth::{self, Tokens};
 use crate::http::{
     Body, Connect, Handler, Limits, Request, RequestHead, Response, SMALL_BODY_LIMIT, Service,
-    serve_connection, write_response,
+    close_gently, serve_connection, write_response,
 };
 use crate::tls::InterceptTls;
-use crate::upstream::Upstream;
+use crate::upstream::{HostPort, Upstream, UpstreamError, Url};
 use halves::IntoHalves;
+use tunnel::TunnelError;
 
 /// How long a passthrough tunnel may carry no bytes before it is closed.
 const TUNNEL_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Connections past `--max-connections` answered over TLS at once; more are closed.
+const MAX_TLS_REFUSALS: usize = 16;
+/// How long answering one of them may take, handshake included.
+const TLS_REFUSAL_TIME: Duration = Duration::from_secs(5);
 
 /// What proxy mode intercepts and allows.
 pub struct ProxySettings {
@@ -62,6 +78,8 @@ pub struct Frontend {
     listener_tls: Option<Arc<ServerConfig>>,
     /// `None` with `--no-proxy`: `CONNECT` is refused.
     proxy: Option<ProxySettings>,
+    /// TLS refusals under way (see `refuse`).
+    tls_refusals: Arc<AtomicUsize>,
 }
 
 impl Frontend {
@@ -76,6 +94,7 @@ impl Frontend {
             limits,
             listener_tls,
             proxy,
+            tls_refusals: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -108,36 +127,41 @@ impl Frontend {
                 "this overlay runs with --no-proxy: CONNECT is not served",
             );
         };
-        let Some((host, port)) = split_authority(&authority) else {
-            return refuse(
-                &mut connect,
-                400,
-                &format!("`{authority}` is not a host:port"),
-            );
+        let at = match HostPort::parse(&authority) {
+            Ok(at) => at,
+            Err(detail) => return refuse(&mut connect, 400, &detail),
         };
-        if proxy.intercepts(host) {
-            return self.intercept(connect, proxy, host, peer);
+        if proxy.intercepts(&at.host) {
+            return self.intercept(connect, proxy, &at.host, peer);
         }
-        if !proxy.allowed_ports.contains(&port) {
+        if !proxy.allowed_ports.contains(&at.port) {
             return refuse(
                 &mut connect,
                 403,
-                &format!("CONNECT to port {port} is not allowed (see --allow-connect-port)"),
+                &format!(
+                    "CONNECT to port {} is not allowed (see --allow-connect-port)",
+                    at.port
+                ),
             );
         }
-        let far = match proxy.forwarder.proxy_for(host, port) {
-            Some(upstream_proxy) => tunnel::connect_via(upstream_proxy, host, port),
-            None => tunnel::connect(host, port),
+        let rule = proxy.forwarder.rule();
+        if at.ip().is_some_and(|ip| !rule.allows(ip)) {
+            return refuse(&mut connect, 403, &link_local_refusal(&at));
+        }
+        let far = match proxy.forwarder.proxy_for(&at) {
+            Some(upstream_proxy) => tunnel::connect_via(upstream_proxy, &at),
+            None => tunnel::connect(&at, rule),
         };
         let far = match far {
             Ok(far) => far,
-            Err(e) => {
-                return refuse(
-                    &mut connect,
-                    502,
-                    &format!("cannot connect to {authority}: {e}"),
-                );
+            Err(TunnelError::Refused) => {
+                return refuse(&mut connect, 403, &link_local_refusal(&at));
             }
+            Err(TunnelError::Unreachable(e)) => {
+                log::warn!("{peer}: CONNECT {authority}: {e}");
+                return refuse(&mut connect, 502, &unreachable(&at));
+            }
+            Err(TunnelError::Proxy(detail)) => return refuse(&mut connect, 502, &detail),
         };
         if write_established(&mut connect.stream).is_err() {
             return;
@@ -214,18 +238,110 @@ impl Service for Frontend {
         }
     }
 
-    fn refuse(&self, mut stream: TcpStream, why: &str) {
-        // A TLS client cannot read a plain-text answer; closing is all it can be told.
-        if self.listener_tls.is_none() {
-            let response = self
-                .router
-                .protocol_error(
-                    503,
-                    &format!("the server cannot take the connection: {why}; try again"),
-                )
-                .with_header("Retry-After", "1");
-            let _ = write_response(&mut stream, response, false, true);
+    fn refuse(&self, stream: TcpStream, why: &str) {
+        let response = self
+            .router
+            .protocol_error(
+                503,
+                &format!("the server cannot take the connection: {why}; try again"),
+            )
+            .with_header("Retry-After", "1");
+        let Some(config) = &self.listener_tls else {
+            // The answer fits the socket's buffer: this does not wait for the client.
+            let _ = write_response(&mut &stream, response, false, true);
+            return close_gently(&stream);
+        };
+        // A TLS answer needs a handshake, which waits for the client: not on the accept
+        // loop. Past the bound of refusals at once, closing is all a client is told.
+        if self.tls_refusals.fetch_add(1, Ordering::SeqCst) >= MAX_TLS_REFUSALS {
+            self.tls_refusals.fetch_sub(1, Ordering::SeqCst);
+            return;
         }
+        let slot = RefusalSlot(Arc::clone(&self.tls_refusals));
+        let config = Arc::clone(config);
+        let spawned = thread::Builder::new()
+            .name("overlay-refuse".into())
+            .spawn(move || {
+                let _slot = slot;
+                refuse_over_tls(config, stream, response);
+            });
+        if let Err(e) = spawned {
+            log::error!("starting a thread to refuse a TLS connection failed: {e}");
+        }
+    }
+}
+
+/// A place among the TLS refusals under way, given back when dropped.
+struct RefusalSlot(Arc<AtomicUsize>);
+
+impl Drop for RefusalSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answers a connection on the TLS listener with `response`, all within
+/// [`TLS_REFUSAL_TIME`]: handshake, request head read off (so closing does not reset
+/// the connection under the answer), answer, close.
+fn refuse_over_tls(config: Arc<ServerConfig>, stream: TcpStream, response: Response) {
+    let Ok(session) = ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = StreamOwned::new(
+        session,
+        Deadline {
+            stream,
+            at: Instant::now() + TLS_REFUSAL_TIME,
+        },
+    );
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if tls.conn.is_handshaking() {
+        return;
+    }
+    let _ = write_response(&mut tls, response, false, true);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    close_gently(&tls.sock.stream);
+}
+
+/// A socket whose reads and writes all end by one deadline.
+struct Deadline {
+    stream: TcpStream,
+    at: Instant,
+}
+
+impl Deadline {
+    fn left(&self) -> io::Result<Duration> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(left)
+    }
+}
+
+impl Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Deadline {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }
 
@@ -245,15 +361,17 @@ fn log_tls_failure(peer: &str, host: &str, error: &str) {
     }
 }
 
-/// `host:port` or `[v6]:port`, as `CONNECT` targets are written.
-fn split_authority(authority: &str) -> Option<(&str, u16)> {
-    let (host, port) = authority.rsplit_once(':')?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let port = port.parse().ok()?;
-    (!host.is_empty()).then_some((host, port))
+/// The one answer for a destination that cannot be reached, whatever the reason
+/// (refused, timed out, unresolvable): a client learns nothing about which ports are
+/// open. The reason goes to the log.
+fn unreachable(at: &HostPort) -> String {
+    format!("{at} cannot be reached through this proxy; the overlay's log has the reason")
+}
+
+fn link_local_refusal(at: &HostPort) -> String {
+    format!(
+        "{at} is or resolves to a link-local address (169.254.0.0/16, fe80::/10): the proxy does not go there"
+    )
 }
 
 /// The handler for requests arriving at the proxy: absolute-form targets for
@@ -267,7 +385,9 @@ enum Target {
     /// Served by the router, with this origin-form target.
     Local(String),
     /// An absolute-form target for a host the overlay does not serve.
-    Foreign { host: String, port: u16 },
+    Foreign(Url),
+    /// An absolute-form target the proxy does not take, and why.
+    Invalid(String),
 }
 
 /// Response headers a forwarded answer keeps; the rest are hop-by-hop or framing,
@@ -294,42 +414,35 @@ const HOP_BY_HOP: [&str; 10] = [
     "host",
     "content-length",
 ];
-/// The largest forwarded answer without a length that is read into memory.
-const MAX_FORWARDED_UNSIZED: u64 = 64 * 1024 * 1024;
-
 impl ProxyRequests<'_> {
     fn classify(&self, target: &str) -> Target {
-        let Some(rest) = target
-            .strip_prefix("http://")
-            .or_else(|| target.strip_prefix("https://"))
-        else {
+        let absolute = ["http://", "https://"].iter().any(|scheme| {
+            target
+                .get(..scheme.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(scheme))
+        });
+        if !absolute {
             return Target::Local(target.to_string());
+        }
+        let url = match Url::parse(target) {
+            Ok(url) => url,
+            Err(detail) => return Target::Invalid(format!("`{target}`: {detail}")),
         };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let default_port = if target.starts_with("https://") {
-            443
-        } else {
-            80
-        };
-        let (host, port) = split_authority(authority).unwrap_or((authority, default_port));
         let intercepted = self
             .frontend
             .proxy
             .as_ref()
-            .is_some_and(|p| p.intercepts(host));
+            .is_some_and(|p| p.intercepts(&url.at.host));
         if intercepted {
-            let path = if path.is_empty() { "/" } else { path };
-            Target::Local(path.to_string())
+            Target::Local(url.path_and_query)
         } else {
-            Target::Foreign {
-                host: host.to_string(),
-                port,
-            }
+            Target::Foreign(url)
         }
     }
 
     /// Why a request for another host cannot be forwarded, if it cannot.
-    fn refuse_foreign(&self, port: u16) -> Option<Response> {
+    fn refuse_foreign(&self, url: &Url) -> Option<Response> {
+        let port = url.at.port;
         let refusal = match &self.frontend.proxy {
             None => (
                 405,
@@ -340,13 +453,22 @@ impl ProxyRequests<'_> {
                 403,
                 format!("forwarding to port {port} is not allowed (see --allow-connect-port)"),
             ),
+            Some(proxy)
+                if url
+                    .at
+                    .ip()
+                    .is_some_and(|ip| !proxy.forwarder.rule().allows(ip)) =>
+            {
+                (403, link_local_refusal(&url.at))
+            }
             Some(_) => return None,
         };
         Some(self.frontend.router.protocol_error(refusal.0, &refusal.1))
     }
 
-    /// Forwards a request for a host the overlay does not serve, and its answer back.
-    fn forward(&self, request: &Request, host: &str) -> Response {
+    /// Forwards a request for a host the overlay does not serve, and its answer back,
+    /// streamed.
+    fn forward(&self, request: &Request, url: &Url) -> Response {
         let Some(proxy) = &self.frontend.proxy else {
             unreachable!("refuse_foreign turns requests away without proxy mode")
         };
@@ -358,19 +480,26 @@ impl ProxyRequests<'_> {
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect();
         let body = (!request.body.is_empty()).then_some(request.body.as_slice());
-        let answer =
-            match proxy
-                .forwarder
-                .send(&request.head.method, &request.head.target, &headers, body)
-            {
-                Ok(answer) => answer,
-                Err(e) => {
-                    return self
-                        .frontend
-                        .router
-                        .protocol_error(502, &format!("forwarding to {host} failed: {e}"));
-                }
-            };
+        let target = url.to_string();
+        let answer = match proxy
+            .forwarder
+            .send(&request.head.method, &target, &headers, body)
+        {
+            Ok(answer) => answer,
+            Err(UpstreamError::AddressRefused { .. }) => {
+                return self
+                    .frontend
+                    .router
+                    .protocol_error(403, &link_local_refusal(&url.at));
+            }
+            Err(e) => {
+                log::warn!("forwarding {} {target}: {e}", request.head.method);
+                return self
+                    .frontend
+                    .router
+                    .protocol_error(502, &unreachable(&url.at));
+            }
+        };
         let kept: Vec<(&str, String)> = FORWARDED_RESPONSE_HEADERS
             .iter()
             .filter_map(|name| Some((*name, answer.header(name)?)))
@@ -381,15 +510,7 @@ impl ProxyRequests<'_> {
                 reader: answer.into_reader(),
                 len,
             },
-            None => match answer.into_bytes(MAX_FORWARDED_UNSIZED) {
-                Ok(bytes) => Body::Bytes(bytes),
-                Err(e) => {
-                    return self
-                        .frontend
-                        .router
-                        .protocol_error(502, &format!("forwarding to {host} failed: {e}"));
-                }
-            },
+            None => Body::Unsized(answer.into_reader()),
         };
         kept.into_iter()
             .fold(Response::new(status, body), |response, (name, value)| {
@@ -413,9 +534,8 @@ impl Handler for ProxyRequests<'_> {
             }
             // A forwarded body is held whole before it is sent on: small, as for any
             // request that is not a publish to the overlay itself.
-            Target::Foreign { port, .. } => {
-                self.refuse_foreign(port).map_or(Ok(SMALL_BODY_LIMIT), Err)
-            }
+            Target::Foreign(url) => self.refuse_foreign(&url).map_or(Ok(SMALL_BODY_LIMIT), Err),
+            Target::Invalid(detail) => Err(self.frontend.router.protocol_error(400, &detail)),
         }
     }
 
@@ -425,9 +545,10 @@ impl Handler for ProxyRequests<'_> {
                 request.head.target = target;
                 self.frontend.router.handle(request)
             }
-            Target::Foreign { host, port } => self
-                .refuse_foreign(port)
-                .unwrap_or_else(|| self.forward(&request, &host)),
+            Target::Foreign(url) => self
+                .refuse_foreign(&url)
+                .unwrap_or_else(|| self.forward(&request, &url)),
+            Target::Invalid(detail) => self.frontend.router.protocol_error(400, &detail),
         }
     }
 
@@ -479,18 +600,6 @@ impl<S: Write> Write for Prefixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_connect_authorities() {
-        assert_eq!(
-            split_authority("index.crates.io:443"),
-            Some(("index.crates.io", 443))
-        );
-        assert_eq!(split_authority("[::1]:8443"), Some(("::1", 8443)));
-        assert_eq!(split_authority("host"), None);
-        assert_eq!(split_authority(":443"), None);
-        assert_eq!(split_authority("host:http"), None);
-    }
 
     #[test]
     fn prefixed_streams_replay_their_prefix_first() {

@@ -6,7 +6,10 @@
 //! no traffic either way for the idle timeout is closed. Where the overlay itself must
 //! go through a proxy (`--upstream-proxy`, or the environment's), the far end is a
 //! `CONNECT` tunnel through that proxy, as on networks whose only way out is one.
+//! A far host is connected to only at addresses the proxy's [`AddressRule`] allows,
+//! checked on the very addresses its name resolved to.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -16,41 +19,86 @@ use std::time::{Duration, Instant};
 
 use super::halves::Halves;
 use crate::http::READ_TICK;
+use crate::upstream::{AddressRule, HostPort};
 
 /// How long connecting to the far host may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to `host:port`, trying each address it resolves to.
-pub fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last_error = e,
+/// Why no tunnel to the far host could be opened.
+#[derive(Debug)]
+pub enum TunnelError {
+    /// The host resolves only to addresses the rule refuses.
+    Refused,
+    /// It could not be reached: no address, refused, timed out.
+    Unreachable(io::Error),
+    /// The upstream proxy could not be used or would not open the tunnel.
+    Proxy(String),
+}
+
+impl fmt::Display for TunnelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TunnelError::Refused => f.write_str("the host resolves only to refused addresses"),
+            TunnelError::Unreachable(e) => write!(f, "cannot connect: {e}"),
+            TunnelError::Proxy(detail) => f.write_str(detail),
         }
     }
-    Err(last_error)
+}
+
+/// Connects to `to`, trying each address it resolves to that `rule` allows.
+pub fn connect(to: &HostPort, rule: AddressRule) -> Result<TcpStream, TunnelError> {
+    let addrs = (to.host.as_str(), to.port)
+        .to_socket_addrs()
+        .map_err(TunnelError::Unreachable)?;
+    let mut last_error = None;
+    for addr in addrs {
+        if !rule.allows(addr.ip()) {
+            continue;
+        }
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.map_or(TunnelError::Refused, TunnelError::Unreachable))
 }
 
 /// The largest answer head a proxy may give to our `CONNECT`.
 const MAX_PROXY_HEAD: usize = 16 * 1024;
 
-/// Connects to `host:port` through an HTTP proxy with `CONNECT`, with the proxy's
+/// Connects to `to` through an HTTP proxy with `CONNECT`, with the proxy's
 /// credentials when its URL has them. Returns the tunnel once the proxy answers 200.
-pub fn connect_via(proxy: &ureq::Proxy, host: &str, port: u16) -> io::Result<TcpStream> {
+/// The proxy resolves the name: only an address given as such was checked before.
+pub fn connect_via(proxy: &ureq::Proxy, to: &HostPort) -> Result<TcpStream, TunnelError> {
+    let named = |detail: String| {
+        TunnelError::Proxy(format!(
+            "the proxy {}:{}: {detail}",
+            proxy.host(),
+            proxy.port()
+        ))
+    };
     if proxy.protocol() != ureq::ProxyProtocol::Http {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!(
-                "passthrough tunnels go through http:// proxies only, not {:?} ({}:{})",
-                proxy.protocol(),
-                proxy.host(),
-                proxy.port()
-            ),
-        ));
+        return Err(named(format!(
+            "passthrough tunnels go through http:// proxies only, not {:?}",
+            proxy.protocol()
+        )));
     }
-    let mut stream = connect(proxy.host(), proxy.port())?;
-    let mut head = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+    // The operator's proxy is reached wherever it is.
+    let at = HostPort {
+        host: proxy.host().to_string(),
+        port: proxy.port(),
+    };
+    let stream = connect(&at, AddressRule::ANY).map_err(|e| named(e.to_string()))?;
+    tunnel_through(proxy, stream, to).map_err(|e| named(e.to_string()))
+}
+
+/// Asks the proxy on `stream` for a tunnel to `to`.
+fn tunnel_through(
+    proxy: &ureq::Proxy,
+    mut stream: TcpStream,
+    to: &HostPort,
+) -> io::Result<TcpStream> {
+    let mut head = format!("CONNECT {to} HTTP/1.1\r\nHost: {to}\r\n");
     if let Some(user) = proxy.username() {
         let credentials = format!("{user}:{}", proxy.password().unwrap_or(""));
         head.push_str(&format!(
@@ -69,11 +117,7 @@ pub fn connect_via(proxy: &ureq::Proxy, host: &str, port: u16) -> io::Result<Tcp
         if answer.len() >= MAX_PROXY_HEAD || stream.read(&mut byte)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "the proxy {}:{} gave no answer to CONNECT",
-                    proxy.host(),
-                    proxy.port()
-                ),
+                "no answer to CONNECT",
             ));
         }
         answer.push(byte[0]);
@@ -84,9 +128,7 @@ pub fn connect_via(proxy: &ureq::Proxy, host: &str, port: u16) -> io::Result<Tcp
     let status = status_line.split_whitespace().nth(1);
     if status != Some("200") {
         return Err(io::Error::other(format!(
-            "the proxy {}:{} refused CONNECT {host}:{port}: {status_line}",
-            proxy.host(),
-            proxy.port()
+            "refused CONNECT {to}: {status_line}"
         )));
     }
     Ok(stream)

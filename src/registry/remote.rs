@@ -5,10 +5,12 @@
 //! template, with every marker cargo knows, never a hand-made URL: on mirrored networks
 //! index.crates.io is served by a mirror whose `dl` points elsewhere, and the crates.io
 //! web API may not be reachable at all. `404`, `410` and `451` mean "not in this layer";
-//! any other failure is an error that names the upstream. On top of the stack the layer
-//! forwards publishes and yanks with its own token (`token-file=`), never the caller's,
-//! which was meant for the overlay, and hands back the upstream's answer unchanged;
-//! without a token of its own it refuses writes. Lower down it is read-only.
+//! any other failure is an error that names the upstream. `config.json`, index files
+//! and searches follow redirects only within their origin; downloads also to storage
+//! hosts over https (see [`Redirects`]). On top of the stack the layer forwards
+//! publishes and yanks with its own token (`token-file=`), never the caller's, which
+//! was meant for the overlay, and hands back the upstream's answer unchanged; without a
+//! token of its own it refuses writes. Lower down it is read-only.
 //!
 //! Index files are kept in an [`IndexCache`] and, with `--cache DIR`, on disk; each
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
@@ -27,7 +29,7 @@ use super::index_cache::{CachedIndex, IndexCache, Lookup};
 use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
 use super::prefetch::{Prefetcher, Release, WorkPool};
 use super::publish::Publish;
-use crate::upstream::{Upstream, UpstreamResponse};
+use crate::upstream::{Redirects, Upstream, UpstreamResponse, Url};
 
 /// How long a fetched `config.json` is trusted before it is fetched again.
 const CONFIG_REFRESH: Duration = Duration::from_secs(300);
@@ -186,7 +188,7 @@ impl RemoteLayer {
         [Some(&self.inner.index_url), self.inner.api_url.as_ref()]
             .into_iter()
             .flatten()
-            .filter_map(|url| url_host(url))
+            .filter_map(|url| Some(Url::parse(url).ok()?.at.host))
             .collect()
     }
 }
@@ -196,14 +198,20 @@ impl Remote {
         RegistryError::Upstream(format!("upstream {}: {what}", self.label))
     }
 
-    /// A read from the upstream, with the layer's token when it has one.
-    fn get(&self, url: &str, extra: &[(&str, &str)]) -> Result<UpstreamResponse> {
+    /// A read from the upstream, with the layer's token when it has one (never sent
+    /// on to another origin).
+    fn get(
+        &self,
+        url: &str,
+        extra: &[(&str, &str)],
+        redirects: Redirects,
+    ) -> Result<UpstreamResponse> {
         let mut headers = extra.to_vec();
         if let Some(token) = &self.token {
             headers.push(("Authorization", token));
         }
         self.upstream
-            .send("GET", url, &headers, None)
+            .get(url, &headers, redirects)
             .map_err(|e| self.upstream_error(e))
     }
 
@@ -218,16 +226,21 @@ impl Remote {
             return Ok(c.config.clone());
         }
         let url = format!("{}config.json", self.index_url);
-        let fetched = self.get(&url, &[]).and_then(|response| {
-            if response.status != 200 {
-                return Err(self.upstream_error(format!("GET {url} answered {}", response.status)));
-            }
-            let bytes = response
-                .into_bytes(MAX_DOCUMENT_LEN)
-                .map_err(|e| self.upstream_error(e))?;
-            serde_json::from_slice::<RegistryConfig>(&bytes)
-                .map_err(|e| self.upstream_error(format!("{url} is not a registry config: {e}")))
-        });
+        let fetched = self
+            .get(&url, &[], Redirects::SameOrigin)
+            .and_then(|response| {
+                if response.status != 200 {
+                    return Err(
+                        self.upstream_error(format!("GET {url} answered {}", response.status))
+                    );
+                }
+                let bytes = response
+                    .into_bytes(MAX_DOCUMENT_LEN)
+                    .map_err(|e| self.upstream_error(e))?;
+                serde_json::from_slice::<RegistryConfig>(&bytes).map_err(|e| {
+                    self.upstream_error(format!("{url} is not a registry config: {e}"))
+                })
+            });
         match (fetched, cached.as_mut()) {
             (Ok(config), _) => {
                 *cached = Some(CachedConfig {
@@ -361,7 +374,7 @@ impl Remote {
         let url = format!("{}{}", self.index_url, name.index_path());
         let etag = stale.and_then(|s| s.etag.as_deref());
         let headers: Vec<(&str, &str)> = etag.map(|e| ("If-None-Match", e)).into_iter().collect();
-        let response = self.get(&url, &headers)?;
+        let response = self.get(&url, &headers, Redirects::SameOrigin)?;
         match response.status {
             200 => {
                 let etag = response.header("etag");
@@ -480,7 +493,7 @@ impl Remote {
     /// there (verified) and served from it, else streamed as it arrives.
     fn download(&self, line: &IndexLine, store: bool) -> Result<Option<CrateFile>> {
         let url = download_url(&self.registry_config()?.dl, line);
-        let response = self.get(&url, &[])?;
+        let response = self.get(&url, &[], Redirects::Download)?;
         match response.status {
             200 => {}
             404 | 410 | 451 => return Ok(None),
@@ -518,7 +531,7 @@ impl Remote {
             "{api}/api/v1/crates?q={}&per_page={limit}",
             percent_encode(query)
         );
-        let response = self.get(&url, &[])?;
+        let response = self.get(&url, &[], Redirects::SameOrigin)?;
         if response.status != 200 {
             return Err(self.upstream_error(format!("GET {url} answered {}", response.status)));
         }
@@ -677,16 +690,6 @@ fn crate_prefix(name: &str) -> String {
     }
 }
 
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => authority,
-    };
-    Some(host.trim_matches(['[', ']']).to_ascii_lowercase())
-}
-
 /// Percent-encodes a query value: everything but unreserved characters.
 fn percent_encode(value: &str) -> String {
     value
@@ -731,16 +734,6 @@ mod tests {
         );
         assert_eq!(crate_prefix("a"), "1");
         assert_eq!(crate_prefix("ab"), "2");
-    }
-
-    #[test]
-    fn finds_hosts_of_urls() {
-        assert_eq!(
-            url_host("https://Index.Example:8443/x/").as_deref(),
-            Some("index.example")
-        );
-        assert_eq!(url_host("http://[::1]:80/").as_deref(), Some("::1"));
-        assert_eq!(url_host("https://crates.io").as_deref(), Some("crates.io"));
     }
 
     #[test]
