@@ -244,9 +244,12 @@ impl Router {
         let file = self.stack.download(name, version)?.ok_or_else(|| {
             RegistryError::NotFound(format!("crate `{name}` has no version `{version}`"))
         })?;
-        let body = Body::Stream {
-            reader: file.reader,
-            len: file.len,
+        let body = match file.len {
+            Some(len) => Body::Stream {
+                reader: file.reader,
+                len,
+            },
+            None => Body::Unsized(file.reader),
         };
         Ok(Response::new(200, body).with_header("Content-Type", "application/gzip"))
     }

@@ -259,6 +259,19 @@ fn many_distinct_destinations_do_not_grow_the_server() {
     );
 }
 
+/// Reads a response head from `reader`, up to its blank line.
+fn read_head(reader: &mut impl BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+    }
+}
+
 /// Reads a chunked body from `reader`, counting its bytes.
 fn chunked_len(reader: &mut impl BufRead) -> u64 {
     let mut total = 0;
@@ -306,15 +319,7 @@ fn an_answer_without_a_length_streams_through() {
     )
     .unwrap();
     let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
+    let head = read_head(&mut reader);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
     assert_eq!(chunked_len(&mut reader), LEN as u64);
@@ -322,6 +327,41 @@ fn an_answer_without_a_length_streams_through() {
     assert!(
         grown < 16 * 1024,
         "100 MB streamed grew the server by {grown} KiB"
+    );
+}
+
+#[test]
+fn a_remote_layers_download_without_a_length_streams_through() {
+    const LEN: usize = 100 * 1024 * 1024;
+    let upstream = registry("127.0.0.1", |_, path| {
+        (path == "/dl/foo/0.1.0").then(|| {
+            let mut answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+            answer.resize(answer.len() + LEN, b'x');
+            answer
+        })
+    });
+    // No --cache: the download is streamed to the client as it arrives.
+    let overlay = Overlay::start(&["-r", &format!("remote={}/", upstream_url(&upstream))]);
+    let pid = overlay.pid();
+    let baseline = status_kib(pid, "VmRSS");
+    let mut stream = TcpStream::connect(overlay.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/v1/crates/foo/0.1.0/download HTTP/1.1\r\nHost: overlay\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let head = read_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    assert_eq!(chunked_len(&mut reader), LEN as u64);
+    let grown = status_kib(pid, "VmHWM").saturating_sub(baseline);
+    assert!(
+        grown < 16 * 1024,
+        "a 100 MB download grew the server by {grown} KiB"
     );
 }
 

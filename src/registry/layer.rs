@@ -16,7 +16,9 @@ use super::publish::Publish;
 /// An open `.crate` file, to be streamed to the client.
 pub struct CrateFile {
     pub reader: Box<dyn Read + Send>,
-    pub len: u64,
+    /// `None` when an upstream sent the download without a length: it is streamed as
+    /// it arrives, never held whole.
+    pub len: Option<u64>,
 }
 
 /// One crate found by a search, in the shape of crates.io's search answer.

@@ -353,7 +353,7 @@ impl Layer for LocalLayer {
             .len();
         Ok(Some(CrateFile {
             reader: Box::new(file),
-            len,
+            len: Some(len),
         }))
     }
 

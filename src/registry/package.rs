@@ -161,7 +161,7 @@ mod tests {
         let v1 = semver::Version::new(1, 0, 0);
         assert!(layer.open_crate(&name, &v1).unwrap().is_none());
         let v2 = semver::Version::new(2, 0, 0);
-        assert_eq!(layer.open_crate(&name, &v2).unwrap().unwrap().len, 5);
+        assert_eq!(layer.open_crate(&name, &v2).unwrap().unwrap().len, Some(5));
         fs::remove_dir_all(&root).unwrap();
     }
 

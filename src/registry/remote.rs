@@ -35,8 +35,6 @@ use crate::upstream::{Redirects, Upstream, UpstreamResponse, Url};
 const CONFIG_REFRESH: Duration = Duration::from_secs(300);
 /// The largest index file or API answer read into memory.
 const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024;
-/// A download without a length is read into memory up to this size.
-const MAX_UNSIZED_DOWNLOAD: u64 = 64 * 1024 * 1024;
 /// Index files kept in memory per remote layer (crates.io's whole index is ~200,000).
 const MAX_CACHED_INDEX_FILES: usize = 50_000;
 /// The most downloads fetched ahead of cargo at once.
@@ -449,7 +447,7 @@ impl Remote {
         let (file, len) = self.disk.as_ref()?.open_verified(line)?;
         Some(CrateFile {
             reader: Box::new(file),
-            len,
+            len: Some(len),
         })
     }
 
@@ -503,24 +501,13 @@ impl Remote {
             let (file, len) = disk.store_crate(line, &mut response.into_reader())?;
             return Ok(Some(CrateFile {
                 reader: Box::new(file),
-                len,
+                len: Some(len),
             }));
         }
-        match response.content_length() {
-            Some(len) => Ok(Some(CrateFile {
-                reader: response.into_reader(),
-                len,
-            })),
-            None => {
-                let bytes = response
-                    .into_bytes(MAX_UNSIZED_DOWNLOAD)
-                    .map_err(|e| self.upstream_error(e))?;
-                Ok(Some(CrateFile {
-                    len: bytes.len() as u64,
-                    reader: Box::new(std::io::Cursor::new(bytes)),
-                }))
-            }
-        }
+        Ok(Some(CrateFile {
+            len: response.content_length(),
+            reader: response.into_reader(),
+        }))
     }
 
     fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
