@@ -531,3 +531,41 @@ pub fn client_tls_config(ca_file: &Path) -> rustls::ClientConfig {
     .with_root_certificates(roots)
     .with_no_client_auth()
 }
+
+/// A publish body as cargo sends it (`u32` LE JSON length, JSON, `u32` LE crate
+/// length, `.crate`) for `name`@`vers`, whose `.crate` holds only
+/// `{name}-{vers}/Cargo.toml` with the text `manifest`: for manifests cargo would never
+/// send.
+pub fn upload_with_manifest(name: &str, vers: &str, manifest: &str) -> Vec<u8> {
+    let path = format!("{name}-{vers}/Cargo.toml");
+    let mut header = [0u8; 512];
+    header[..path.len()].copy_from_slice(path.as_bytes());
+    header[100..107].copy_from_slice(b"0000644");
+    header[108..115].copy_from_slice(b"0000000");
+    header[116..123].copy_from_slice(b"0000000");
+    header[124..135].copy_from_slice(format!("{:011o}", manifest.len()).as_bytes());
+    header[136..147].copy_from_slice(b"00000000000");
+    header[156] = b'0';
+    header[257..265].copy_from_slice(b"ustar\x0000");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(manifest.as_bytes());
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&tar).unwrap();
+    let crate_bytes = gz.finish().unwrap();
+    let json = serde_json::json!({
+        "name": name, "vers": vers, "deps": [], "features": {}, "authors": [],
+        "description": "raw", "license": "MIT", "keywords": [], "categories": [],
+        "badges": {}, "links": null, "rust_version": null,
+    })
+    .to_string();
+    let mut body = Vec::new();
+    body.extend((json.len() as u32).to_le_bytes());
+    body.extend(json.as_bytes());
+    body.extend((crate_bytes.len() as u32).to_le_bytes());
+    body.extend(crate_bytes);
+    body
+}
