@@ -259,6 +259,21 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     );
     drop(stream);
 
+    // A publish whose manifest nests 200,000 arrays deep: it once overflowed a worker's
+    // stack and aborted the server.
+    let bomb = format!("x = {}", "[".repeat(200_000));
+    let body = common::upload_with_manifest("bomb", "0.1.0", &bomb);
+    let head = format!(
+        "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    assert_refused(
+        "manifest nesting bomb",
+        &exchange(addr, &[head.as_bytes(), &body].concat()),
+        400,
+        "failed to parse `Cargo.toml` manifest file",
+    );
+
     // Proxy targets that name one port and reach another (SSRF): refused, and the port
     // they aim at is never connected to.
     let victim = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

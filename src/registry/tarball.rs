@@ -13,15 +13,29 @@
 //! crates.io uses reads it, so what this module calls a path is what crates.io calls one.
 //! Everything is streamed: the decompressed archive is never held in memory, only the
 //! root manifests and the (capped) extension headers are.
+//!
+//! A root manifest is read with the `toml` crate, as crates.io reads it, so that what
+//! crates.io refuses as TOML (a repeated key or table, a bad escape) is refused here with
+//! its words. Before that, its size, nesting depth and number of tables are bounded:
+//! the `toml` crate's own limits do not keep a hostile manifest inside a worker's stack
+//! or within a sane amount of memory.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-// Inflate is the one part of the `.crate` format not worth writing by hand: a correct,
-// hardened DEFLATE decoder is far larger than everything else in this module, and a
-// subtle bug in it would be a safety bug. flate2 with its default backend is pure Rust
-// (miniz_oxide) and adds only a handful of small crates.
+// Inflate is not worth writing by hand: a correct, hardened DEFLATE decoder is far
+// larger than everything else in this module, and a subtle bug in it would be a safety
+// bug. flate2 with its default backend is pure Rust (miniz_oxide) and adds only a
+// handful of small crates.
 use flate2::read::GzDecoder;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+// Nor is TOML: the `toml` crate is what crates.io reads manifests with, so it refuses
+// what crates.io refuses, with crates.io's words. `toml_parser` is its parser, used
+// directly only to bound a manifest's shape before the tree is built.
+use toml_parser::decoder::Encoding;
+use toml_parser::parser::EventReceiver;
+use toml_parser::{ErrorSink, Span};
 
 use super::error::{RegistryError, Result};
 
@@ -76,15 +90,18 @@ fn invalid_path(path: &[u8]) -> RegistryError {
     ))
 }
 
-/// The largest root manifest read into memory: real ones are a few KiB, and without a
-/// cap one small, well-compressed upload could make a request hold hundreds of MiB.
-const MAX_MANIFEST_LEN: u64 = 10 * 1024 * 1024;
+/// The largest root manifest read into memory. Real ones are a few KiB, the largest
+/// (crates with thousands of features) a few hundred. The `toml` crate needs some 50
+/// times a manifest's size while it parses, and one small, well-compressed upload can
+/// carry a manifest of any size.
+const MAX_MANIFEST_LEN: u64 = 1024 * 1024;
 
 /// The `[package]` identity of a root `Cargo.toml`.
+#[doc(hidden)]
 #[derive(Debug)]
-struct Manifest {
-    name: String,
-    version: String,
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
 }
 
 /// Walks every entry, then picks the one root manifest, as `process_tarball` does.
@@ -514,297 +531,214 @@ fn pax_value<'a>(data: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         .map(|(_, v)| v)
 }
 
-/// Reads `[package]`'s `name` and `version` from a manifest.
-///
-/// This is not a TOML parser: it understands the subset `cargo package` writes when it
-/// normalizes a manifest (tables, dotted and quoted keys, basic and literal strings,
-/// multi-line strings, arrays and inline tables as values, comments), well enough to
-/// find two keys and to skip every other value without being fooled by its contents.
-/// An error is the detail crates.io gives after "failed to parse `Cargo.toml` manifest
-/// file".
-fn parse_manifest(text: &str) -> Result<Manifest, String> {
-    let mut toml = Toml {
-        rest: text.strip_prefix('\u{feff}').unwrap_or(text),
-    };
-    let mut table: Vec<String> = Vec::new();
-    let mut package_seen = false;
-    let mut has_patch = false;
-    let mut name: Option<Value> = None;
-    let mut version: Option<Value> = None;
-    loop {
-        toml.skip_blank();
-        if toml.rest.is_empty() {
-            break;
-        }
-        if toml.eat("[") {
-            let array = toml.eat("[");
-            toml.skip_spaces();
-            table = toml.key()?;
-            toml.skip_spaces();
-            if !toml.eat("]") || (array && !toml.eat("]")) {
-                return Err("invalid table header".into());
-            }
-            if array {
-                // An array of tables is never `[package]`.
-                table.insert(0, String::new());
-            }
-            has_patch |= table.len() > 1 && table[0] == "patch";
-        } else {
-            let key = toml.key()?;
-            toml.skip_spaces();
-            if !toml.eat("=") {
-                return Err("expected `=` after a key".into());
-            }
-            toml.skip_spaces();
-            let value = toml.value()?;
-            let mut full: Vec<&str> = table.iter().map(String::as_str).collect();
-            full.extend(key.iter().map(String::as_str));
-            if let ["package" | "project", rest @ ..] = full.as_slice() {
-                package_seen = true;
-                match rest {
-                    ["name"] => name = name.or(Some(value)),
-                    ["version"] => version = version.or(Some(value)),
-                    ["version", ..] => version = version.or(Some(Value::Other)),
-                    _ => {}
-                }
-            }
-            has_patch |= matches!(full.as_slice(), ["patch", _, ..]);
-        }
-        toml.end_of_line()?;
-        if table
-            .first()
-            .is_some_and(|t| t == "package" || t == "project")
-        {
-            package_seen = true;
-        }
-    }
-    if !package_seen {
-        return Err("missing field `package`".into());
-    }
-    let name = match name {
-        Some(Value::Str(name)) => name,
-        Some(Value::Other) => {
-            return Err("invalid type for `package.name`, expected a string".into());
-        }
-        None => return Err("missing field `name`".into()),
-    };
-    if has_patch {
+/// A root `Cargo.toml` as crates.io deserialises it, reduced to what it checks here:
+/// `[package]` (or its old name `[project]`) and whether there are `[patch]` tables.
+/// Other keys are skipped, as serde skips unknown fields.
+#[derive(Deserialize)]
+struct Document {
+    #[serde(alias = "project")]
+    package: Option<Package>,
+    patch: Option<BTreeMap<String, IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct Package {
+    name: String,
+    version: Option<MaybeInherited>,
+}
+
+/// A field that may say `field.workspace = true`, which cargo resolves when it
+/// packages, so an upload that still has it was not made by `cargo package`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MaybeInherited {
+    Inherited {
+        #[allow(dead_code, reason = "only its presence matters")]
+        workspace: bool,
+    },
+    Local(String),
+}
+
+/// Reads `[package]`'s `name` and `version` from a manifest, as crates.io does: with
+/// the `toml` crate, then crates.io's own checks in crates.io's order. An error is the
+/// detail crates.io gives after "failed to parse `Cargo.toml` manifest file".
+#[doc(hidden)]
+pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_shape(text)?;
+    let document: Document = toml::from_str(text).map_err(toml_error)?;
+    let package = document
+        .package
+        .ok_or("missing field `package`".to_string())?;
+    if document.patch.is_some_and(|patch| !patch.is_empty()) {
         return Err("crates cannot be published with `[patch]` tables".into());
     }
-    let version = match version {
-        Some(Value::Str(version)) => version,
-        // `version.workspace = true`: cargo resolves inheritance when it packages.
-        Some(Value::Other) => return Err("value from workspace hasn't been set".into()),
-        None => return Err("missing field `version`".into()),
+    match package.version {
+        Some(MaybeInherited::Local(version)) => Ok(Manifest {
+            name: package.name,
+            version,
+        }),
+        Some(MaybeInherited::Inherited { .. }) => {
+            Err("value from workspace hasn't been set".into())
+        }
+        None => Err("missing field `version`".into()),
+    }
+}
+
+/// The longest parse error passed on. The `toml` crate's text (crates.io's) quotes the
+/// offending line, which an upload can make megabytes long, and it reaches the log.
+const MAX_ERROR_LEN: usize = 1024;
+
+/// The `toml` crate's error text, as crates.io gives it, unless it is too long: then
+/// its position line and message, without the quoted source, and cut if need be.
+fn toml_error(error: toml::de::Error) -> String {
+    let full = error.to_string();
+    if full.len() <= MAX_ERROR_LEN {
+        return full;
+    }
+    let mut short = match full.lines().next() {
+        Some(position) if position.starts_with("TOML parse error at") => {
+            format!("{position}\n{}\n", error.message())
+        }
+        _ => format!("{}\n", error.message()),
     };
-    Ok(Manifest { name, version })
+    if short.len() > MAX_ERROR_LEN {
+        let mut end = MAX_ERROR_LEN;
+        while !short.is_char_boundary(end) {
+            end -= 1;
+        }
+        short.truncate(end);
+        short.push_str("…\n");
+    }
+    short
 }
 
-enum Value {
-    Str(String),
-    Other,
+/// How deep a manifest may nest, counting each key part, array and inline table as a
+/// level and each table-header part as two (it may pass through an array of tables).
+/// Real manifests stay near 10; the bound keeps the worst case well inside a worker's
+/// stack even in a debug build (`manifest_nesting_is_bounded`).
+const MAX_DEPTH: usize = 128;
+
+/// How many tables a manifest may name: each table-header part, dotted-key part and
+/// inline table counts, whether or not it names a table already made. The `toml`
+/// crate spends about 1 KiB on a table (a map node), against two bytes of `a.`, so
+/// without a bound a 1 MiB manifest takes some 450 MiB. Real manifests name at most a
+/// few thousand (`manifest_tables_are_bounded`).
+const MAX_TABLES: usize = 20_000;
+
+/// Refuses a manifest nested deeper than [`MAX_DEPTH`] or naming more than
+/// [`MAX_TABLES`] tables, before the `toml` crate builds it.
+///
+/// The `toml` crate bounds arrays and inline tables at 80 deep and keys at 80 parts,
+/// but not their product: inline tables inside inline tables, each under an 80-part
+/// dotted key, make a tree over 6,000 levels deep, and both serde's skipping of unknown
+/// keys (`IgnoredAny`) and the tree's drop recurse once per level, which overflows a
+/// 2 MiB stack. The `toml` crate has no setting for either bound, so the shape is
+/// measured here, on the events of its own parser (`toml_parser`): nothing here reads
+/// TOML syntax. A syntax error is left for the real parse to report.
+fn check_shape(text: &str) -> Result<(), String> {
+    let tokens = toml_parser::Source::new(text).lex().into_vec();
+    let mut shape = Shape::default();
+    toml_parser::parser::parse_document(&tokens, &mut shape, &mut ());
+    if shape.too_deep {
+        return Err(format!(
+            "the manifest nests tables, arrays and dotted keys more than {MAX_DEPTH} levels deep"
+        ));
+    }
+    if shape.tables > MAX_TABLES {
+        return Err(format!("the manifest names more than {MAX_TABLES} tables"));
+    }
+    Ok(())
 }
 
-struct Toml<'a> {
-    rest: &'a str,
+/// Follows the nesting depth and counts tables through the parser's events.
+#[derive(Default)]
+struct Shape {
+    /// Levels above the key being read: the table header's and the open containers'.
+    base: usize,
+    /// Parts of the key being read so far.
+    key: usize,
+    /// Whether the last key part was followed by a `.`, so the next one extends it.
+    dotted: bool,
+    /// `base` outside each open array or inline table.
+    outer: Vec<usize>,
+    too_deep: bool,
+    tables: usize,
 }
 
-impl Toml<'_> {
-    fn eat(&mut self, token: &str) -> bool {
-        match self.rest.strip_prefix(token) {
-            Some(rest) => {
-                self.rest = rest;
-                true
-            }
-            None => false,
-        }
+impl Shape {
+    fn reach(&mut self, depth: usize) {
+        self.too_deep |= depth > MAX_DEPTH;
     }
 
-    fn skip_spaces(&mut self) {
-        self.rest = self.rest.trim_start_matches([' ', '\t']);
+    fn header_open(&mut self) {
+        self.base = 0;
+        self.key = 0;
+        self.dotted = false;
     }
 
-    /// Skips whitespace, newlines and comments.
-    fn skip_blank(&mut self) {
-        loop {
-            self.rest = self.rest.trim_start_matches([' ', '\t', '\r', '\n']);
-            if self.rest.starts_with('#') {
-                self.skip_comment();
-            } else {
-                return;
-            }
-        }
+    fn header_close(&mut self) {
+        // The dots counted the tables along the way; this is the header's own.
+        self.tables += 1;
+        self.base = self.key.saturating_mul(2);
+        self.key = 0;
+        self.reach(self.base);
     }
 
-    fn skip_comment(&mut self) {
-        let end = self.rest.find('\n').unwrap_or(self.rest.len());
-        self.rest = &self.rest[end..];
+    /// An array or inline table opens under the current key. Refusing it makes the
+    /// parser skip its contents rather than recurse into them, so the parser's own
+    /// recursion is bounded too.
+    fn open(&mut self) -> bool {
+        self.outer.push(self.base);
+        self.base = self.base.saturating_add(self.key).saturating_add(1);
+        self.key = 0;
+        self.reach(self.base);
+        !self.too_deep
     }
 
-    /// After a statement only spaces and a comment may follow on its line.
-    fn end_of_line(&mut self) -> Result<(), String> {
-        self.skip_spaces();
-        if self.rest.starts_with('#') {
-            self.skip_comment();
-        }
-        if self.rest.is_empty() || self.eat("\n") || self.eat("\r\n") {
-            Ok(())
-        } else {
-            Err("expected a newline after a value".into())
-        }
+    fn close(&mut self) {
+        self.base = self.outer.pop().unwrap_or(0);
+        self.key = 0;
     }
+}
 
-    /// A dotted key: bare or quoted parts separated by `.`.
-    fn key(&mut self) -> Result<Vec<String>, String> {
-        let mut parts = Vec::new();
-        loop {
-            self.skip_spaces();
-            let part = if self.rest.starts_with('"') || self.rest.starts_with('\'') {
-                match self.value()? {
-                    Value::Str(part) => part,
-                    Value::Other => return Err("invalid key".into()),
-                }
-            } else {
-                let end = self
-                    .rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                    .unwrap_or(self.rest.len());
-                if end == 0 {
-                    return Err("invalid key".into());
-                }
-                let (part, rest) = self.rest.split_at(end);
-                self.rest = rest;
-                part.to_string()
-            };
-            parts.push(part);
-            self.skip_spaces();
-            if !self.eat(".") {
-                return Ok(parts);
-            }
-        }
+impl EventReceiver for Shape {
+    fn std_table_open(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.header_open();
     }
-
-    /// One value; only strings are kept.
-    fn value(&mut self) -> Result<Value, String> {
-        if self.eat("\"\"\"") {
-            return self.string("\"\"\"", true).map(Value::Str);
-        }
-        if self.eat("'''") {
-            return self.string("'''", false).map(Value::Str);
-        }
-        if self.eat("\"") {
-            return self.string("\"", true).map(Value::Str);
-        }
-        if self.eat("'") {
-            return self.string("'", false).map(Value::Str);
-        }
-        if self.eat("[") {
-            self.sequence("]")?;
-            return Ok(Value::Other);
-        }
-        if self.eat("{") {
-            self.sequence("}")?;
-            return Ok(Value::Other);
-        }
-        // Numbers, booleans and dates: a run up to a delimiter.
-        let end = self
-            .rest
-            .find([' ', '\t', '\r', '\n', ',', ']', '}', '#'])
-            .unwrap_or(self.rest.len());
-        if end == 0 {
-            return Err("expected a value".into());
-        }
-        self.rest = &self.rest[end..];
-        Ok(Value::Other)
+    fn std_table_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.header_close();
     }
-
-    /// The items of an array (values) or an inline table (`key = value`), up to `close`.
-    fn sequence(&mut self, close: &str) -> Result<(), String> {
-        loop {
-            self.skip_blank();
-            if self.eat(close) {
-                return Ok(());
-            }
-            if close == "}" {
-                self.key()?;
-                self.skip_spaces();
-                if !self.eat("=") {
-                    return Err("expected `=` in an inline table".into());
-                }
-                self.skip_spaces();
-            }
-            self.value()?;
-            self.skip_blank();
-            if !self.eat(",") && !self.rest.starts_with(close) {
-                return Err("expected `,` between items".into());
-            }
-        }
+    fn array_table_open(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.header_open();
     }
-
-    /// The rest of a string opened by `quote`; `escapes` for basic strings.
-    fn string(&mut self, quote: &str, escapes: bool) -> Result<String, String> {
-        let multiline = quote.len() == 3;
-        if multiline {
-            // A newline right after the opening quotes is not part of the string.
-            let _ = self.eat("\r\n") || self.eat("\n");
-        }
-        let mut out = String::new();
-        loop {
-            if self.rest.starts_with(quote) {
-                self.rest = &self.rest[quote.len()..];
-                // Up to two quotes may end a multi-line string's content.
-                if multiline {
-                    let q = &quote[..1];
-                    for _ in 0..2 {
-                        if self.eat(q) {
-                            out.push_str(q);
-                        }
-                    }
-                }
-                return Ok(out);
-            }
-            let mut chars = self.rest.chars();
-            let Some(c) = chars.next() else {
-                return Err("unterminated string".into());
-            };
-            self.rest = chars.as_str();
-            match c {
-                '\n' if !multiline => return Err("newline in a string".into()),
-                '\\' if escapes => self.escape(multiline, &mut out)?,
-                c => out.push(c),
-            }
-        }
+    fn array_table_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.header_close();
     }
-
-    fn escape(&mut self, multiline: bool, out: &mut String) -> Result<(), String> {
-        let mut chars = self.rest.chars();
-        let c = chars.next().ok_or("unterminated string")?;
-        self.rest = chars.as_str();
-        let simple = match c {
-            'b' => '\u{8}',
-            't' => '\t',
-            'n' => '\n',
-            'f' => '\u{c}',
-            'r' => '\r',
-            'e' => '\u{1b}',
-            '"' => '"',
-            '\\' => '\\',
-            'u' | 'U' => {
-                let len = if c == 'u' { 4 } else { 8 };
-                let hex = self.rest.get(..len).ok_or("invalid escape")?;
-                let code = u32::from_str_radix(hex, 16).map_err(|_| "invalid escape")?;
-                self.rest = &self.rest[len..];
-                char::from_u32(code).ok_or("invalid escape")?
-            }
-            // A line-ending backslash trims the newline and following whitespace.
-            ' ' | '\t' | '\r' | '\n' if multiline => {
-                self.rest = self.rest.trim_start_matches([' ', '\t', '\r', '\n']);
-                return Ok(());
-            }
-            _ => return Err("invalid escape".into()),
-        };
-        out.push(simple);
-        Ok(())
+    fn inline_table_open(&mut self, _: Span, _: &mut dyn ErrorSink) -> bool {
+        self.tables += 1;
+        self.open()
+    }
+    fn inline_table_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.close();
+    }
+    fn array_open(&mut self, _: Span, _: &mut dyn ErrorSink) -> bool {
+        self.open()
+    }
+    fn array_close(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.close();
+    }
+    fn simple_key(&mut self, _: Span, _: Option<Encoding>, _: &mut dyn ErrorSink) {
+        if !self.dotted {
+            self.key = 0;
+        }
+        self.dotted = false;
+        self.key = self.key.saturating_add(1);
+        self.reach(self.base.saturating_add(self.key));
+    }
+    fn key_sep(&mut self, _: Span, _: &mut dyn ErrorSink) {
+        self.tables += 1;
+        self.dotted = true;
     }
 }
 
@@ -1318,9 +1252,11 @@ libc = "0.2"
     #[test]
     fn manifest_errors() {
         assert_eq!(manifest("").unwrap_err(), "missing field `package`");
+        // The `toml` crate's text for serde's error, as crates.io gives it.
         assert_eq!(
-            manifest("[package]\nversion = \"1.0.0\"\n").unwrap_err(),
-            "missing field `name`"
+            manifest("[package]\nversion = \"1.0.0\"").unwrap_err(),
+            "TOML parse error at line 1, column 1\n  |\n1 | [package]\n  | ^^^^^^^^^\n\
+             missing field `name`\n"
         );
         assert_eq!(
             manifest("[package]\nname = \"a\"\n").unwrap_err(),
@@ -1337,14 +1273,143 @@ libc = "0.2"
             .unwrap_err(),
             "crates cannot be published with `[patch]` tables"
         );
-        assert!(manifest("[package]\nname = \"a\nversion = \"1\"\n").is_err());
+        assert_eq!(
+            manifest("[package]\nname = \"a\nversion = \"1\"\n").unwrap_err(),
+            "TOML parse error at line 2, column 10\n  |\n2 | name = \"a\n  |          ^\n\
+             invalid basic string, expected `\"`\n"
+        );
         let tarball = Tar::default()
-            .file("demo-0.1.0/Cargo.toml", "[package]\n")
+            .file("demo-0.1.0/Cargo.toml", "[package]\nname = \"demo\"\n")
             .gz();
         assert_eq!(
             refusal(&tarball),
-            "failed to parse `Cargo.toml` manifest file\n\nmissing field `name`"
+            "failed to parse `Cargo.toml` manifest file\n\nmissing field `version`"
         );
+    }
+
+    /// Parses on a thread with the stack a server worker gets (std's default, 2 MiB).
+    fn manifest_on_worker_stack(text: String) -> Result<Manifest, String> {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || manifest(&text))
+            .unwrap()
+            .join()
+            .expect("parsing must not overflow a worker's stack")
+    }
+
+    #[test]
+    fn manifest_nesting_is_bounded() {
+        let deep = 200_000;
+        let key = |parts: usize| vec!["a"; parts].join(".");
+        let too_deep =
+            "the manifest nests tables, arrays and dotted keys more than 128 levels deep";
+        // The deepest tree the `toml` crate alone would build: a long table header, then
+        // inline tables as deep as it allows, each under a dotted key as long as it
+        // allows; over 6,000 levels, which overflowed a worker's stack.
+        let mut product = format!("{MANIFEST}[{}]\n{} = ", key(79), key(79));
+        product.push_str(&format!("{{ {} = ", key(79)).repeat(79));
+        product.push_str(&format!("1{}\n", " }".repeat(79)));
+        // Not even nesting: refused by the parser before any depth is reached.
+        for bomb in [format!("x = {}", "{".repeat(deep)), "[[a]]\n".repeat(deep)] {
+            let error = manifest_on_worker_stack(bomb).unwrap_err();
+            assert!(error.len() <= MAX_ERROR_LEN + 4, "{}", error.len());
+        }
+        for bomb in [
+            format!("x = {}", "[".repeat(deep)),
+            format!("x = {}1{}", "[".repeat(deep), "]".repeat(deep)),
+            format!("x = {}", "{a = ".repeat(deep)),
+            format!("x = {}", "[{a = ".repeat(deep)),
+            format!("{MANIFEST}[patch.x]\ny = {}", "{a = [".repeat(deep)),
+            format!("{} = 1", key(deep)),
+            format!("[{}]", key(deep)),
+            format!("[[{}]]", key(deep)),
+            (1..=200).map(|n| format!("[[{}]]\n", key(n))).collect(),
+            format!(
+                "[package]\nname = \"demo\"\nversion = {}",
+                "{a = ".repeat(deep)
+            ),
+            product,
+        ] {
+            let start: String = bomb.chars().take(30).collect();
+            match manifest_on_worker_stack(bomb) {
+                Err(e) if e == too_deep => {}
+                other => panic!("{start:?}: {:?}", other.map(|m| m.name)),
+            }
+        }
+        // What the bound leaves is still parsed (and within the `toml` crate's limits).
+        let arrays = format!("{MANIFEST}x = {}1{}\n", "[".repeat(80), "]".repeat(80));
+        manifest_on_worker_stack(arrays).unwrap();
+        let keys = format!("{MANIFEST}[{}]\n{} = 1\n", key(30), key(60));
+        manifest_on_worker_stack(keys).unwrap();
+        let tables = format!(
+            "{MANIFEST}x = {}1{}\n",
+            "{ a = ".repeat(60),
+            " }".repeat(60)
+        );
+        manifest_on_worker_stack(tables).unwrap();
+    }
+
+    #[test]
+    fn manifest_tables_are_bounded() {
+        let many = |lines: usize, line: &dyn Fn(usize) -> String| {
+            let mut text = MANIFEST.to_string();
+            text.extend((0..lines).map(line));
+            text
+        };
+        let too_many = "the manifest names more than 20000 tables";
+        // About 400 MiB in the `toml` crate without the bound.
+        let dotted = many(25_000, &|i| {
+            format!("k{i}.a.b.c.d.e.f.g.h.i.j.k.l.m.n = 1\n")
+        });
+        assert!(dotted.len() < MAX_MANIFEST_LEN as usize);
+        assert_eq!(manifest(&dotted).unwrap_err(), too_many);
+        let headers = many(20_001, &|_| "[[bin]]\n".into());
+        assert_eq!(manifest(&headers).unwrap_err(), too_many);
+        let inline = many(20_001, &|i| format!("d{i} = {{}}\n"));
+        assert_eq!(manifest(&inline).unwrap_err(), too_many);
+        // A crate with crates.io's most dependencies (500), each a target-specific
+        // table with an inline one, and 1,000 binaries is far inside it.
+        let mut big = many(500, &|i| {
+            format!("[target.'cfg(unix)'.dependencies.d{i}]\nversion = \"1\"\nx = {{ a = 1 }}\n")
+        });
+        big.push_str(&"[[bin]]\nname = \"b\"\n".repeat(1000));
+        manifest(&big).unwrap();
+    }
+
+    #[test]
+    fn repeated_keys_and_tables_are_refused() {
+        let key = manifest("[package]\nname = \"demo\"\nname = \"evil\"\nversion = \"0.1.0\"\n")
+            .unwrap_err();
+        assert!(key.contains("duplicate key"), "{key}");
+        let table = manifest(&format!("{MANIFEST}[package]\nname = \"evil\"\n")).unwrap_err();
+        assert!(table.contains("duplicate key"), "{table}");
+        let both = manifest(&format!("{MANIFEST}[project]\nname = \"evil\"\n")).unwrap_err();
+        assert!(both.contains("duplicate field `package`"), "{both}");
+    }
+
+    #[test]
+    fn bad_unicode_escapes_are_refused() {
+        for escape in ["\\u+041", "\\u-041", "\\u 041", "\\U+0000041", "\\uD800"] {
+            let text = format!("[package]\nname = \"demo{escape}\"\nversion = \"0.1.0\"\n");
+            let error = manifest(&text).unwrap_err();
+            assert!(error.starts_with("TOML parse error"), "{escape}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_inline_package_table_is_read() {
+        let parsed = manifest("package = { name = \"demo\", version = \"0.1.0\" }\n").unwrap();
+        assert_eq!(
+            (parsed.name.as_str(), parsed.version.as_str()),
+            ("demo", "0.1.0")
+        );
+        let tarball = Tar::default()
+            .file(
+                "demo-0.1.0/Cargo.toml",
+                "package = { name = \"demo\", version = \"0.1.0\" }\n",
+            )
+            .gz();
+        run(&tarball).unwrap();
     }
 
     #[test]

@@ -604,3 +604,10 @@ pub fn upload(name: &str, version: &str, crate_bytes: &[u8]) -> Vec<u8> {
     body.extend(crate_bytes);
     body
 }
+
+/// A publish body for `name`@`vers` whose `.crate` holds only `{name}-{vers}/Cargo.toml`
+/// with the text `manifest`: for manifests cargo would never send.
+pub fn upload_with_manifest(name: &str, vers: &str, manifest: &str) -> Vec<u8> {
+    let path = format!("{name}-{vers}/Cargo.toml");
+    upload(name, vers, &crate_file(&[(&path, b'0', manifest, "")]))
+}
