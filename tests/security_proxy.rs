@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use common::{HttpResponse, Overlay, http, local_layer, parse_response, scratch};
 
 /// A server on `ip`:0 that counts connections and answers each request with
-/// `answer(path)`, then closes.
+/// `answer(path)`, then closes. Answers say `Connection: close`, or a client that
+/// pools connections may send its next request into the closed one.
 struct Far {
     addr: SocketAddr,
     hits: Arc<AtomicUsize>,
@@ -58,7 +59,7 @@ impl Far {
     /// A server that must never be reached.
     fn victim() -> Far {
         Far::start("127.0.0.1", |_| {
-            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nvictim".to_vec()
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\nvictim".to_vec()
         })
     }
 
@@ -461,7 +462,9 @@ fn registry(
         match path {
             "/config.json" => ok(&format!(r#"{{"dl":"{base}/dl/{{crate}}/{{version}}"}}"#)),
             "/3/f/foo" => ok(&index_line("foo")),
-            _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            _ => {
+                b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec()
+            }
         }
     });
     base.set(format!("http://{}", far.addr)).unwrap();
@@ -470,7 +473,7 @@ fn registry(
 
 fn ok(body: &str) -> Vec<u8> {
     format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
@@ -483,7 +486,12 @@ fn index_line(name: &str) -> String {
 }
 
 fn redirect(to: &str) -> Option<Vec<u8>> {
-    Some(format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n").into_bytes())
+    Some(
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes(),
+    )
 }
 
 #[test]
