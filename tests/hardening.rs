@@ -14,18 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, HttpResponse, Overlay, local_layer, parse_response, scratch};
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
+use common::{BIN, HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
 
 /// Reads one response (an interim one too), by its `Content-Length`, without waiting
 /// for the connection to close and without reading past it: the head a byte at a time,

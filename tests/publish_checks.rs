@@ -7,8 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{
-    Cargo, Fixture, HttpResponse, Overlay, crate_file, http, index_lines, local_layer, manifest,
-    scratch, upload,
+    Cargo, Fixture, Overlay, crate_file, index_lines, local_layer, manifest, refusal, scratch,
+    upload,
 };
 
 /// Every file under `dir`, relative, sorted (empty when `dir` does not exist).
@@ -30,28 +30,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-fn put(overlay: &Overlay, body: &[u8]) -> HttpResponse {
-    http(
-        overlay.addr,
-        "PUT",
-        "/api/v1/crates/new",
-        &[
-            ("Authorization", overlay.token()),
-            ("Accept", "application/json"),
-        ],
-        body,
-    )
-}
-
-/// The one error detail of a refused upload.
-fn refusal(response: &HttpResponse) -> String {
-    assert_eq!(response.status, 400, "{}", response.text());
-    let json = response.json();
-    let errors = json["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{json}");
-    errors[0]["detail"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -106,7 +84,7 @@ fn a_tarball_with_a_symlink_is_refused_and_nothing_is_stored() {
             ("raw-link-0.1.0/src/lib.rs", b'0', "", ""),
             ("raw-link-0.1.0/src/evil.rs", b'2', "", "/etc/passwd"),
         ]);
-        let response = put(&overlay, &upload("raw-link", "0.1.0", &tarball));
+        let response = overlay.publish_raw(&upload("raw-link", "0.1.0", &tarball));
         assert_eq!(
             refusal(&response),
             "unexpected tar entry type Symlink found: raw-link-0.1.0/src/evil.rs",
@@ -133,7 +111,7 @@ fn a_manifest_naming_another_crate_is_refused_and_nothing_is_stored() {
         ),
         ("raw-name-0.1.0/src/lib.rs", b'0', "", ""),
     ]);
-    let response = put(&overlay, &upload("raw-name", "0.1.0", &tarball));
+    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
     assert_eq!(
         refusal(&response),
         "metadata name `raw-name` does not match manifest name `serde`"
@@ -148,7 +126,7 @@ fn a_manifest_naming_another_crate_is_refused_and_nothing_is_stored() {
         ),
         ("raw-name-0.1.0/src/lib.rs", b'0', "", ""),
     ]);
-    let response = put(&overlay, &upload("raw-name", "0.1.0", &tarball));
+    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
     assert_eq!(
         refusal(&response),
         "metadata version `0.1.0` does not match manifest version `9.9.9`"
@@ -164,14 +142,14 @@ fn a_manifest_naming_another_crate_is_refused_and_nothing_is_stored() {
         ),
         ("serde-1.0.0/src/lib.rs", b'0', "", ""),
     ]);
-    let response = put(&overlay, &upload("raw-name", "0.1.0", &tarball));
+    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
     assert_eq!(
         refusal(&response),
         "invalid path found: serde-1.0.0/src/lib.rs"
     );
 
     // Not a gzip stream at all.
-    let response = put(&overlay, &upload("raw-name", "0.1.0", b"plain bytes"));
+    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", b"plain bytes"));
     assert_eq!(
         refusal(&response),
         "uploaded tarball is malformed or too large when decompressed"
@@ -190,7 +168,7 @@ fn a_manifest_naming_another_crate_is_refused_and_nothing_is_stored() {
         ),
         ("raw-name-0.1.0/src/lib.rs", b'0', "", ""),
     ]);
-    let response = put(&overlay, &upload("raw-name", "0.1.0", &tarball));
+    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(layer.join("raw-name-0.1.0.crate").exists());
 }

@@ -5,29 +5,7 @@
 
 mod common;
 
-use common::{HttpResponse, Overlay, http, local_layer, scratch, upload_with_manifest};
-
-fn publish(overlay: &Overlay, body: &[u8]) -> HttpResponse {
-    http(
-        overlay.addr,
-        "PUT",
-        "/api/v1/crates/new",
-        &[
-            ("Authorization", overlay.token()),
-            ("Accept", "application/json"),
-        ],
-        body,
-    )
-}
-
-/// The one error detail of a refused upload, in cargo's JSON error shape.
-fn refusal(response: &HttpResponse) -> String {
-    assert_eq!(response.status, 400, "{}", response.text());
-    let json = response.json();
-    let errors = json["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{json}");
-    errors[0]["detail"].as_str().unwrap().to_string()
-}
+use common::{Overlay, local_layer, refusal, scratch, upload_with_manifest};
 
 fn assert_still_serving(overlay: &Overlay) {
     let response = overlay.get("/config.json");
@@ -56,7 +34,7 @@ fn a_manifest_nesting_bomb_is_refused_and_the_server_keeps_serving() {
     ] {
         let body = upload_with_manifest("bomb", "0.1.0", &manifest);
         assert!(body.len() < 8 * 1024, "{what}: {} bytes", body.len());
-        let detail = refusal(&publish(&overlay, &body));
+        let detail = refusal(&overlay.publish_raw(&body));
         assert!(
             detail.starts_with("failed to parse `Cargo.toml` manifest file\n\n"),
             "{what}: {detail}"
@@ -77,21 +55,15 @@ fn a_manifest_that_is_not_valid_toml_is_refused_as_crates_io_refuses_it() {
     let overlay = Overlay::start(&["-r", &local_layer(&work.join("reg"))]);
     // A second `name` once passed, the first one winning.
     let twice = "[package]\nname = \"twice\"\nname = \"other\"\nversion = \"0.1.0\"\n";
-    let detail = refusal(&publish(
-        &overlay,
-        &upload_with_manifest("twice", "0.1.0", twice),
-    ));
+    let detail = refusal(&overlay.publish_raw(&upload_with_manifest("twice", "0.1.0", twice)));
     assert!(detail.contains("duplicate key"), "{detail}");
     // So did a `\u` escape with a sign in it.
     let escape = "[package]\nname = \"escape\\u+041\"\nversion = \"0.1.0\"\n";
-    let detail = refusal(&publish(
-        &overlay,
-        &upload_with_manifest("escape", "0.1.0", escape),
-    ));
+    let detail = refusal(&overlay.publish_raw(&upload_with_manifest("escape", "0.1.0", escape)));
     assert!(detail.starts_with("failed to parse `Cargo.toml` manifest file\n\nTOML parse error"));
     // And valid TOML cargo could write was refused.
     let inline = "package = { name = \"inline\", version = \"0.1.0\" }\n";
-    let response = publish(&overlay, &upload_with_manifest("inline", "0.1.0", inline));
+    let response = overlay.publish_raw(&upload_with_manifest("inline", "0.1.0", inline));
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(work.join("reg/inline-0.1.0.crate").exists());
     assert!(!work.join("reg/twice-0.1.0.crate").exists());

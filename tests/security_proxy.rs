@@ -296,34 +296,31 @@ fn chunked_len(reader: &mut impl BufRead) -> u64 {
     }
 }
 
-#[test]
-fn an_answer_without_a_length_streams_through() {
-    const LEN: usize = 100 * 1024 * 1024;
-    let work = scratch("unsized-forward");
-    // 100 MB, delimited by closing the connection.
-    let far = Far::start("127.0.0.1", |_| {
-        let mut answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n".to_vec();
-        answer.resize(answer.len() + LEN, b'x');
-        answer
-    });
-    let port = far.port();
-    let overlay = proxy(&work, &["--allow-connect-port", &port]);
+/// The size of the answers without a length that the streaming tests send.
+const UNSIZED_LEN: usize = 100 * 1024 * 1024;
+
+/// A far answer of `UNSIZED_LEN` bytes without a length, delimited by closing.
+fn unsized_answer() -> Vec<u8> {
+    let mut answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+    answer.resize(answer.len() + UNSIZED_LEN, b'x');
+    answer
+}
+
+/// Sends `request` to `overlay`, reads the whole chunked answer, and asserts it held
+/// `UNSIZED_LEN` bytes and grew the server's peak memory by under 16 MiB.
+fn assert_streams_through(overlay: &Overlay, request: &str) {
     let pid = overlay.pid();
     let baseline = status_kib(pid, "VmRSS");
     let mut stream = TcpStream::connect(overlay.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    write!(
-        stream,
-        "GET http://127.0.0.1:{port}/big HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
-    )
-    .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut reader = BufReader::new(stream);
     let head = read_head(&mut reader);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
-    assert_eq!(chunked_len(&mut reader), LEN as u64);
+    assert_eq!(chunked_len(&mut reader), UNSIZED_LEN as u64);
     let grown = status_kib(pid, "VmHWM").saturating_sub(baseline);
     assert!(
         grown < 16 * 1024,
@@ -332,37 +329,27 @@ fn an_answer_without_a_length_streams_through() {
 }
 
 #[test]
+fn an_answer_without_a_length_streams_through() {
+    let work = scratch("unsized-forward");
+    let far = Far::start("127.0.0.1", |_| unsized_answer());
+    let port = far.port();
+    let overlay = proxy(&work, &["--allow-connect-port", &port]);
+    assert_streams_through(
+        &overlay,
+        &format!("GET http://127.0.0.1:{port}/big HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+    );
+}
+
+#[test]
 fn a_remote_layers_download_without_a_length_streams_through() {
-    const LEN: usize = 100 * 1024 * 1024;
     let upstream = registry("127.0.0.1", |_, path| {
-        (path == "/dl/foo/0.1.0").then(|| {
-            let mut answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
-            answer.resize(answer.len() + LEN, b'x');
-            answer
-        })
+        (path == "/dl/foo/0.1.0").then(unsized_answer)
     });
     // No --cache: the download is streamed to the client as it arrives.
     let overlay = Overlay::start(&["-r", &format!("remote={}/", upstream_url(&upstream))]);
-    let pid = overlay.pid();
-    let baseline = status_kib(pid, "VmRSS");
-    let mut stream = TcpStream::connect(overlay.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /api/v1/crates/foo/0.1.0/download HTTP/1.1\r\nHost: overlay\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let head = read_head(&mut reader);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
-    assert_eq!(chunked_len(&mut reader), LEN as u64);
-    let grown = status_kib(pid, "VmHWM").saturating_sub(baseline);
-    assert!(
-        grown < 16 * 1024,
-        "a 100 MB download grew the server by {grown} KiB"
+    assert_streams_through(
+        &overlay,
+        "GET /api/v1/crates/foo/0.1.0/download HTTP/1.1\r\nHost: overlay\r\n\r\n",
     );
 }
 

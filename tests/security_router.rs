@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{HttpResponse, Overlay, local_layer, parse_response, scratch};
+use common::{HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
 
 /// Spellings of the publish path that cargo never sends; each once reached publish
 /// parsing with its body read, or (with a `%` escape or extra segment) read a body
@@ -33,17 +33,6 @@ const PUBLISH_SPELLINGS: [&str; 9] = [
 
 /// What a client announcing a large upload gets.
 const LARGE: u64 = 10_000_000;
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
 
 /// The first response the server sends (an interim one too), read up to its
 /// `Content-Length`, and when its first byte came; what came if the server closes or

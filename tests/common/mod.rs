@@ -126,6 +126,20 @@ impl Overlay {
     pub fn get(&self, path: &str) -> HttpResponse {
         http(self.addr, "GET", path, &[], b"")
     }
+
+    /// A publish of an upload body built by hand, with the run's write token.
+    pub fn publish_raw(&self, body: &[u8]) -> HttpResponse {
+        http(
+            self.addr,
+            "PUT",
+            "/api/v1/crates/new",
+            &[
+                ("Authorization", self.token()),
+                ("Accept", "application/json"),
+            ],
+            body,
+        )
+    }
 }
 
 impl Drop for Overlay {
@@ -158,6 +172,27 @@ impl HttpResponse {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
     }
+}
+
+/// The one error detail of a refused upload (400), in cargo's JSON error shape.
+pub fn refusal(response: &HttpResponse) -> String {
+    assert_eq!(response.status, 400, "{}", response.text());
+    let json = response.json();
+    let errors = json["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{json}");
+    errors[0]["detail"].as_str().unwrap().to_string()
+}
+
+/// A client connection with read and write timeouts, for raw requests.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
 }
 
 /// One request on a fresh connection, read until the server closes it.
