@@ -10,12 +10,10 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod fetch;
 pub mod http;
+pub mod project;
 pub mod proxy;
 pub mod registry;
 pub mod router;
-pub mod signals;
 pub mod tls;
 pub mod upstream;
-pub mod workspace;

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use cargo_overlay_registry::registry::tarball::check;
+use cargo_overlay_registry::registry::publish::tarball::check;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;

@@ -11,6 +11,7 @@
 
 mod conn;
 mod drain;
+mod head;
 mod server;
 
 use std::fmt;

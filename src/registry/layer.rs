@@ -7,11 +7,11 @@
 
 use std::io::Read;
 
-use super::download_ahead::Project;
-use super::error::Result;
-use super::index::{CrateName, IndexLine};
-use super::prefetch::Release;
-use super::publish::Publish;
+use crate::registry::error::Result;
+use crate::registry::index::{CrateName, IndexLine};
+use crate::registry::publish::Publish;
+use crate::registry::remote::download_ahead::Project;
+use crate::registry::remote::prefetch::Release;
 
 /// An open `.crate` file, to be streamed to the client.
 pub struct CrateFile {

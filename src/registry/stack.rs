@@ -14,12 +14,14 @@
 
 use std::collections::HashSet;
 
-use super::download_ahead::Project;
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
-use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use super::prefetch::Release;
-use super::publish::Publish;
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{
+    CrateName, IndexLine, canonical_name, render_index_file, same_release,
+};
+use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use crate::registry::publish::Publish;
+use crate::registry::remote::download_ahead::Project;
+use crate::registry::remote::prefetch::Release;
 
 /// What a publish did.
 pub struct PublishResult<'a> {

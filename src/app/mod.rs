@@ -5,42 +5,43 @@
 //! runs until interrupted, or (exec mode) a command runs with that environment and its
 //! exit code becomes ours. `fetch` builds the same layers and fills a directory.
 
+mod environment;
+mod exec;
+mod run_dir;
+pub mod signals;
+
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::Permissions;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
 
-use crate::auth::{TokenError, Tokens, url_password};
+use crate::auth::{TokenError, Tokens};
 use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
-use crate::fetch::fetch_into;
 use crate::http::{self, Limits, Server, ServerOptions};
+use crate::project::cargo_home;
+use crate::project::fetch::fetch_into;
+use crate::project::lockfile::parse_lockfile;
+use crate::project::workspace::Workspace;
 use crate::proxy::{Frontend, ProxySettings};
-use crate::registry::disk_cache::{DiskCache, Keeping};
-use crate::registry::download_ahead::Project;
-use crate::registry::lockfile::parse_lockfile;
 use crate::registry::publish::PublishPolicy;
 use crate::registry::remote::RemoteOptions;
+use crate::registry::remote::disk_cache::{DiskCache, Keeping};
+use crate::registry::remote::download_ahead::Project;
 use crate::registry::{
     CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
 };
 use crate::router::Router;
-use crate::signals;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
 use crate::upstream::{Upstream, UpstreamError, UpstreamOptions};
-use crate::workspace::Workspace;
+use environment::Environment;
+use exec::run_command;
+use run_dir::RunDir;
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
 pub const REGISTRY_NAME: &str = "overlay";
-/// The user name in the proxy URL handed to cargo; the proxy checks only the password.
-const PROXY_USER: &str = "overlay";
 /// Where the crates.io hosts are, intercepted when `--base-url` is crates.io.
 const CRATES_IO_HOSTS: [&str; 3] = ["crates.io", "index.crates.io", "static.crates.io"];
 /// crates.io as a layer: its sparse index, and its web API for search and publishing.
@@ -471,13 +472,6 @@ fn expect_workspace(router: Arc<Router>, known: Option<Workspace>) {
     }
 }
 
-/// The `CARGO_HOME` the command's cargo uses: the variable, else `~/.cargo`.
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cargo")))
-}
-
 /// A CA when anything needs one: proxy mode, our own listener certificate, or asking
 /// for the CA by `--ca-cert-out` or `--ca-dir`. The in-memory CA is name-constrained
 /// to what it will sign for: the `intercepted` hosts in proxy mode, and the names of
@@ -558,195 +552,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
         .ok_or_else(|| address_error(io::Error::other("it resolves to no address")))
 }
 
-/// What cargo needs to use the overlay.
-struct Environment {
-    /// The token cargo sends: one the overlay accepts.
-    token: String,
-    listener_url: String,
-    proxy: bool,
-    /// Whether the proxy requires the token as the password of its URL.
-    proxy_credentials: bool,
-    /// Our CA plus the system roots, when there is a CA.
-    bundle: Option<PathBuf>,
-    /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
-    own_listener_cert: bool,
-    /// `--auth-required`: cargo sends a token on reads only with a credential
-    /// provider configured for the registry.
-    auth_required: bool,
-}
-
-impl Environment {
-    /// The variables, in the order printed. The index variable comes first.
-    fn vars(&self) -> Vec<(String, String)> {
-        let registry = REGISTRY_NAME.to_ascii_uppercase();
-        let mut vars = vec![
-            (
-                format!("CARGO_REGISTRIES_{registry}_INDEX"),
-                format!("sparse+{}/", self.listener_url),
-            ),
-            (
-                format!("CARGO_REGISTRIES_{registry}_TOKEN"),
-                self.token.clone(),
-            ),
-        ];
-        if self.auth_required {
-            vars.push((
-                format!("CARGO_REGISTRIES_{registry}_CREDENTIAL_PROVIDER"),
-                "cargo:token".into(),
-            ));
-        }
-        if self.proxy {
-            vars.push(("CARGO_HTTP_PROXY".into(), self.proxy_url()));
-            vars.push(("CARGO_REGISTRY_TOKEN".into(), self.token.clone()));
-            if self.auth_required {
-                vars.push((
-                    "CARGO_REGISTRY_CREDENTIAL_PROVIDER".into(),
-                    "cargo:token".into(),
-                ));
-            }
-        }
-        if let Some(bundle) = &self.bundle {
-            let bundle = bundle.display().to_string();
-            vars.push(("CARGO_HTTP_CAINFO".into(), bundle.clone()));
-            if self.proxy && self.own_listener_cert {
-                vars.push(("CARGO_HTTP_PROXY_CAINFO".into(), bundle));
-            }
-        }
-        vars
-    }
-
-    /// The listener's URL as a proxy URL, with the token as its password when the
-    /// proxy requires one (cargo, git and libcurl send it as `Proxy-Authorization`).
-    fn proxy_url(&self) -> String {
-        match self.listener_url.split_once("://") {
-            Some((scheme, address)) if self.proxy_credentials => format!(
-                "{scheme}://{PROXY_USER}:{}@{address}",
-                url_password(&self.token)
-            ),
-            _ => self.listener_url.clone(),
-        }
-    }
-
-    /// Prints the variables as shell lines ready for `eval`, then a comment line that
-    /// says the overlay is ready.
-    fn print(&self) {
-        let mut out = io::stdout().lock();
-        for (name, value) in self.vars() {
-            let _ = writeln!(out, "export {name}={}", shell_quote(&value));
-        }
-        let _ = writeln!(out, "# ready on {}/ (stop with Ctrl-C)", self.listener_url);
-        let _ = out.flush();
-    }
-}
-
-/// Quotes a value for a POSIX shell when it needs it.
-fn shell_quote(value: &str) -> String {
-    let plain = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/+-_.:,=@%".contains(c));
-    if plain {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
-    }
-}
-
-/// Runs the command with the overlay's environment and returns its exit code, or
-/// 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
-/// overlay only waits; a SIGTERM or SIGHUP sent to the overlay alone is passed on to the
-/// child.
-fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, AppError> {
-    let (program, args) = command.split_first().expect("exec mode has a command");
-    let mut child = Command::new(program);
-    child.args(args);
-    // The tokens too replace any the user set: a token meant for another registry
-    // must not reach the overlay, and the overlay accepts only its own.
-    child.envs(environment.vars());
-    let mut child = child.spawn().map_err(|source| AppError::Command {
-        program: program.clone(),
-        source,
-    })?;
-    let finished = Arc::new(AtomicBool::new(false));
-    let forwarder = {
-        let finished = Arc::clone(&finished);
-        let pid = child.id() as libc::pid_t;
-        thread::spawn(move || {
-            while !finished.load(Ordering::SeqCst) {
-                if let Some(signal) =
-                    signals::received().filter(|s| signals::forwarded_to_child(*s))
-                {
-                    // SAFETY: sending a signal to our own child's pid has no memory effects.
-                    unsafe { libc::kill(pid, signal) };
-                    return;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
-    let status = child.wait().map_err(|source| AppError::Command {
-        program: program.clone(),
-        source,
-    })?;
-    // The forwarder sees this within one tick and ends; waiting for it would only
-    // add that tick to every run.
-    finished.store(true, Ordering::SeqCst);
-    drop(forwarder);
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1))
-}
-
-/// The run's scratch directory: temporary layers and the CA bundle. Private to the
-/// user (0700), so no other user reads or plants anything in it. Removed when dropped.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn new() -> Result<RunDir, AppError> {
-        let base = std::env::temp_dir();
-        create_unique_dir(&base)
-            .map(RunDir)
-            .map_err(|source| AppError::RunDir { path: base, source })
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            log::warn!("could not remove {}: {e}", self.0.display());
-        }
-    }
-}
-
-fn create_unique_dir(base: &Path) -> io::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    for attempt in 0..100u32 {
-        let dir = base.join(format!(
-            "cargo-overlay-registry-{}-{nanos}-{attempt}",
-            std::process::id()
-        ));
-        // Created with no access for others, never opened up later; then set exactly,
-        // whatever the umask took away.
-        let created = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-        match created.and_then(|()| std::fs::set_permissions(&dir, Permissions::from_mode(0o700))) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "no free temporary directory name",
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,47 +583,5 @@ mod tests {
             "127.0.0.1_8080_registry"
         );
         assert_eq!(cache_subdirectory("http://../"), "_..");
-    }
-
-    #[test]
-    fn the_proxy_url_carries_the_token_only_where_the_proxy_needs_it() {
-        let environment = |proxy_credentials| Environment {
-            token: "a b@c".into(),
-            listener_url: "https://127.0.0.1:8080".into(),
-            proxy: true,
-            proxy_credentials,
-            bundle: None,
-            own_listener_cert: true,
-            auth_required: false,
-        };
-        let var = |e: &Environment, name: &str| {
-            e.vars()
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v)
-        };
-        let open = environment(false);
-        assert_eq!(
-            var(&open, "CARGO_HTTP_PROXY").as_deref(),
-            Some("https://127.0.0.1:8080")
-        );
-        let guarded = environment(true);
-        assert_eq!(
-            var(&guarded, "CARGO_HTTP_PROXY").as_deref(),
-            Some("https://overlay:a%20b%40c@127.0.0.1:8080")
-        );
-        for name in ["CARGO_REGISTRY_TOKEN", "CARGO_REGISTRIES_OVERLAY_TOKEN"] {
-            assert_eq!(var(&guarded, name).as_deref(), Some("a b@c"));
-        }
-    }
-
-    #[test]
-    fn shell_quoting() {
-        assert_eq!(
-            shell_quote("sparse+https://127.0.0.1:1/"),
-            "sparse+https://127.0.0.1:1/"
-        );
-        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

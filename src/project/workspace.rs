@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::registry::prefetch::{Dependency, Release};
+use crate::registry::remote::prefetch::{Dependency, Release};
 
 /// What went wrong asking cargo about the project.
 #[derive(Debug)]

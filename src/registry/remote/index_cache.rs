@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::index::IndexLine;
+use crate::registry::index::IndexLine;
 
 /// An index file as the upstream last gave it.
 #[derive(Clone, Debug)]

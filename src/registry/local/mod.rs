@@ -18,13 +18,15 @@
 //!
 //! Files are read and written only inside the layer's directory: a symlink below the
 //! root (a `.crate`, an index file, an index directory) is never followed (see
-//! [`atomic`](super::atomic)), so a layer directory someone else can write into cannot
+//! [`atomic`](crate::registry::atomic)), so a layer directory someone else can write into cannot
 //! make the overlay serve, or write, a file elsewhere.
 //!
 //! A temporary file is named `.tmp-{pid}-{n}-{name}` after its writer's process id. A
 //! crash leaves it behind; opening the layer removes those whose writer is gone (or
 //! that are over an hour old, in case the pid was reused), never one that a live
 //! process sharing the directory may still be writing.
+
+pub mod package;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -33,11 +35,17 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use super::atomic::{Access, TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath};
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, canonical_name, parse_index_file, same_release};
-use super::layer::{CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome};
-use super::publish::Publish;
+use crate::registry::atomic::{
+    Access, TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath,
+};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{
+    CrateName, IndexLine, canonical_name, parse_index_file, same_release,
+};
+use crate::registry::layer::{
+    CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome,
+};
+use crate::registry::publish::Publish;
 
 pub struct LocalLayer {
     root: PathBuf,

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, MAX_NAME_LEN};
-use super::publish::{NewCrate, NewCrateDep};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{CrateName, MAX_NAME_LEN};
+use crate::registry::publish::{NewCrate, NewCrateDep};
 
 const MAX_VERSION_LEN: usize = 150;
 const MAX_DESCRIPTION_LEN: usize = 1000;

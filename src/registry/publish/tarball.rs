@@ -37,7 +37,7 @@ use toml_parser::decoder::Encoding;
 use toml_parser::parser::EventReceiver;
 use toml_parser::{ErrorSink, Span};
 
-use super::error::{RegistryError, Result};
+use crate::registry::error::{RegistryError, Result};
 
 /// crates.io's default cap on the decompressed size of a `.crate` (512 MiB).
 pub const DEFAULT_MAX_UNPACKED_LEN: u64 = 512 * 1024 * 1024;

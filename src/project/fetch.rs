@@ -13,10 +13,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::registry::disk_cache::DiskCache;
+use crate::project::lockfile::LockedPackage;
 use crate::registry::index::{CrateName, IndexLine, render_index_file, same_release};
 use crate::registry::layer::CrateFile;
-use crate::registry::lockfile::LockedPackage;
+use crate::registry::remote::disk_cache::DiskCache;
 use crate::registry::{Layer, LayerStack, RegistryError};
 
 #[derive(Debug)]

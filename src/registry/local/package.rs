@@ -20,10 +20,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::error::Result;
-use super::index::{CrateName, IndexLine, same_release};
-use super::layer::{CrateFile, Layer, SearchPage};
-use super::local::LocalLayer;
+use crate::registry::error::Result;
+use crate::registry::index::{CrateName, IndexLine, same_release};
+use crate::registry::layer::{CrateFile, Layer, SearchPage};
+use crate::registry::local::LocalLayer;
 
 pub struct CargoPackageLayer {
     files: LocalLayer,

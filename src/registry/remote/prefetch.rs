@@ -30,7 +30,7 @@ use std::thread;
 use crossbeam_channel::{Sender, TrySendError};
 use serde::Deserialize;
 
-use super::index::{CrateName, IndexLine};
+use crate::registry::index::{CrateName, IndexLine};
 
 /// How many compatibility lines of a crate to follow when no requirement is known.
 const LINES_FOLLOWED: usize = 3;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::lockfile::{LockedPackage, parse_lockfile};
+use crate::project::lockfile::{LockedPackage, parse_lockfile};
 
 /// Where cargo keeps what it will build: its lockfile, and its own download cache.
 #[derive(Clone, Debug)]

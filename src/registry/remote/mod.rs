@@ -16,19 +16,26 @@
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
 //! fetches in the background.
 
+pub mod disk_cache;
+pub mod download_ahead;
+pub mod index_cache;
+pub mod prefetch;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::disk_cache::{DiskCache, Keeping};
-use super::download_ahead::{DownloadAhead, Project};
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, parse_index_file, render_index_file, same_release};
-use super::index_cache::{CachedIndex, IndexCache, Lookup};
-use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use super::prefetch::{Prefetcher, Release, WorkPool};
-use super::publish::Publish;
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{
+    CrateName, IndexLine, parse_index_file, render_index_file, same_release,
+};
+use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use crate::registry::publish::Publish;
+use crate::registry::remote::disk_cache::{DiskCache, Keeping};
+use crate::registry::remote::download_ahead::{DownloadAhead, Project};
+use crate::registry::remote::index_cache::{CachedIndex, IndexCache, Lookup};
+use crate::registry::remote::prefetch::{Prefetcher, Release, WorkPool};
 use crate::upstream::{Redirects, Upstream, UpstreamResponse, Url};
 
 /// How long a fetched `config.json` is trusted before it is fetched again.
@@ -527,7 +534,7 @@ impl Remote {
             .map_err(|e| self.upstream_error(e))?;
         #[derive(serde::Deserialize)]
         struct Answer {
-            crates: Vec<super::layer::SearchHit>,
+            crates: Vec<crate::registry::layer::SearchHit>,
             meta: Meta,
         }
         #[derive(serde::Deserialize)]

@@ -7,14 +7,16 @@
 //! `features`/`features2` split, `pubtime`, the SHA-256 `cksum`). Rule checks live in
 //! `validate` (metadata) and `tarball` (the `.crate` itself); storage lives in the layers.
 
+pub mod tarball;
+pub mod validate;
+
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexDep, IndexEntry};
-use super::{tarball, validate};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{CrateName, IndexDep, IndexEntry};
 
 /// crates.io's limit on the JSON part of an upload.
 pub const MAX_METADATA_LEN: usize = 1024 * 1024;
@@ -295,7 +297,7 @@ pub fn digest_hex(digest: &ring::digest::Digest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::tarball::tests::{crate_with_symlink, demo_crate};
+    use crate::registry::publish::tarball::tests::{crate_with_symlink, demo_crate};
     use std::time::Duration;
 
     fn body(json: &str, krate: &[u8]) -> Vec<u8> {
