@@ -4,6 +4,10 @@
 //! listener bound, and then either the environment for cargo is printed and the server
 //! runs until interrupted, or (exec mode) a command runs with that environment and its
 //! exit code becomes ours. `fetch` builds the same layers and fills a directory.
+//!
+//! The pieces wiring needs live beside it: the variables printed for cargo
+//! (`environment`), exec-mode supervision (`exec`), the run's private scratch directory
+//! (`run_dir`) and the signals that stop a run ([`signals`]).
 
 mod environment;
 mod exec;

@@ -8,6 +8,10 @@
 //! hands each [`Request`] to a [`Handler`] and writes back the [`Response`]. The
 //! handler decides on every request head, before a body byte is read, whether to take
 //! the request and how large a body it may carry; the loop only applies that limit.
+//!
+//! Files: `conn` is the request loop of one connection (I/O, timeouts, lingering),
+//! `head` the I/O-free parsing of a head and its framing, `server` the listener and its
+//! connection threads, `drain` the count of requests in flight for a clean stop.
 
 mod conn;
 mod drain;

@@ -1,3 +1,11 @@
+//! The user's cargo project, as the overlay reads it: its members ([`workspace`], from
+//! `cargo metadata`), its lockfile ([`lockfile`]) and cargo's home directory, and
+//! `fetch` ([`fetch`]), which fills a directory with the lockfile's packages.
+//!
+//! `fetch` lives here rather than in `app`: it is a feature about a project (its input
+//! is a `Cargo.lock`, its output what that project needs offline), built on the layer
+//! stack; `app` only wires options to it, as it does for serving.
+
 pub mod fetch;
 pub mod lockfile;
 pub mod workspace;

@@ -1,3 +1,7 @@
+//! TLS: the overlay's certificate authority, the leaves it issues for intercepted
+//! hosts, the CA bundle handed to cargo, and the server configurations of the listener
+//! and of intercepted tunnels. It knows nothing of HTTP or registries.
+//!
 //! The overlay's certificate authority and every TLS server configuration it serves.
 //!
 //! Cargo reaches crates.io through us as an HTTPS forward proxy: for `CONNECT

@@ -1,3 +1,7 @@
+//! Local layers: registries kept in a directory on this machine. This folder owns the
+//! writable directory layer (here) and cargo's own packaging directory as a read-only
+//! layer ([`package`]), which reuses it; both read cargo's local-registry layout.
+//!
 //! A layer stored in a directory, in cargo's local-registry layout.
 //!
 //! `{root}/{name}-{version}.crate` holds each crate and `{root}/index/{path}` its index

@@ -1,3 +1,8 @@
+//! Publish checks: everything between cargo's upload and what a layer stores. This
+//! folder owns the upload format (here), crates.io's metadata rules ([`validate`]) and
+//! its checks on the `.crate` archive ([`tarball`]), so a publish through the overlay
+//! fails where and as crates.io's would; storing the result is the layers' business.
+//!
 //! Turning cargo's publish upload into what a layer stores.
 //!
 //! cargo sends `PUT /api/v1/crates/new` with a binary body: a little-endian `u32`

@@ -1,3 +1,9 @@
+//! Remote layers: registries reached over HTTP, and everything that makes them fast and
+//! usable offline. This folder owns the layer (here), its memory cache of index files
+//! ([`index_cache`]), its disk cache ([`disk_cache`]), and the two ways it works ahead of
+//! cargo: index files ([`prefetch`]) and crate downloads ([`download_ahead`]). Nothing
+//! outside it needs to know an upstream exists.
+//!
 //! A layer backed by a sparse registry over HTTP: crates.io, a company registry, or
 //! another overlay.
 //!
