@@ -7,13 +7,30 @@
 //! [`registry`] holds the layers and the rules. `http` knows nothing of registries and `registry` nothing of HTTP; the router
 //! is the only module that knows both.
 
-pub mod app;
-pub mod auth;
-pub mod cli;
-pub mod http;
-pub mod project;
-pub mod proxy;
-pub mod registry;
-pub mod router;
-pub mod tls;
-pub mod upstream;
+mod app;
+mod auth;
+mod cli;
+mod http;
+mod project;
+mod proxy;
+mod registry;
+mod router;
+mod tls;
+mod upstream;
+
+/// The command-line program, for the `cargo-overlay-registry` binary only.
+#[doc(hidden)]
+pub use app::main as cli_main;
+
+/// What the fuzz targets in `fuzz/` reach: I/O-free parsers and the request loop. Not
+/// part of the supported surface.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http::{
+        Body, Handler, Limits, Request, RequestHead, Response, serve_connection,
+    };
+    pub use crate::registry::index::{IndexLine, parse_index_file};
+    pub use crate::registry::publish::tarball::{check as check_tarball, parse_manifest};
+    pub use crate::registry::publish::{PublishPolicy, prepare};
+    pub use crate::registry::remote::prefetch::{Plan, Release};
+}

@@ -12,18 +12,19 @@
 mod environment;
 mod exec;
 mod run_dir;
-pub mod signals;
+pub(crate) mod signals;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
 use crate::auth::{TokenError, Tokens};
-use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
+use crate::cli::{self, Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::http::{self, Limits, Server, ServerOptions};
 use crate::project::cargo_home;
 use crate::project::fetch::fetch_into;
@@ -45,7 +46,7 @@ use exec::run_command;
 use run_dir::RunDir;
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
-pub const REGISTRY_NAME: &str = "overlay";
+pub(crate) const REGISTRY_NAME: &str = "overlay";
 /// Where the crates.io hosts are, intercepted when `--base-url` is crates.io.
 const CRATES_IO_HOSTS: [&str; 3] = ["crates.io", "index.crates.io", "static.crates.io"];
 /// crates.io as a layer: its sparse index, and its web API for search and publishing.
@@ -53,7 +54,7 @@ const CRATES_IO_INDEX: &str = "https://index.crates.io/";
 const CRATES_IO_API: &str = "https://crates.io";
 
 #[derive(Debug)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// `--host`/`--port` do not name an address.
     Address {
         host: String,
@@ -141,9 +142,50 @@ impl From<TlsError> for AppError {
     }
 }
 
+/// The command-line program: parse arguments, run, turn errors into one message and an
+/// exit code.
+pub fn main() -> ExitCode {
+    let action = cli::parse(std::env::args_os().skip(1));
+    // In exec mode the command's own output matters most: only warnings by default.
+    let exec_mode = matches!(&action, Ok(cli::Action::Serve(c)) if !c.command.is_empty());
+    let default_level = if exec_mode { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    let action = match action {
+        Ok(action) => action,
+        Err(e) => {
+            eprintln!("error: {e}\n\nRun with --help to see the options.");
+            return ExitCode::from(2);
+        }
+    };
+    match action {
+        cli::Action::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        cli::Action::Version => {
+            println!("cargo-overlay-registry {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        cli::Action::Serve(config) => exit(run(*config)),
+        cli::Action::Fetch(config) => exit(fetch(*config)),
+    }
+}
+
+/// The exit code of a run, or 1 with the error printed.
+fn exit(result: Result<i32, AppError>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Runs the overlay until it is told to stop, or until the exec-mode command ends.
 /// Returns the process exit code.
-pub fn run(config: Config) -> Result<i32, AppError> {
+pub(crate) fn run(config: Config) -> Result<i32, AppError> {
     let run_dir = RunDir::new()?;
     let exec_mode = !config.command.is_empty();
 
@@ -290,7 +332,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
 
 /// `fetch`: every registry package of the lockfile, through the layers, into a
 /// local-registry directory.
-pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
+pub(crate) fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
     let text = std::fs::read_to_string(&fetch.lockfile)
         .map_err(|e| AppError::Fetch(format!("cannot read {}: {e}", fetch.lockfile.display())))?;
     let packages = parse_lockfile(&text);

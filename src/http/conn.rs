@@ -552,7 +552,7 @@ impl<S: Read + Write> Conn<'_, S> {
 
 /// Writes a response with its framing headers, to an HTTP/1.1 client. `close` adds
 /// `Connection: close`.
-pub fn write_response<W: Write>(
+pub(crate) fn write_response<W: Write>(
     stream: &mut W,
     response: Response,
     is_head_method: bool,

@@ -37,7 +37,7 @@ pub(crate) fn draining() -> bool {
 
 /// Starts the shutdown and waits up to `timeout` for the requests in progress to
 /// finish. Returns how many were still unfinished.
-pub fn drain(timeout: Duration) -> usize {
+pub(crate) fn drain(timeout: Duration) -> usize {
     DRAINING.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + timeout;
     loop {

@@ -24,13 +24,13 @@ use super::drain;
 /// How long an idle worker waits for a connection before it exits.
 const WORKER_IDLE: Duration = Duration::from_secs(30);
 /// The read timeout on sockets: the request loop's clock tick (see `conn`).
-pub const READ_TICK: Duration = Duration::from_millis(500);
+pub(crate) const READ_TICK: Duration = Duration::from_millis(500);
 /// How long a write to a client may block.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What serves an accepted connection. The socket comes with its timeouts set: reads
 /// time out every [`READ_TICK`] (the request loop's clock), writes after a minute.
-pub trait Service: Send + Sync {
+pub(crate) trait Service: Send + Sync {
     /// Serves the connection until it ends.
     fn serve(&self, stream: TcpStream);
 
@@ -42,9 +42,9 @@ pub trait Service: Send + Sync {
 }
 
 #[derive(Clone, Debug)]
-pub struct ServerOptions {
+pub(crate) struct ServerOptions {
     /// Connections served at once; more are refused.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -56,24 +56,24 @@ impl Default for ServerOptions {
 }
 
 /// A bound listener, ready to serve.
-pub struct Server {
+pub(crate) struct Server {
     listener: TcpListener,
     options: ServerOptions,
 }
 
 impl Server {
-    pub fn bind(addr: SocketAddr, options: ServerOptions) -> io::Result<Server> {
+    pub(crate) fn bind(addr: SocketAddr, options: ServerOptions) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)?;
         Ok(Server { listener, options })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
     /// Accepts and serves connections forever. Accept errors (such as running out of
     /// file descriptors) are logged and retried after a pause, never fatal.
-    pub fn run(self, service: Arc<dyn Service>) {
+    pub(crate) fn run(self, service: Arc<dyn Service>) {
         let (sender, receiver) = crossbeam_channel::bounded(0);
         let pool = Pool {
             sender,
@@ -150,7 +150,7 @@ impl Pool {
 /// FIN after the answer, and reads off what the client has sent so far, so that
 /// closing does not reset the connection and destroy the answer. Never blocks: it
 /// may run on the accept loop.
-pub fn close_gently(stream: &TcpStream) {
+pub(crate) fn close_gently(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     if stream.set_nonblocking(true).is_err() {
         return;

@@ -20,7 +20,7 @@ use crate::registry::remote::disk_cache::DiskCache;
 use crate::registry::{Layer, LayerStack, RegistryError};
 
 #[derive(Debug)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// The lockfile names something the layers cannot supply, or supply differently.
     Package {
         package: String,
@@ -48,9 +48,9 @@ impl From<RegistryError> for FetchError {
 
 /// What a fetch did.
 #[derive(Debug, Default, PartialEq)]
-pub struct FetchSummary {
-    pub downloaded: usize,
-    pub already_there: usize,
+pub(crate) struct FetchSummary {
+    pub(crate) downloaded: usize,
+    pub(crate) already_there: usize,
 }
 
 /// Where a package is looked up: crates.io's in the whole stack, another registry's in
@@ -93,7 +93,7 @@ impl Source<'_> {
 }
 
 /// Fetches `packages` through `stack` into `into`.
-pub fn fetch_into(
+pub(crate) fn fetch_into(
     stack: &LayerStack,
     packages: &[LockedPackage],
     into: &DiskCache,

@@ -6,14 +6,14 @@
 //! is a `Cargo.lock`, its output what that project needs offline), built on the layer
 //! stack; `app` only wires options to it, as it does for serving.
 
-pub mod fetch;
-pub mod lockfile;
-pub mod workspace;
+pub(crate) mod fetch;
+pub(crate) mod lockfile;
+pub(crate) mod workspace;
 
 use std::path::PathBuf;
 
 /// The `CARGO_HOME` the command's cargo uses: the variable, else `~/.cargo`.
-pub fn cargo_home() -> Option<PathBuf> {
+pub(crate) fn cargo_home() -> Option<PathBuf> {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cargo")))

@@ -94,7 +94,7 @@ const PEM_CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const PEM_CERT_END: &str = "-----END CERTIFICATE-----";
 
 #[derive(Debug)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// Reading or writing a file failed.
     Io { path: PathBuf, source: io::Error },
     /// A file is not the PEM it should be: unreadable, invalid, missing a key, mismatched.
@@ -164,7 +164,7 @@ impl From<rustls::Error> for TlsError {
 }
 
 /// The overlay's own certificate authority: its certificate, and the key that signs leaves.
-pub struct CertificateAuthority {
+pub(crate) struct CertificateAuthority {
     cert_pem: String,
     cert_der: CertificateDer<'static>,
     issuer: rcgen::Issuer<'static, KeyPair>,
@@ -183,7 +183,7 @@ impl CertificateAuthority {
     /// A fresh CA that lives only in memory (ECDSA P-256, valid for about ten years) and
     /// that clients accept only for `names` and their subdomains (DNS names, or IP
     /// addresses written as text, `[::1]` too): the hosts the run will issue leaves for.
-    pub fn generate(names: &[String]) -> Result<Self, TlsError> {
+    pub(crate) fn generate(names: &[String]) -> Result<Self, TlsError> {
         let permitted = permitted_subtrees(names);
         // An empty list would mean no constraint at all.
         assert!(
@@ -214,7 +214,7 @@ impl CertificateAuthority {
     /// mode 0600 and is never readable by others, not even while it is being written. An
     /// existing `dir` must be the user's own and closed to others (see [`check_private`]).
     /// It carries no name constraints: it serves runs that intercept different hosts.
-    pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
+    pub(crate) fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         if exists(dir)? {
@@ -275,21 +275,22 @@ impl CertificateAuthority {
     }
 
     /// The CA certificate, PEM-encoded.
-    pub fn cert_pem(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
     /// Writes the certificate, never the key, to `path` (for `--ca-cert-out`). The file
     /// is replaced, never written through: a symlink at `path` is replaced by the file,
     /// and its target is left alone.
-    pub fn write_cert(&self, path: &Path) -> Result<(), TlsError> {
+    pub(crate) fn write_cert(&self, path: &Path) -> Result<(), TlsError> {
         write_file_atomically(path, self.cert_pem.as_bytes(), false)
     }
 
     /// A leaf for `names` (DNS names, or IP addresses written as text, each becoming the
     /// matching subjectAltName type): ECDSA P-256, signed by this CA, valid for about a
     /// year, served with the CA certificate after it in the chain.
-    pub fn issue(&self, names: &[&str]) -> Result<Arc<CertifiedKey>, TlsError> {
+    pub(crate) fn issue(&self, names: &[&str]) -> Result<Arc<CertifiedKey>, TlsError> {
         let (leaf, key) = self.sign_leaf(names)?;
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let signing_key = ring_provider().key_provider.load_private_key(key_der)?;
@@ -438,7 +439,7 @@ fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConf
 /// TLS for intercepted hosts: one leaf per host name, issued on first use and cached,
 /// and only for the hosts given: the CA signs for no name a client merely asks for.
 #[derive(Debug)]
-pub struct InterceptTls {
+pub(crate) struct InterceptTls {
     leaves: Arc<LeafCache>,
     /// One configuration per CONNECT host, so TLS sessions resume across connections.
     configs: Mutex<HashMap<String, Arc<ServerConfig>>>,
@@ -446,7 +447,7 @@ pub struct InterceptTls {
 
 impl InterceptTls {
     /// Leaves from `ca` for `hosts` (any case; `[::1]` or `::1` for an address).
-    pub fn new(ca: Arc<CertificateAuthority>, hosts: &[String]) -> Self {
+    pub(crate) fn new(ca: Arc<CertificateAuthority>, hosts: &[String]) -> Self {
         InterceptTls {
             leaves: Arc::new(LeafCache {
                 ca,
@@ -461,7 +462,7 @@ impl InterceptTls {
     /// is picked by the ClientHello's SNI when there is one, else by `connect_host`
     /// (clients send no SNI for IP addresses). A name that is not an intercepted host
     /// gets no leaf, and the handshake fails.
-    pub fn server_config(&self, connect_host: &str) -> Arc<ServerConfig> {
+    pub(crate) fn server_config(&self, connect_host: &str) -> Arc<ServerConfig> {
         let connect_host = host_key(connect_host);
         let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(config) = configs.get(&connect_host) {
@@ -543,7 +544,7 @@ impl ResolvesServerCert for InterceptResolver {
 }
 
 /// The listener's own TLS: a leaf from the CA for [`listener_names`].
-pub fn listener_config(
+pub(crate) fn listener_config(
     ca: &CertificateAuthority,
     listen_host: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
@@ -555,7 +556,7 @@ pub fn listener_config(
 
 /// The names of the listener's own certificate: the listen host, `localhost` and
 /// `127.0.0.1`, lowercase and without duplicates.
-pub fn listener_names(listen_host: &str) -> Vec<String> {
+pub(crate) fn listener_names(listen_host: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for name in [listen_host, "localhost", "127.0.0.1"] {
         let name = host_key(name);
@@ -568,7 +569,10 @@ pub fn listener_names(listen_host: &str) -> Vec<String> {
 
 /// The listener's TLS from the user's PEM files: `cert` holds the chain, leaf first; `key`
 /// its private key in PKCS#8, PKCS#1 or SEC1 form. Errors name the file at fault.
-pub fn listener_config_from_pem(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn listener_config_from_pem(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_bytes = fs::read(cert).map_err(|e| TlsError::io(cert, e))?;
     let chain = CertificateDer::pem_slice_iter(&cert_bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -600,7 +604,7 @@ pub fn listener_config_from_pem(cert: &Path, key: &Path) -> Result<Arc<ServerCon
 /// `CARGO_HTTP_CAINFO`, and returns how many system roots it holds. The roots are found
 /// the way OpenSSL-based tools find them: `SSL_CERT_FILE`, else the platform's bundle,
 /// else the `*.pem`/`*.crt` files of `SSL_CERT_DIR`.
-pub fn write_ca_bundle(ca: &CertificateAuthority, path: &Path) -> Result<usize, TlsError> {
+pub(crate) fn write_ca_bundle(ca: &CertificateAuthority, path: &Path) -> Result<usize, TlsError> {
     let locations = RootLocations {
         cert_file: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
         bundle_candidates: SYSTEM_BUNDLE_CANDIDATES.iter().map(PathBuf::from).collect(),

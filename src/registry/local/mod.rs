@@ -30,7 +30,7 @@
 //! that are over an hour old, in case the pid was reused), never one that a live
 //! process sharing the directory may still be writing.
 
-pub mod package;
+pub(crate) mod package;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -51,7 +51,7 @@ use crate::registry::layer::{
 };
 use crate::registry::publish::Publish;
 
-pub struct LocalLayer {
+pub(crate) struct LocalLayer {
     root: PathBuf,
     label: String,
     /// Who may read what the layer writes.
@@ -61,13 +61,13 @@ pub struct LocalLayer {
 impl LocalLayer {
     /// A layer in `root`, which is created if it does not exist. Temporary files that
     /// crashed writers left are removed (see the module docs).
-    pub fn open(root: PathBuf) -> Result<LocalLayer> {
+    pub(crate) fn open(root: PathBuf) -> Result<LocalLayer> {
         LocalLayer::open_with(root, Access::Umask)
     }
 
     /// Like [`open`](Self::open), for a layer of this run alone (`-r local`, in the run
     /// directory): what it creates is the owner's only, whatever the umask.
-    pub fn open_private(root: PathBuf) -> Result<LocalLayer> {
+    pub(crate) fn open_private(root: PathBuf) -> Result<LocalLayer> {
         LocalLayer::open_with(root, Access::OwnerOnly)
     }
 
@@ -92,17 +92,13 @@ impl LocalLayer {
 
     /// A layer in `root` as it is, which may not exist (yet): it then has no crates.
     /// For directories another program owns, such as cargo's tmp-registry.
-    pub fn view(root: PathBuf) -> LocalLayer {
+    pub(crate) fn view(root: PathBuf) -> LocalLayer {
         let label = format!("local:{}", root.display());
         LocalLayer {
             root,
             label,
             access: Access::Umask,
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The index file of `name`, relative to the root.
@@ -116,7 +112,7 @@ impl LocalLayer {
     }
 
     /// Where the `.crate` of an index line is stored.
-    pub fn crate_file(&self, line: &IndexLine) -> PathBuf {
+    pub(crate) fn crate_file(&self, line: &IndexLine) -> PathBuf {
         self.root.join(Self::crate_file_name(line))
     }
 

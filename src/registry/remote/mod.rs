@@ -22,10 +22,10 @@
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
 //! fetches in the background.
 
-pub mod disk_cache;
-pub mod download_ahead;
-pub mod index_cache;
-pub mod prefetch;
+pub(crate) mod disk_cache;
+pub(crate) mod download_ahead;
+pub(crate) mod index_cache;
+pub(crate) mod prefetch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -57,23 +57,23 @@ const PREFETCH_QUEUE: usize = 4096;
 
 /// How a remote layer caches and prefetches.
 #[derive(Clone, Debug)]
-pub struct RemoteOptions {
+pub(crate) struct RemoteOptions {
     /// How long a fetched index file is served without asking the upstream again.
-    pub fresh_for: Duration,
+    pub(crate) fresh_for: Duration,
     /// The most memory the cached index files may take (`--index-cache-size`).
-    pub index_cache_bytes: usize,
+    pub(crate) index_cache_bytes: usize,
     /// Threads fetching index files ahead of cargo; 0 turns prefetching off.
-    pub prefetch_workers: usize,
+    pub(crate) prefetch_workers: usize,
     /// Where fetched index files and crates are kept (`--cache`).
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Whether `cache_dir` lasts across runs (`--cache`) or only for this one.
-    pub cache_keeping: Keeping,
+    pub(crate) cache_keeping: Keeping,
     /// How long a request waits for another thread's fetch of the same file.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
     /// Sent as `Authorization` on every read from the upstream (config.json, index
     /// files, downloads, search), for registries that require it (`auth-required`),
     /// and on every write forwarded to it: the layer's `token-file=`.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// The fields of `config.json` the layer uses.
@@ -91,7 +91,7 @@ struct CachedConfig {
 /// A download fetched ahead of cargo: the crate and its version.
 type DownloadJob = (CrateName, semver::Version);
 
-pub struct RemoteLayer {
+pub(crate) struct RemoteLayer {
     inner: Arc<Remote>,
     /// Own the prefetch pools; `Remote` holds them weakly, as the pools' workers hold
     /// `Remote` weakly, so neither keeps the other alive.
@@ -123,7 +123,7 @@ struct Remote {
 }
 
 impl RemoteLayer {
-    pub fn new(
+    pub(crate) fn new(
         index_url: &str,
         api_url: Option<&str>,
         upstream: Arc<Upstream>,
@@ -195,7 +195,7 @@ impl RemoteLayer {
     }
 
     /// The host of the index and API URLs, for proxy interception.
-    pub fn hosts(&self) -> Vec<String> {
+    pub(crate) fn hosts(&self) -> Vec<String> {
         [Some(&self.inner.index_url), self.inner.api_url.as_ref()]
             .into_iter()
             .flatten()
