@@ -69,7 +69,11 @@ impl Source<'_> {
         stack
             .layers()
             .iter()
-            .find(|layer| layer.index_url().map(|url| url.trim_end_matches('/')) == Some(wanted))
+            .find(|layer| {
+                layer
+                    .as_remote()
+                    .is_some_and(|remote| remote.index_url().trim_end_matches('/') == wanted)
+            })
             .map(|layer| Source::Layer(layer.as_ref()))
     }
 

@@ -10,8 +10,7 @@ use std::io::Read;
 use crate::registry::error::Result;
 use crate::registry::index::{CrateName, IndexLine};
 use crate::registry::publish::Publish;
-use crate::registry::remote::download_ahead::Project;
-use crate::registry::remote::prefetch::Release;
+use crate::registry::remote::RemoteLayer;
 
 /// An open `.crate` file, to be streamed to the client.
 pub(crate) struct CrateFile {
@@ -77,29 +76,16 @@ pub(crate) trait Layer: Send + Sync {
     /// `limit` of them when the layer pages its answers.
     fn search(&self, query: &str, limit: usize) -> Result<SearchPage>;
 
-    /// The sparse index URL this layer reads, for a remote layer.
-    fn index_url(&self) -> Option<&str> {
+    /// The layer as a remote one, when it is reached over the network: what only
+    /// remote layers have (an index URL, fetching ahead of cargo) is asked of that type.
+    fn as_remote(&self) -> Option<&RemoteLayer> {
         None
-    }
-
-    /// Whether the layer is reached over the network. Searches ask only the first
-    /// such layer: the others would mostly repeat it, at a round trip each.
-    fn is_remote(&self) -> bool {
-        false
     }
 
     /// The layer's write side, when it takes publishes and yanks.
     fn writable(&self) -> Option<&dyn WritableLayer> {
         None
     }
-
-    /// A hint: cargo is about to resolve a project with these members. A layer that
-    /// fetches ahead of cargo may start on their dependencies.
-    fn expect_members(&self, _members: &[Release]) {}
-
-    /// A hint: cargo is working on `project` and may download what its lockfile
-    /// names. A layer that fetches ahead of cargo may do so at cargo's first download.
-    fn expect_downloads(&self, _project: &Project) {}
 }
 
 /// A layer's write side. Writes never carry the caller's credentials: a layer that

@@ -20,6 +20,7 @@ use crate::registry::index::{
 };
 use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
 use crate::registry::publish::Publish;
+use crate::registry::remote::RemoteLayer;
 use crate::registry::remote::download_ahead::Project;
 use crate::registry::remote::prefetch::Release;
 
@@ -43,18 +44,23 @@ impl LayerStack {
         LayerStack { layers, read_only }
     }
 
+    /// The remote layers, top first: the ones that fetch ahead of cargo.
+    fn remote_layers(&self) -> impl Iterator<Item = &RemoteLayer> {
+        self.layers.iter().filter_map(|layer| layer.as_remote())
+    }
+
     /// Passes the hint that cargo is about to resolve a project with these members to
-    /// every layer.
+    /// every remote layer.
     pub(crate) fn expect_members(&self, members: &[Release]) {
-        for layer in &self.layers {
+        for layer in self.remote_layers() {
             layer.expect_members(members);
         }
     }
 
     /// Passes the hint that cargo may download what `project`'s lockfile names to
-    /// every layer.
+    /// every remote layer.
     pub(crate) fn expect_downloads(&self, project: &Project) {
-        for layer in &self.layers {
+        for layer in self.remote_layers() {
             layer.expect_downloads(project);
         }
     }
@@ -132,7 +138,9 @@ impl LayerStack {
     /// Whether writes are passed on to an upstream registry (a remote top layer),
     /// which then applies its own rules.
     pub(crate) fn forwards_writes(&self) -> bool {
-        self.layers.first().is_some_and(|top| top.is_remote())
+        self.layers
+            .first()
+            .is_some_and(|top| top.as_remote().is_some())
     }
 
     /// Stores or forwards a checked publish in the top layer. Returns the layer's
@@ -249,7 +257,7 @@ impl LayerStack {
         let mut total = 0;
         let mut asked_remote = false;
         for layer in &self.layers {
-            if layer.is_remote() {
+            if layer.as_remote().is_some() {
                 if asked_remote {
                     continue;
                 }

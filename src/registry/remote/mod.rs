@@ -567,6 +567,30 @@ enum Fetched {
     NotFound,
 }
 
+impl RemoteLayer {
+    /// The sparse index URL this layer reads.
+    pub(crate) fn index_url(&self) -> &str {
+        &self.inner.index_url
+    }
+
+    /// A hint: cargo is working on `project` and may download what its lockfile
+    /// names; the layer fetches those ahead at cargo's first download.
+    pub(crate) fn expect_downloads(&self, project: &Project) {
+        if self.inner.downloader.upgrade().is_some() {
+            self.inner.ahead.expect(project.clone());
+        }
+    }
+
+    /// A hint: cargo is about to resolve a project with these members; the layer
+    /// starts prefetching their dependencies.
+    pub(crate) fn expect_members(&self, members: &[Release]) {
+        if let Some(prefetcher) = self.inner.prefetcher.upgrade() {
+            self.inner
+                .prefetch(&prefetcher, prefetcher.expect_members(members));
+        }
+    }
+}
+
 impl Layer for RemoteLayer {
     fn label(&self) -> &str {
         &self.inner.label
@@ -584,25 +608,8 @@ impl Layer for RemoteLayer {
         self.inner.search(query, limit)
     }
 
-    fn is_remote(&self) -> bool {
-        true
-    }
-
-    fn index_url(&self) -> Option<&str> {
-        Some(&self.inner.index_url)
-    }
-
-    fn expect_downloads(&self, project: &Project) {
-        if self.inner.downloader.upgrade().is_some() {
-            self.inner.ahead.expect(project.clone());
-        }
-    }
-
-    fn expect_members(&self, members: &[Release]) {
-        if let Some(prefetcher) = self.inner.prefetcher.upgrade() {
-            self.inner
-                .prefetch(&prefetcher, prefetcher.expect_members(members));
-        }
+    fn as_remote(&self) -> Option<&RemoteLayer> {
+        Some(self)
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {
