@@ -39,7 +39,7 @@ pub(crate) enum LayerSpec {
 }
 
 impl LayerSpec {
-    fn parse(text: &str) -> Result<LayerSpec, CliError> {
+    pub(crate) fn parse(text: &str) -> Result<LayerSpec, CliError> {
         let bad = |why: &str| CliError::BadValue {
             option: "--registry",
             value: text.to_string(),

@@ -25,7 +25,7 @@ use std::thread;
 
 use crate::auth::{TokenError, Tokens};
 use crate::cli::{self, Config, DEFAULT_PORT, FetchConfig, LayerSpec};
-use crate::http::{self, Limits, Server, ServerOptions};
+use crate::http::{self, Limits, Listening, Server, ServerOptions};
 use crate::project::cargo_home;
 use crate::project::fetch::fetch_into;
 use crate::project::lockfile::parse_lockfile;
@@ -186,13 +186,59 @@ fn exit(result: Result<i32, AppError>) -> ExitCode {
 /// Runs the overlay until it is told to stop, or until the exec-mode command ends.
 /// Returns the process exit code.
 pub(crate) fn run(config: Config) -> Result<i32, AppError> {
+    let exec_mode = !config.command.is_empty();
+    signals::install();
+    let started = start(&config)?;
+    let code = if exec_mode {
+        run_command(&config.command, &started.environment)?
+    } else {
+        started.environment.print();
+        let signal = signals::wait();
+        log::info!("stopping on signal {signal}");
+        128 + signal
+    };
+    started.stop(config.shutdown_timeout);
+    Ok(code)
+}
+
+/// A running overlay: the listener serving in the background, what cargo needs to
+/// use it, and the run directory, removed when the overlay stops.
+pub(crate) struct Started {
+    pub(crate) environment: Environment,
+    pub(crate) local_addr: SocketAddr,
+    listener: Listening,
+    run_dir: RunDir,
+}
+
+impl Started {
+    /// Stops taking connections, waits up to `timeout` for the requests in progress,
+    /// ends the listener and removes the run directory. Returns how many requests were
+    /// still unfinished.
+    pub(crate) fn stop(self, timeout: std::time::Duration) -> usize {
+        let unfinished = http::drain(timeout);
+        if unfinished > 0 {
+            log::warn!(
+                "stopping with {unfinished} requests unfinished after --shutdown-timeout {} s",
+                timeout.as_secs()
+            );
+        }
+        self.listener.stop();
+        http::resume();
+        drop(self.run_dir);
+        unfinished
+    }
+}
+
+/// Builds everything a [`Config`] asks for and starts serving on a listener thread.
+/// Installs no signal handler and prints nothing: that is the caller's business.
+pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
     let run_dir = RunDir::new()?;
     let exec_mode = !config.command.is_empty();
 
     // Exec mode needs no fixed port: nothing outside the child has to find it.
     let default_port = if exec_mode { 0 } else { DEFAULT_PORT };
     let addr = resolve(&config.host, config.port.unwrap_or(default_port))?;
-    let tokens = run_tokens(&config, addr)?;
+    let tokens = run_tokens(config, addr)?;
     let server_options = ServerOptions {
         max_connections: config.max_connections,
     };
@@ -210,7 +256,7 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
     // Beyond loopback, or when every request needs a token, the proxy does too.
     let proxy_credentials =
         (config.auth_required || !local_addr.ip().is_loopback()).then(|| tokens.clone());
-    let built = build_layers(&config, &run_dir, &upstream)?;
+    let built = build_layers(config, &run_dir, &upstream)?;
     let stack = LayerStack::new(built.layers, config.read_only);
 
     let scheme = if config.tls { "https" } else { "http" };
@@ -222,7 +268,7 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
     };
     let intercepted = intercepted_hosts(&base_url, built.remote_hosts);
 
-    let ca = load_ca(&config, &intercepted)?;
+    let ca = load_ca(config, &intercepted)?;
     if let (Some(ca), Some(path)) = (&ca, &config.ca_cert_out) {
         ca.write_cert(path)?;
         log::info!("wrote the CA certificate to {}", path.display());
@@ -296,11 +342,7 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
     };
     let frontend = Frontend::new(router, limits, listener_tls, proxy);
     log::info!("listening on {listener_url}/");
-    signals::install();
-    thread::Builder::new()
-        .name("overlay-listener".into())
-        .spawn(move || server.run(Arc::new(frontend)))
-        .expect("the listener thread starts");
+    let listener = server.spawn(Arc::new(frontend));
 
     let environment = Environment {
         token: child_token,
@@ -311,23 +353,12 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
         own_listener_cert: config.tls && config.tls_cert.is_none(),
         auth_required: config.auth_required,
     };
-    let code = if exec_mode {
-        run_command(&config.command, &environment)?
-    } else {
-        environment.print();
-        let signal = signals::wait();
-        log::info!("stopping on signal {signal}");
-        let unfinished = http::drain(config.shutdown_timeout);
-        if unfinished > 0 {
-            log::warn!(
-                "stopping with {unfinished} requests unfinished after --shutdown-timeout {} s",
-                config.shutdown_timeout.as_secs()
-            );
-        }
-        128 + signal
-    };
-    drop(run_dir);
-    Ok(code)
+    Ok(Started {
+        environment,
+        local_addr,
+        listener,
+        run_dir,
+    })
 }
 
 /// `fetch`: every registry package of the lockfile, through the layers, into a

@@ -48,3 +48,9 @@ pub(crate) fn drain(timeout: Duration) -> usize {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Ends a shutdown once its listener has stopped, so that another overlay started
+/// later in the same process takes connections again.
+pub(crate) fn resume() {
+    DRAINING.store(false, Ordering::SeqCst);
+}

@@ -23,8 +23,8 @@ use std::io::Read;
 
 pub(crate) use conn::{Connect, write_response};
 pub use conn::{Limits, serve_connection};
-pub(crate) use drain::drain;
-pub(crate) use server::{READ_TICK, Server, ServerOptions, Service, close_gently};
+pub(crate) use drain::{drain, resume};
+pub(crate) use server::{Listening, READ_TICK, Server, ServerOptions, Service, close_gently};
 
 /// The head of a request: everything before the body.
 #[derive(Clone, Debug)]

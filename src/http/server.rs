@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -71,9 +71,24 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Accepts and serves connections forever. Accept errors (such as running out of
-    /// file descriptors) are logged and retried after a pause, never fatal.
-    pub(crate) fn run(self, service: Arc<dyn Service>) {
+    /// Serves on a thread of its own until [`Listening::stop`].
+    pub(crate) fn spawn(self, service: Arc<dyn Service>) -> Listening {
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = self.listener.local_addr().ok();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name("overlay-listener".into())
+                .spawn(move || self.run(service, &stop))
+                .expect("the listener thread starts")
+        };
+        Listening { stop, addr, thread }
+    }
+
+    /// Accepts and serves connections until `stop` is set. Accept errors (such as
+    /// running out of file descriptors) are logged and retried after a pause, never
+    /// fatal.
+    fn run(self, service: Arc<dyn Service>, stop: &AtomicBool) {
         let (sender, receiver) = crossbeam_channel::bounded(0);
         let pool = Pool {
             sender,
@@ -83,7 +98,11 @@ impl Server {
             max_connections: self.options.max_connections,
         };
         loop {
-            match self.listener.accept() {
+            let accepted = self.listener.accept();
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match accepted {
                 Ok((stream, _)) if drain::draining() => pool.refuse(stream, "shutting down"),
                 Ok((stream, _)) => pool.dispatch(stream),
                 Err(e) => {
@@ -92,6 +111,32 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// A server running on its own thread.
+pub(crate) struct Listening {
+    stop: Arc<AtomicBool>,
+    addr: Option<SocketAddr>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Ends the accept loop and waits for it. Connections already accepted are
+    /// served on; see [`drain`](super::drain) for waiting on them first.
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // The accept loop blocks in `accept`: one connection wakes it.
+        if let Some(mut addr) = self.addr {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        let _ = self.thread.join();
     }
 }
 
@@ -238,7 +283,7 @@ mod tests {
         )
         .unwrap();
         let addr = server.local_addr().unwrap();
-        thread::spawn(move || server.run(Arc::new(Byte)));
+        thread::spawn(move || server.run(Arc::new(Byte), &AtomicBool::new(false)));
         addr
     }
 
