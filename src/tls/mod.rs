@@ -1,6 +1,8 @@
 //! TLS: the overlay's certificate authority, the leaves it issues for intercepted
 //! hosts, the CA bundle handed to cargo, and the server configurations of the listener
-//! and of intercepted tunnels. It knows nothing of HTTP or registries.
+//! and of intercepted tunnels. It knows nothing of HTTP or registries. `ca` is the
+//! authority and its private files, `intercept` the leaves for intercepted hosts,
+//! `bundle` the CA bundle; the listener's configurations and the errors live here.
 //!
 //! The overlay's certificate authority and every TLS server configuration it serves.
 //!
