@@ -466,34 +466,12 @@ fn version_of(segment: &str) -> Result<semver::Version, RegistryError> {
         .map_err(|_| RegistryError::NotFound(format!("`{segment}` is not a valid version")))
 }
 
-/// Decodes a query-string value: `%XX` escapes and `+` for space. An invalid escape
-/// is kept as written.
+/// Decodes a query-string value: `+` for space, then `%XX` escapes (so `%2B` stays a
+/// `+`). An invalid escape is kept as written.
 fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, byte) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&value.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
