@@ -3,7 +3,7 @@
 //! serving afterwards, and slow or idle clients cannot starve a normal one. Traffic
 //! stays on 127.0.0.1; every loop is bounded in count and time.
 
-mod common;
+use crate::harness;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
+use crate::harness::{BIN, HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
 
 /// Reads one response (an interim one too), by its `Content-Length`, without waiting
 /// for the connection to close and without reading past it: the head a byte at a time,
@@ -251,7 +251,7 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     // A publish whose manifest nests 200,000 arrays deep: it once overflowed a worker's
     // stack and aborted the server.
     let bomb = format!("x = {}", "[".repeat(200_000));
-    let body = common::upload_with_manifest("bomb", "0.1.0", &bomb);
+    let body = harness::upload_with_manifest("bomb", "0.1.0", &bomb);
     let head = format!(
         "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -449,8 +449,9 @@ fn the_accept_loop_survives_running_out_of_file_descriptors() {
         });
     }
     let mut child = KillOnDrop(command.spawn().unwrap());
-    let env = common::read_environment(child.0.stdout.take().unwrap()).expect("the overlay starts");
-    let addr = common::listen_address(&env);
+    let env =
+        harness::read_environment(child.0.stdout.take().unwrap()).expect("the overlay starts");
+    let addr = harness::listen_address(&env);
 
     // More connections than the server has descriptors for: the rest wait in the
     // listen backlog while accepting fails.

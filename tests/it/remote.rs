@@ -1,12 +1,14 @@
 //! Remote layers: a second overlay on loopback plays the upstream registry.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file};
+use crate::harness::{
+    Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file,
+};
 
 /// The `-r` value for a remote layer served by `upstream`.
 fn remote_layer(upstream: &Overlay) -> String {
@@ -289,7 +291,7 @@ fn a_registry_that_requires_a_token_to_read_works_as_a_lower_layer() {
             .unwrap()
             .contains("auth-required")
     );
-    let wrong = common::http(
+    let wrong = harness::http(
         private.addr,
         "GET",
         "/se/cr/secret-dep",

@@ -3,9 +3,7 @@
 //! worker's stack and aborted the server. Every such upload must get cargo's JSON
 //! error, and the server must keep serving.
 
-mod common;
-
-use common::{Overlay, local_layer, refusal, scratch, upload_with_manifest};
+use crate::harness::{Overlay, local_layer, refusal, scratch, upload_with_manifest};
 
 fn assert_still_serving(overlay: &Overlay) {
     let response = overlay.get("/config.json");

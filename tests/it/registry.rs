@@ -1,11 +1,13 @@
 //! The overlay as a plain sparse registry, driven by real cargo.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::thread;
 
-use common::{Cargo, Fixture, Overlay, dep, http, index_lines, local_layer, scratch, sha256_file};
+use crate::harness::{
+    Cargo, Fixture, Overlay, dep, http, index_lines, local_layer, scratch, sha256_file,
+};
 
 #[test]
 fn publish_depend_build_and_run() {
@@ -540,7 +542,7 @@ fn the_upload_limit_is_configurable_and_refused_before_the_body() {
     std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
     let mut answer = Vec::new();
     std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
-    let answer = common::parse_response(&answer);
+    let answer = harness::parse_response(&answer);
     assert_eq!(answer.status, 413);
     assert!(
         answer.text().contains("max upload size is: 100"),

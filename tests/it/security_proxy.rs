@@ -5,7 +5,7 @@
 //! of a remote layer's origin. Each test runs the real binary; every far end is a tiny
 //! server on loopback in a test thread that records whether it was reached.
 
-mod common;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{HttpResponse, Overlay, http, local_layer, parse_response, scratch};
+use crate::harness::{HttpResponse, Overlay, http, local_layer, parse_response, scratch};
 
 /// A server on `ip`:0 that counts connections and answers each request with
 /// `answer(path)`, then closes. Answers say `Connection: close`, or a client that
@@ -417,7 +417,7 @@ fn the_tls_listener_answers_503_past_max_connections() {
 
 /// `GET /config.json` over TLS on a new connection; the raw answer.
 fn tls_get(ca_file: &Path, addr: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let config = common::client_tls_config(ca_file);
+    let config = harness::client_tls_config(ca_file);
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let socket = TcpStream::connect(addr)?;

@@ -1,12 +1,10 @@
 //! crates.io's checks on the `.crate` tarball and on the license, through real cargo
 //! and through hand-built uploads cargo would never send.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{
+use crate::harness::{
     Cargo, Fixture, Overlay, crate_file, index_lines, local_layer, manifest, refusal, scratch,
     upload,
 };

@@ -1,7 +1,7 @@
 //! Proxy mode: cargo with no registry configuration reaches the overlay as crates.io,
 //! through exec mode or the printed environment, over a TLS or a plain listener.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 
-use common::{
+use crate::harness::{
     Cargo, Fixture, Overlay, example_workspace, http, local_layer, parse_response, scratch,
 };
 
@@ -113,7 +113,7 @@ fn tls_and_plain_listeners_both_serve_cargo_as_its_proxy() {
 fn exec_mode_passes_on_the_exit_code() {
     let work = scratch("exit-code");
     let out = Cargo::plain()
-        .isolated(common::BIN, &work)
+        .isolated(harness::BIN, &work)
         .args([
             "-r",
             "local",
@@ -322,7 +322,7 @@ fn tls_client(
     addr: std::net::SocketAddr,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls::pki_types::ServerName;
-    let config = common::client_tls_config(ca_file);
+    let config = harness::client_tls_config(ca_file);
     let name = ServerName::IpAddress(addr.ip().into());
     let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     rustls::StreamOwned::new(session, TcpStream::connect(addr).unwrap())

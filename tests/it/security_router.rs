@@ -4,8 +4,6 @@
 //! so clients sending bodies to other routes cannot make the server hold them.
 //! Traffic stays on 127.0.0.1; every loop is bounded in count and time.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
+use crate::harness::{HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
 
 /// Spellings of the publish path that cargo never sends; each once reached publish
 /// parsing with its body read, or (with a `%` escape or extra segment) read a body

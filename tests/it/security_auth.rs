@@ -1,7 +1,7 @@
 //! Who may write and who may use the proxy (issue 10, findings 3, 4 and 6): the real
 //! binary, real cargo, and raw requests for what cargo cannot express.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{Cargo, Fixture, Overlay, http, local_layer, parse_response, scratch};
+use crate::harness::{Cargo, Fixture, Overlay, http, local_layer, parse_response, scratch};
 
 /// `Proxy-Authorization` for `user:password`, as curl and git send it.
 fn basic(user: &str, password: &str) -> String {
@@ -32,7 +32,7 @@ fn token_file(dir: &Path, name: &str, tokens: &[&str]) -> String {
 }
 
 /// The one error detail of a refusal in cargo's shape.
-fn detail(response: &common::HttpResponse) -> String {
+fn detail(response: &harness::HttpResponse) -> String {
     response.json()["errors"][0]["detail"]
         .as_str()
         .unwrap_or_else(|| panic!("no errors[0].detail in {}", response.text()))
@@ -106,7 +106,7 @@ fn exec_mode_hands_the_command_the_run_token_and_never_the_users_own() {
     let work = scratch("exec-token");
     // A user with tokens of their own in the environment, meant for other registries.
     let print = Cargo::plain()
-        .isolated(common::BIN, &work)
+        .isolated(harness::BIN, &work)
         .env("CARGO_REGISTRY_TOKEN", "users-crates-io-token")
         .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "users-own-token")
         .args(["-r", "local", "--", "sh", "-c"])
@@ -169,14 +169,14 @@ fn anonymous_writes_are_an_explicit_choice_on_loopback_only() {
 fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
     // A umask that takes nothing away: what the overlay creates must restrict itself.
     let mut child = Command::new("sh")
-        .args(["-c", "umask 000 && exec \"$0\" \"$@\"", common::BIN])
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\"", harness::BIN])
         .args(["-p", "0", "--no-tls", "-r", "local"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let env = common::read_environment(child.stdout.take().unwrap()).expect("it starts");
+    let env = harness::read_environment(child.stdout.take().unwrap()).expect("it starts");
     let bundle = env
         .iter()
         .find(|(name, _)| name == "CARGO_HTTP_CAINFO")
@@ -193,14 +193,14 @@ fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
             .find(|(name, _)| name == "CARGO_REGISTRIES_OVERLAY_TOKEN")
             .map(|(_, value)| value.clone())
             .unwrap();
-        let crate_bytes = common::crate_file(&[(
+        let crate_bytes = harness::crate_file(&[(
             "private-0.1.0/Cargo.toml",
             b'0',
-            &common::manifest("private", "0.1.0"),
+            &harness::manifest("private", "0.1.0"),
             "",
         )]);
-        let body = common::upload("private", "0.1.0", &crate_bytes);
-        let addr = common::listen_address(&env);
+        let body = harness::upload("private", "0.1.0", &crate_bytes);
+        let addr = harness::listen_address(&env);
         let published = http(
             addr,
             "PUT",
@@ -581,7 +581,7 @@ fn exec_mode_never_forwards_the_users_crates_io_token_to_a_remote_top_layer() {
     // The user's crates.io token is the one the upstream takes: were it forwarded,
     // the publish would land; it must not be.
     let out = Cargo::plain()
-        .isolated(common::BIN, &krate.dir)
+        .isolated(harness::BIN, &krate.dir)
         .env("CARGO_REGISTRY_TOKEN", "upstream-only")
         .args(["-r", &format!("remote=http://{}/", upstream.addr)])
         .args(["--", "cargo", "publish", "--no-verify", "--allow-dirty"])
