@@ -2,8 +2,6 @@
 //! `CARGO_HOME`, fixture crates written on the fly, and a raw HTTP client for checks
 //! cargo cannot express. Nothing here needs the network.
 
-#![allow(dead_code)] // Each test file uses a different part of the harness.
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
