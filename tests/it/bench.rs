@@ -2,7 +2,7 @@
 //! debug logs the harness turns on for tests:
 //!
 //! ```text
-//! RUST_LOG=warn cargo test --release --test bench -- --ignored --nocapture
+//! RUST_LOG=warn cargo test --release --test it -- --ignored --nocapture bench::
 //! ```
 //!
 //! Each prints its figures; `docs/benchmarks.md` records the ones measured.

@@ -1,7 +1,7 @@
 //! Memory while streaming a large download. Ignored by default; run with
 //!
 //! ```text
-//! cargo test --release --test bench_memory -- --ignored --nocapture
+//! cargo test --release --test it -- --ignored --nocapture bench_memory::
 //! ```
 //!
 //! A 50 MB `.crate` is served from a local layer, and through a remote layer from a

@@ -3,7 +3,7 @@
 //! directly. Ignored by default; run with a release build:
 //!
 //! ```text
-//! cargo test --release --test bench_resolve -- --ignored --nocapture
+//! cargo test --release --test it -- --ignored --nocapture bench_resolve::
 //! ```
 //!
 //! `delayed_local_upstream` is hermetic: a generated registry of 400 crates served by a
