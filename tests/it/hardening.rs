@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{BIN, HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
+use crate::harness::{
+    BIN, HttpResponse, Overlay, assert_error, assert_still_serving, connect, local_layer,
+    parse_response, scratch,
+};
 
 /// Reads one response (an interim one too), by its `Content-Length`, without waiting
 /// for the connection to close and without reading past it: the head a byte at a time,
@@ -55,34 +58,13 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
     read_response(&mut stream)
 }
 
-/// Asserts a refusal: its status, cargo's `{"errors":[{"detail":...}]}` shape with
-/// `detail` containing `text`, and that the server closes the connection.
+/// Asserts a refusal ([`assert_error`]) after which the server closes the connection.
 fn assert_refused(what: &str, response: &HttpResponse, status: u16, text: &str) {
-    assert_eq!(response.status, status, "{what}: {}", response.text());
-    let detail = response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no errors[0].detail in {}", response.text()))
-        .to_string();
-    assert!(
-        detail.contains(text),
-        "{what}: expected {text:?} in {detail:?}"
-    );
+    assert_error(what, response, status, text);
     assert_eq!(
         response.header("connection"),
         Some("close"),
         "{what}: the connection should close"
-    );
-}
-
-fn assert_still_serving(overlay: &Overlay) {
-    let start = Instant::now();
-    let response = overlay.get("/config.json");
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert!(response.json()["dl"].is_string());
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
     );
 }
 

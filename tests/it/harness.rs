@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-overlay-registry");
 
@@ -179,6 +179,38 @@ pub fn refusal(response: &HttpResponse) -> String {
     let errors = json["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{json}");
     errors[0]["detail"].as_str().unwrap().to_string()
+}
+
+/// The detail of a refusal in cargo's `{"errors":[{"detail":...}]}` shape.
+pub fn detail(response: &HttpResponse) -> String {
+    response.json()["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no errors[0].detail in {}", response.text()))
+        .to_string()
+}
+
+/// Asserts a refusal: its status, and cargo's error shape with a detail containing
+/// `text`. `what` names the case in a failure.
+pub fn assert_error(what: &str, response: &HttpResponse, status: u16, text: &str) {
+    assert_eq!(response.status, status, "{what}: {}", response.text());
+    let detail = detail(response);
+    assert!(
+        detail.contains(text),
+        "{what}: expected {text:?} in {detail:?}"
+    );
+}
+
+/// Asserts the overlay still answers `config.json`, within a second.
+pub fn assert_still_serving(overlay: &Overlay) {
+    let start = Instant::now();
+    let response = overlay.get("/config.json");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.json()["dl"].is_string());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 /// A client connection with read and write timeouts, for raw requests.

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use crate::harness::{Cargo, Fixture, Overlay, http, local_layer, parse_response, scratch};
+use crate::harness::{Cargo, Fixture, Overlay, detail, http, local_layer, parse_response, scratch};
 
 /// `Proxy-Authorization` for `user:password`, as curl and git send it.
 fn basic(user: &str, password: &str) -> String {
@@ -29,14 +29,6 @@ fn token_file(dir: &Path, name: &str, tokens: &[&str]) -> String {
     let path = dir.join(name);
     fs::write(&path, tokens.join("\n") + "\n").unwrap();
     path.to_str().unwrap().to_string()
-}
-
-/// The one error detail of a refusal in cargo's shape.
-fn detail(response: &harness::HttpResponse) -> String {
-    response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no errors[0].detail in {}", response.text()))
-        .to_string()
 }
 
 // Finding 4: writes need a secret even on loopback.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{HttpResponse, Overlay, http, local_layer, parse_response, scratch};
+use crate::harness::{Overlay, detail, http, local_layer, parse_response, scratch};
 
 /// A server on `ip`:0 that counts connections and answers each request with
 /// `answer(path)`, then closes. Answers say `Connection: close`, or a client that
@@ -78,14 +78,6 @@ fn proxy(work: &Path, args: &[&str]) -> Overlay {
     let mut all = vec!["--no-tls", "-p", "0", "-r", &layer];
     all.extend_from_slice(args);
     Overlay::start_with(&all)
-}
-
-/// The detail of cargo's `{"errors":[{"detail":...}]}` shape.
-fn detail(response: &HttpResponse) -> String {
-    response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error detail in {}", response.text()))
-        .to_string()
 }
 
 /// Sends `CONNECT authority` and returns the status and body of the answer.
