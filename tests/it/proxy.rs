@@ -5,13 +5,13 @@ use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
 
 use crate::harness::{
-    Cargo, Fixture, Overlay, example_workspace, http, local_layer, parse_response, scratch,
+    Cargo, Fixture, Overlay, echo_server, example_workspace, http, local_layer, parse_response,
+    scratch,
 };
 
 const GREETING: &str = "overlay-demo-tool says: hello from overlay-demo-core";
@@ -125,22 +125,6 @@ fn exec_mode_passes_on_the_exit_code() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
-}
-
-/// A server that echoes every byte back until the client closes.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            thread::spawn(move || {
-                let mut reader = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut reader, &mut stream);
-            });
-        }
-    });
-    port
 }
 
 /// Sends `CONNECT authority` and returns the response head's status.

@@ -5,14 +5,15 @@ use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
-use crate::harness::{Cargo, Fixture, Overlay, detail, http, local_layer, parse_response, scratch};
+use crate::harness::{
+    Cargo, Fixture, Overlay, detail, echo_server, http, local_layer, parse_response, scratch,
+};
 
 /// `Proxy-Authorization` for `user:password`, as curl and git send it.
 fn basic(user: &str, password: &str) -> String {
@@ -231,22 +232,6 @@ fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
 }
 
 // Finding 3: the proxy is no open relay.
-
-/// A server that echoes every byte back until the client closes.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            thread::spawn(move || {
-                let mut reader = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut reader, &mut stream);
-            });
-        }
-    });
-    port
-}
 
 /// Sends `CONNECT authority` with `headers` and reads the answer's head and body.
 fn connect(
