@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -479,17 +479,19 @@ fn interface_address() -> Option<String> {
 
 // Finding 6: tokens go only where they were meant to.
 
+/// An upstream overlay on a local layer in `work/upstream` whose writes take `token`
+/// only: the overlay, its layer's directory and its token file.
+fn upstream_taking(work: &Path, token: &str) -> (Overlay, PathBuf, String) {
+    let tokens = token_file(work, "upstream-tokens", &[token]);
+    let dir = work.join("upstream");
+    let upstream = Overlay::start(&["--token-file", &tokens, "-r", &local_layer(&dir)]);
+    (upstream, dir, tokens)
+}
+
 #[test]
 fn a_remote_top_layer_writes_with_its_own_token_and_never_the_callers() {
     let work = scratch("remote-write-token");
-    let upstream_tokens = token_file(&work, "upstream-tokens", &["upstream-secret"]);
-    let upstream_dir = work.join("upstream");
-    let upstream = Overlay::start(&[
-        "--token-file",
-        &upstream_tokens,
-        "-r",
-        &local_layer(&upstream_dir),
-    ]);
+    let (upstream, upstream_dir, upstream_tokens) = upstream_taking(&work, "upstream-secret");
     let remote = format!("remote=http://{}/", upstream.addr);
 
     // The layer's token-file= token is what the upstream gets, and accepts.
@@ -546,14 +548,7 @@ fn a_remote_top_layer_writes_with_its_own_token_and_never_the_callers() {
 #[test]
 fn exec_mode_never_forwards_the_users_crates_io_token_to_a_remote_top_layer() {
     let work = scratch("remote-exec-token");
-    let upstream_tokens = token_file(&work, "upstream-tokens", &["upstream-only"]);
-    let upstream_dir = work.join("upstream");
-    let upstream = Overlay::start(&[
-        "--token-file",
-        &upstream_tokens,
-        "-r",
-        &local_layer(&upstream_dir),
-    ]);
+    let (upstream, upstream_dir, _) = upstream_taking(&work, "upstream-only");
     let krate = Fixture::library(&work, "proxied-forward", "0.1.0", "x");
     // The user's crates.io token is the one the upstream takes: were it forwarded,
     // the publish would land; it must not be.
