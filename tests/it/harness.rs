@@ -421,7 +421,8 @@ impl Cargo {
     }
 }
 
-const PUBLISH: &[&str] = &[
+/// The arguments of a publish to the overlay, as `Cargo::publish` runs it.
+pub const PUBLISH: &[&str] = &[
     "publish",
     "--registry",
     "overlay",

@@ -6,7 +6,7 @@ use std::fs;
 use std::thread;
 
 use crate::harness::{
-    Cargo, Fixture, Overlay, dep, http, index_lines, local_layer, scratch, sha256_file,
+    Cargo, Fixture, Overlay, PUBLISH, dep, http, index_lines, local_layer, scratch, sha256_file,
 };
 
 #[test]
@@ -451,16 +451,9 @@ fn a_token_file_guards_publish_and_yank() {
     let krate = Fixture::library(&work, "guarded", "0.1.0", "x");
     cargo.publish(&krate.dir);
 
-    let publish_args = [
-        "publish",
-        "--registry",
-        "overlay",
-        "--no-verify",
-        "--allow-dirty",
-    ];
     let next = Fixture::library(&work.join("next"), "guarded", "0.2.0", "x");
     let out = cargo
-        .command(&next.dir, &publish_args)
+        .command(&next.dir, PUBLISH)
         .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "wrong")
         .output()
         .unwrap();

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{
-    Cargo, Fixture, Overlay, detail, echo_server, http, local_layer, parse_response, scratch,
+    Cargo, Fixture, Overlay, PUBLISH, detail, echo_server, http, local_layer, parse_response,
+    scratch,
 };
 
 /// `Proxy-Authorization` for `user:password`, as curl and git send it.
@@ -70,16 +71,7 @@ fn writes_need_the_token_made_for_the_run() {
     // cargo with the old constant is refused with crates.io's words and the hint.
     let krate = Fixture::library(&work, "guarded-run", "0.1.0", "x");
     let out = Cargo::new(&overlay)
-        .command(
-            &krate.dir,
-            &[
-                "publish",
-                "--registry",
-                "overlay",
-                "--no-verify",
-                "--allow-dirty",
-            ],
-        )
+        .command(&krate.dir, PUBLISH)
         .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "overlay")
         .output()
         .unwrap();
