@@ -19,3 +19,6 @@ pub mod signals;
 pub mod tls;
 pub mod upstream;
 pub mod workspace;
+
+#[cfg(test)]
+mod test_support;

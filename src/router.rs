@@ -483,7 +483,7 @@ mod tests {
     /// directory goes with it.
     struct Scratch {
         router: Router,
-        root: std::path::PathBuf,
+        _root: crate::test_support::Scratch,
     }
 
     impl std::ops::Deref for Scratch {
@@ -493,20 +493,15 @@ mod tests {
         }
     }
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
-    }
-
     fn router(name: &str, read_only: bool) -> Scratch {
-        let root =
-            std::env::temp_dir().join(format!("overlay-router-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let layer = LocalLayer::open(root.clone()).unwrap();
+        let root = crate::test_support::Scratch::unmade(&format!("router-{name}"));
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
         let stack = LayerStack::new(vec![Box::new(layer)], read_only);
         let router = Router::new(stack, PublishPolicy::default(), None, false, "http://x");
-        Scratch { router, root }
+        Scratch {
+            router,
+            _root: root,
+        }
     }
 
     fn head(method: &str, target: &str) -> RequestHead {
