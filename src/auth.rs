@@ -310,7 +310,8 @@ mod tests {
 
     #[test]
     fn loads_tokens_skipping_comments() {
-        let path = std::env::temp_dir().join(format!("overlay-tokens-{}", std::process::id()));
+        let dir = crate::test_support::Scratch::new("tokens");
+        let path = dir.join("tokens");
         std::fs::write(&path, "# ci\nalpha\n\n  beta  \n").unwrap();
         let tokens = Tokens::load(&path).unwrap();
         assert!(tokens.check(Some("beta")).is_ok());
@@ -322,6 +323,5 @@ mod tests {
                 .to_string()
                 .contains("holds no token")
         );
-        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -77,3 +77,6 @@ pub mod fuzzing {
     pub use crate::registry::publish::{PublishPolicy, prepare};
     pub use crate::registry::remote::prefetch::{Plan, Release};
 }
+
+#[cfg(test)]
+mod test_support;

@@ -466,34 +466,12 @@ fn version_of(segment: &str) -> Result<semver::Version, RegistryError> {
         .map_err(|_| RegistryError::NotFound(format!("`{segment}` is not a valid version")))
 }
 
-/// Decodes a query-string value: `%XX` escapes and `+` for space. An invalid escape
-/// is kept as written.
+/// Decodes a query-string value: `+` for space, then `%XX` escapes (so `%2B` stays a
+/// `+`). An invalid escape is kept as written.
 fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, byte) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&value.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -505,7 +483,7 @@ mod tests {
     /// directory goes with it.
     struct Scratch {
         router: Router,
-        root: std::path::PathBuf,
+        _root: crate::test_support::Scratch,
     }
 
     impl std::ops::Deref for Scratch {
@@ -515,20 +493,15 @@ mod tests {
         }
     }
 
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
-    }
-
     fn router(name: &str, read_only: bool) -> Scratch {
-        let root =
-            std::env::temp_dir().join(format!("overlay-router-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let layer = LocalLayer::open(root.clone()).unwrap();
+        let root = crate::test_support::Scratch::unmade(&format!("router-{name}"));
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
         let stack = LayerStack::new(vec![Box::new(layer)], read_only);
         let router = Router::new(stack, PublishPolicy::default(), None, false, "http://x");
-        Scratch { router, root }
+        Scratch {
+            router,
+            _root: root,
+        }
     }
 
     fn head(method: &str, target: &str) -> RequestHead {

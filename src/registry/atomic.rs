@@ -283,16 +283,9 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Scratch;
     use std::io::Read;
     use std::os::unix::fs::symlink;
-
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("overlay-atomic-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     fn read(root: &Path, relative: &str) -> io::Result<String> {
         let mut text = String::new();
@@ -302,7 +295,7 @@ mod tests {
 
     #[test]
     fn symlinks_below_the_root_are_never_followed() {
-        let work = scratch("links");
+        let work = Scratch::new("links");
         let outside = work.join("outside");
         fs::create_dir_all(&outside).unwrap();
         fs::write(outside.join("secret"), "secret\n").unwrap();
@@ -346,26 +339,23 @@ mod tests {
             read(&root, "index/zz/zz/zzzz").unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
-        fs::remove_dir_all(&work).unwrap();
     }
 
     #[test]
     fn a_fifo_is_not_read() {
-        let root = scratch("fifo");
+        let root = Scratch::new("fifo");
         let path = CString::new(root.join("pipe-1.0.0.crate").as_os_str().as_bytes()).unwrap();
         // SAFETY: `path` is NUL-terminated.
         assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
         let err = open_beneath(&root, Path::new("pipe-1.0.0.crate")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn only_plain_relative_paths() {
-        let root = scratch("plain");
+        let root = Scratch::new("plain");
         for bad in ["../x", "/etc/passwd", "a/../b", ""] {
             assert!(open_beneath(&root, Path::new(bad)).is_err(), "{bad}");
         }
-        fs::remove_dir_all(&root).unwrap();
     }
 }

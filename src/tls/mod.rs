@@ -220,6 +220,7 @@ pub(crate) fn listener_config_from_pem(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Scratch;
     use rcgen::{BasicConstraints, CidrSubnet, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose};
     use rustls::RootCertStore;
     use rustls::pki_types::ServerName;
@@ -227,29 +228,6 @@ mod tests {
     use std::io::Write;
     use std::net::IpAddr;
     use std::process::Command;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(label: &str) -> Self {
-            static COUNTER: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "cor-tls-{label}-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&path);
-            TempDir(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn client_trusting(ca_pem: &str) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
@@ -407,8 +385,8 @@ mod tests {
 
     #[test]
     fn persisted_ca_is_reused_and_its_leaves_verify_against_the_stored_cert() {
-        let dir = TempDir::new("persist");
-        let ca_dir = dir.0.join("nested").join("ca");
+        let dir = Scratch::unmade("persist");
+        let ca_dir = dir.path().join("nested").join("ca");
         let created = CertificateAuthority::load_or_create(&ca_dir).unwrap();
         let stored_cert = fs::read_to_string(ca_dir.join(CA_CERT_FILE)).unwrap();
         assert_eq!(stored_cert, created.cert_pem());
@@ -429,17 +407,17 @@ mod tests {
     #[test]
     fn ca_key_is_private_and_write_cert_holds_no_key() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = TempDir::new("mode");
-        let ca = CertificateAuthority::load_or_create(&dir.0).unwrap();
-        let key_mode = fs::metadata(dir.0.join(CA_KEY_FILE))
+        let dir = Scratch::unmade("mode");
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let key_mode = fs::metadata(dir.path().join(CA_KEY_FILE))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(key_mode & 0o777, 0o600);
-        let dir_mode = fs::metadata(&dir.0).unwrap().permissions().mode();
+        let dir_mode = fs::metadata(dir.path()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o077, 0);
 
-        let out = dir.0.join("exported.pem");
+        let out = dir.path().join("exported.pem");
         ca.write_cert(&out).unwrap();
         let exported = fs::read_to_string(&out).unwrap();
         assert!(exported.contains(PEM_CERT_BEGIN));
@@ -465,8 +443,8 @@ mod tests {
     #[test]
     fn the_ca_signs_leaves_only_and_the_in_memory_one_is_name_constrained() {
         let in_memory = test_ca();
-        let dir = TempDir::new("extensions");
-        let persisted = CertificateAuthority::load_or_create(&dir.0).unwrap();
+        let dir = Scratch::unmade("extensions");
+        let persisted = CertificateAuthority::load_or_create(dir.path()).unwrap();
         for ca in [&*in_memory, &persisted] {
             assert!(contains(&ca.cert_der, LEAVES_ONLY));
             assert!(contains(&ca.cert_der, KEY_CERT_SIGN_ONLY));
@@ -529,14 +507,13 @@ mod tests {
             eprintln!("skipped: no openssl command");
             return;
         }
-        let dir = TempDir::new("openssl");
-        fs::create_dir_all(&dir.0).unwrap();
+        let dir = Scratch::new("openssl");
         let ca = test_ca();
-        let ca_file = dir.0.join("ca.pem");
+        let ca_file = dir.path().join("ca.pem");
         fs::write(&ca_file, ca.cert_pem()).unwrap();
         let verify = |name: &str| {
             let (leaf, _) = ca.sign_leaf(&[name]).unwrap();
-            let leaf_file = dir.0.join("leaf.pem");
+            let leaf_file = dir.path().join("leaf.pem");
             fs::write(&leaf_file, leaf.pem()).unwrap();
             let flag = if name.parse::<IpAddr>().is_ok() {
                 "-verify_ip"
@@ -605,24 +582,24 @@ mod tests {
     #[test]
     fn a_ca_persisted_by_an_earlier_version_still_loads_and_its_leaves_verify() {
         use std::os::unix::fs::OpenOptionsExt;
-        let dir = TempDir::new("earlier");
-        create_private_dir(&dir.0).unwrap();
+        let dir = Scratch::unmade("earlier");
+        create_private_dir(dir.path()).unwrap();
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = ca_params();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         set_validity(&mut params, CA_LIFETIME);
         let cert = params.self_signed(&key).unwrap();
-        fs::write(dir.0.join(CA_CERT_FILE), cert.pem()).unwrap();
+        fs::write(dir.path().join(CA_CERT_FILE), cert.pem()).unwrap();
         let mut key_file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(dir.0.join(CA_KEY_FILE))
+            .open(dir.path().join(CA_KEY_FILE))
             .unwrap();
         key_file.write_all(key.serialize_pem().as_bytes()).unwrap();
 
-        let loaded = Arc::new(CertificateAuthority::load_or_create(&dir.0).unwrap());
+        let loaded = Arc::new(CertificateAuthority::load_or_create(dir.path()).unwrap());
         assert_eq!(loaded.cert_pem(), cert.pem());
         handshake(
             client_trusting(&cert.pem()),
@@ -635,29 +612,29 @@ mod tests {
     #[test]
     fn a_ca_directory_or_key_open_to_others_is_refused_with_the_fix() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = TempDir::new("open");
-        CertificateAuthority::load_or_create(&dir.0).unwrap();
-        let key = dir.0.join(CA_KEY_FILE);
+        let dir = Scratch::unmade("open");
+        CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let key = dir.path().join(CA_KEY_FILE);
         let set_mode = |path: &Path, mode| {
             fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap()
         };
-        let refusal = || match CertificateAuthority::load_or_create(&dir.0) {
+        let refusal = || match CertificateAuthority::load_or_create(dir.path()) {
             Err(err @ TlsError::Unprotected { .. }) => err.to_string(),
             other => panic!("unexpected result: {other:?}"),
         };
 
-        set_mode(&dir.0, 0o755);
+        set_mode(dir.path(), 0o755);
         let text = refusal();
         assert!(
-            text.starts_with(&format!("{}: ", dir.0.display())),
+            text.starts_with(&format!("{}: ", dir.path().display())),
             "{text}"
         );
         assert!(text.contains("mode 0755"), "{text}");
         assert!(
-            text.contains(&format!("chmod 700 {}", dir.0.display())),
+            text.contains(&format!("chmod 700 {}", dir.path().display())),
             "{text}"
         );
-        set_mode(&dir.0, 0o700);
+        set_mode(dir.path(), 0o700);
 
         set_mode(&key, 0o640);
         let text = refusal();
@@ -669,7 +646,7 @@ mod tests {
         set_mode(&key, 0o600);
 
         // A key that is a link to one elsewhere.
-        let elsewhere = dir.0.join("elsewhere.pem");
+        let elsewhere = dir.path().join("elsewhere.pem");
         fs::rename(&key, &elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
         assert!(refusal().contains("symbolic link"));
@@ -677,16 +654,15 @@ mod tests {
         fs::rename(&elsewhere, &key).unwrap();
 
         // An empty directory that others can enter is refused before a key goes in.
-        let empty = TempDir::new("open-empty");
-        fs::create_dir_all(&empty.0).unwrap();
-        set_mode(&empty.0, 0o777);
+        let empty = Scratch::new("open-empty");
+        set_mode(empty.path(), 0o777);
         assert!(matches!(
-            CertificateAuthority::load_or_create(&empty.0),
+            CertificateAuthority::load_or_create(empty.path()),
             Err(TlsError::Unprotected { .. })
         ));
-        assert!(!empty.0.join(CA_KEY_FILE).exists());
+        assert!(!empty.path().join(CA_KEY_FILE).exists());
 
-        CertificateAuthority::load_or_create(&dir.0).unwrap();
+        CertificateAuthority::load_or_create(dir.path()).unwrap();
 
         // Another user's key, mode 0600 or not. Only root can hand a file to another user.
         // SAFETY: geteuid has no preconditions.
@@ -699,11 +675,10 @@ mod tests {
 
     #[test]
     fn write_cert_replaces_a_symlink_and_leaves_its_target_alone() {
-        let dir = TempDir::new("cert-out");
-        fs::create_dir_all(&dir.0).unwrap();
-        let target = dir.0.join("victim");
+        let dir = Scratch::new("cert-out");
+        let target = dir.path().join("victim");
         fs::write(&target, "precious\n").unwrap();
-        let out = dir.0.join("ca.pem");
+        let out = dir.path().join("ca.pem");
         std::os::unix::fs::symlink(&target, &out).unwrap();
         let ca = test_ca();
         ca.write_cert(&out).unwrap();
@@ -714,23 +689,23 @@ mod tests {
 
     #[test]
     fn half_a_ca_directory_is_an_error_naming_the_missing_file() {
-        let dir = TempDir::new("half");
-        CertificateAuthority::load_or_create(&dir.0).unwrap();
-        fs::remove_file(dir.0.join(CA_KEY_FILE)).unwrap();
-        match CertificateAuthority::load_or_create(&dir.0) {
-            Err(TlsError::Pem { path, .. }) => assert_eq!(path, dir.0.join(CA_KEY_FILE)),
+        let dir = Scratch::unmade("half");
+        CertificateAuthority::load_or_create(dir.path()).unwrap();
+        fs::remove_file(dir.path().join(CA_KEY_FILE)).unwrap();
+        match CertificateAuthority::load_or_create(dir.path()) {
+            Err(TlsError::Pem { path, .. }) => assert_eq!(path, dir.path().join(CA_KEY_FILE)),
             other => panic!("unexpected result: {other:?}"),
         }
     }
 
     #[test]
     fn a_ca_directory_with_a_foreign_certificate_is_refused() {
-        let dir = TempDir::new("foreign");
-        CertificateAuthority::load_or_create(&dir.0).unwrap();
-        fs::write(dir.0.join(CA_CERT_FILE), test_ca().cert_pem()).unwrap();
-        match CertificateAuthority::load_or_create(&dir.0) {
+        let dir = Scratch::unmade("foreign");
+        CertificateAuthority::load_or_create(dir.path()).unwrap();
+        fs::write(dir.path().join(CA_CERT_FILE), test_ca().cert_pem()).unwrap();
+        match CertificateAuthority::load_or_create(dir.path()) {
             Err(TlsError::Pem { path, why }) => {
-                assert_eq!(path, dir.0.join(CA_CERT_FILE));
+                assert_eq!(path, dir.path().join(CA_CERT_FILE));
                 assert!(why.contains("do not verify"), "{why}");
             }
             other => panic!("unexpected result: {other:?}"),
@@ -739,11 +714,10 @@ mod tests {
 
     #[test]
     fn bundle_has_our_ca_first_then_the_system_certificates() {
-        let dir = TempDir::new("bundle");
-        fs::create_dir_all(&dir.0).unwrap();
+        let dir = Scratch::new("bundle");
         let root_a = test_ca().cert_pem().to_string();
         let root_b = test_ca().cert_pem().replace('\n', "\r\n");
-        let system = dir.0.join("system.crt");
+        let system = dir.path().join("system.crt");
         fs::write(
             &system,
             format!(
@@ -754,11 +728,11 @@ mod tests {
         .unwrap();
         let locations = RootLocations {
             cert_file: None,
-            bundle_candidates: vec![dir.0.join("absent.crt"), system],
+            bundle_candidates: vec![dir.path().join("absent.crt"), system],
             cert_dirs: None,
         };
         let ca = test_ca();
-        let out = dir.0.join("bundle.pem");
+        let out = dir.path().join("bundle.pem");
         assert_eq!(write_ca_bundle_from(&ca, &out, &locations).unwrap(), 2);
 
         let bundle = fs::read_to_string(&out).unwrap();
@@ -772,33 +746,33 @@ mod tests {
 
     #[test]
     fn bundle_sources_follow_the_platform_order() {
-        let dir = TempDir::new("sources");
-        let certs = dir.0.join("certs");
+        let dir = Scratch::unmade("sources");
+        let certs = dir.path().join("certs");
         fs::create_dir_all(&certs).unwrap();
         let from_env = test_ca().cert_pem().to_string();
         let from_candidate = test_ca().cert_pem().to_string();
         let from_dir = test_ca().cert_pem().to_string();
-        fs::write(dir.0.join("env.pem"), &from_env).unwrap();
-        fs::write(dir.0.join("candidate.pem"), &from_candidate).unwrap();
+        fs::write(dir.path().join("env.pem"), &from_env).unwrap();
+        fs::write(dir.path().join("candidate.pem"), &from_candidate).unwrap();
         fs::write(certs.join("one.crt"), &from_dir).unwrap();
         fs::write(certs.join("ignored.txt"), test_ca().cert_pem()).unwrap();
 
         let mut locations = RootLocations {
-            cert_file: Some(dir.0.join("env.pem")),
-            bundle_candidates: vec![dir.0.join("candidate.pem")],
+            cert_file: Some(dir.path().join("env.pem")),
+            bundle_candidates: vec![dir.path().join("candidate.pem")],
             cert_dirs: Some(certs.clone().into_os_string()),
         };
         assert_eq!(system_root_pems(&locations), [from_env]);
         // An unreadable SSL_CERT_FILE falls back to the platform's bundle.
-        locations.cert_file = Some(dir.0.join("absent.pem"));
+        locations.cert_file = Some(dir.path().join("absent.pem"));
         assert_eq!(system_root_pems(&locations), [from_candidate]);
         // SSL_CERT_DIR only when no bundle file exists.
-        locations.bundle_candidates = vec![dir.0.join("absent.crt")];
+        locations.bundle_candidates = vec![dir.path().join("absent.crt")];
         assert_eq!(system_root_pems(&locations), [from_dir]);
         locations.cert_dirs = None;
         assert!(system_root_pems(&locations).is_empty());
 
-        let out = dir.0.join("bundle.pem");
+        let out = dir.path().join("bundle.pem");
         assert_eq!(
             write_ca_bundle_from(&test_ca(), &out, &locations).unwrap(),
             0
@@ -819,24 +793,23 @@ mod tests {
 
     #[test]
     fn listener_config_from_pem_files() {
-        let dir = TempDir::new("pem");
-        fs::create_dir_all(&dir.0).unwrap();
+        let dir = Scratch::new("pem");
         let ca = test_ca();
         let (leaf, key) = ca.sign_leaf(&["overlay.test"]).unwrap();
-        let cert_path = dir.0.join("cert.pem");
-        let key_path = dir.0.join("key.pem");
+        let cert_path = dir.path().join("cert.pem");
+        let key_path = dir.path().join("key.pem");
         fs::write(&cert_path, format!("{}{}", leaf.pem(), ca.cert_pem())).unwrap();
         fs::write(&key_path, key.serialize_pem()).unwrap();
 
         let config = listener_config_from_pem(&cert_path, &key_path).unwrap();
         handshake(client_trusting(ca.cert_pem()), "overlay.test", config).unwrap();
 
-        let missing = dir.0.join("missing.pem");
+        let missing = dir.path().join("missing.pem");
         match listener_config_from_pem(&missing, &key_path) {
             Err(TlsError::Io { path, .. }) => assert_eq!(path, missing),
             other => panic!("unexpected result: {other:?}"),
         }
-        let garbage = dir.0.join("garbage.pem");
+        let garbage = dir.path().join("garbage.pem");
         fs::write(&garbage, "not pem at all\n").unwrap();
         for (cert, key, at_fault) in [
             (&garbage, &key_path, &garbage),
@@ -851,7 +824,7 @@ mod tests {
             assert!(matches!(err, TlsError::Pem { ref path, .. } if path == at_fault));
         }
         // A key that does not belong to the certificate.
-        let other_key = dir.0.join("other-key.pem");
+        let other_key = dir.path().join("other-key.pem");
         fs::write(&other_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
         match listener_config_from_pem(&cert_path, &other_key) {
             Err(TlsError::Pem { path, .. }) => assert_eq!(path, other_key),

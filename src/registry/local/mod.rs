@@ -528,20 +528,8 @@ fn is_stale_temp(file_name: &str, modified: Option<SystemTime>, now: SystemTime)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::Scratch;
     use std::process::Command;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    fn scratch(name: &str) -> PathBuf {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "overlay-local-{name}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     /// The pid of a process that has exited.
     fn dead_pid() -> u32 {
@@ -559,7 +547,7 @@ mod tests {
 
     #[test]
     fn opening_removes_only_the_temp_files_of_writers_that_are_gone() {
-        let root = scratch("temp-cleanup");
+        let root = Scratch::new("temp-cleanup");
         let dead = dead_pid();
         let me = std::process::id();
         let fresh = Duration::ZERO;
@@ -595,7 +583,7 @@ mod tests {
         for path in &kept {
             touch(path, fresh);
         }
-        let layer = LocalLayer::open(root.clone()).unwrap();
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
         assert_eq!(layer.remove_stale_temp_files(), 0);
         for path in stale.iter().chain([&old, &reused]) {
             assert!(!path.exists(), "{} was kept", path.display());
@@ -603,7 +591,6 @@ mod tests {
         for path in &kept {
             assert!(path.exists(), "{} was removed", path.display());
         }
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -620,9 +607,9 @@ mod tests {
 
     #[test]
     fn a_write_leaves_no_temp_file() {
-        let root = scratch("write");
+        let root = Scratch::new("write");
         let path = root.join("index/ab/cd/abcd");
-        let layer = LocalLayer::open(root.clone()).unwrap();
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
         layer
             .write(Path::new("index/ab/cd/abcd"), b"one\n")
             .unwrap();
@@ -635,15 +622,14 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["abcd"]);
-        fs::remove_dir_all(&root).unwrap();
     }
 
     /// A line that is a JSON array parses as an index line, and yanking it panicked in
     /// `with_yanked` (the `index_line` fuzz target reproduces it).
     #[test]
     fn yanking_next_to_an_array_line_does_not_panic() {
-        let root = scratch("array-line");
-        let layer = LocalLayer::open(root.clone()).unwrap();
+        let root = Scratch::new("array-line");
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
         let name = CrateName::new("abcd").unwrap();
         let text = "[\"abcd\",\"0.1.0\"]\n{\"name\":\"abcd\",\"vers\":\"0.2.0\",\"deps\":[],\"cksum\":\"00\",\"features\":{},\"yanked\":false}\n";
         layer
@@ -655,6 +641,5 @@ mod tests {
         let after = layer.read_index_text(&name).unwrap();
         assert!(after.starts_with("[\"abcd\",\"0.1.0\"]\n"), "{after}");
         assert!(after.contains("\"yanked\":true"), "{after}");
-        fs::remove_dir_all(&root).unwrap();
     }
 }

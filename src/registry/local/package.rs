@@ -132,9 +132,7 @@ mod tests {
 
     #[test]
     fn serves_only_entries_written_after_it_opened() {
-        let root =
-            std::env::temp_dir().join(format!("overlay-package-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let root = crate::test_support::Scratch::new("package-test");
         fs::create_dir_all(root.join("index/3/o")).unwrap();
         let line = |v: &str| {
             format!("{{\"name\":\"old\",\"vers\":\"{v}\",\"deps\":[],\"cksum\":\"00\"}}\n")
@@ -142,7 +140,7 @@ mod tests {
         fs::write(root.join("index/3/o/old"), line("1.0.0") + &line("2.0.0")).unwrap();
         fs::write(root.join("old-1.0.0.crate"), b"stale").unwrap();
         fs::write(root.join("old-2.0.0.crate"), b"stale").unwrap();
-        let layer = CargoPackageLayer::new(root.clone());
+        let layer = CargoPackageLayer::new(root.to_path_buf());
         // cargo rewrites 2.0.0 during the run; 1.0.0 is left from before.
         let rewritten = fs::File::create(root.join("old-2.0.0.crate")).unwrap();
         std::io::Write::write_all(&mut &rewritten, b"fresh").unwrap();
@@ -162,7 +160,6 @@ mod tests {
         assert!(layer.open_crate(&name, &v1).unwrap().is_none());
         let v2 = semver::Version::new(2, 0, 0);
         assert_eq!(layer.open_crate(&name, &v2).unwrap().unwrap().len, Some(5));
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

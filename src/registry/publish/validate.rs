@@ -372,7 +372,7 @@ fn host_parses(host: &str) -> bool {
             .strip_suffix(']')
             .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
     }
-    let decoded = percent_decode(host);
+    let decoded = percent_encoding::percent_decode_str(host).decode_utf8_lossy();
     let forbidden = |c: char| {
         c <= ' '
             || c == '\u{7f}'
@@ -385,30 +385,6 @@ fn host_parses(host: &str) -> bool {
         return false;
     }
     !ends_in_a_number(&decoded) || ipv4_parses(&decoded)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-            std::str::from_utf8(h)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        });
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The standard's "ends in a number": the last label (ignoring one trailing dot) is all

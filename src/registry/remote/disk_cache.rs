@@ -185,6 +185,7 @@ fn sha256_of(reader: &mut dyn Read) -> io::Result<String> {
 mod tests {
     use super::*;
     use crate::registry::publish::sha256_hex;
+    use crate::test_support::Scratch;
 
     fn line(cksum: &str) -> IndexLine {
         IndexLine::parse(&format!(
@@ -195,9 +196,8 @@ mod tests {
 
     #[test]
     fn keeps_only_verified_crates_and_drops_corrupt_ones() {
-        let root = std::env::temp_dir().join(format!("overlay-disk-cache-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        let cache = DiskCache::open(root.clone(), Keeping::Persistent).unwrap();
+        let root = Scratch::unmade("disk-cache");
+        let cache = DiskCache::open(root.to_path_buf(), Keeping::Persistent).unwrap();
         let good = line(&sha256_hex(b"crate"));
 
         assert!(cache.store_crate(&line("00"), &mut &b"crate"[..]).is_err());
@@ -221,14 +221,12 @@ mod tests {
             .store_index(&name, &format!("{}\n", good.raw))
             .unwrap();
         assert_eq!(cache.load_index(&name).unwrap().len(), 1);
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn a_cache_for_this_run_keeps_crates_and_no_index_files() {
-        let root = std::env::temp_dir().join(format!("overlay-run-cache-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        let cache = DiskCache::open(root.clone(), Keeping::ForThisRun).unwrap();
+        let root = Scratch::unmade("run-cache");
+        let cache = DiskCache::open(root.to_path_buf(), Keeping::ForThisRun).unwrap();
         let good = line(&sha256_hex(b"crate"));
         cache.store_crate(&good, &mut &b"crate"[..]).unwrap();
         assert!(cache.open_verified(&good).is_some());
@@ -237,6 +235,5 @@ mod tests {
             .store_index(&name, &format!("{}\n", good.raw))
             .unwrap();
         assert!(cache.load_index(&name).is_none());
-        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -173,7 +173,7 @@ source = "sparse+https://registry.example/index/"
 
     #[test]
     fn the_plan_skips_what_cargo_has_and_is_taken_once() {
-        let dir = std::env::temp_dir().join(format!("download-ahead-{}", std::process::id()));
+        let dir = crate::test_support::Scratch::new("download-ahead");
         let cache = dir.join("home/registry/cache/index.crates.io-1949cf8c6b5b557f");
         fs::create_dir_all(&cache).unwrap();
         fs::write(cache.join("have-1.0.0.crate"), b"x").unwrap();
@@ -201,7 +201,6 @@ source = "sparse+https://registry.example/index/"
         ahead.expect(project);
         let plan = names(ahead.take_plan("https://registry.example/index"));
         assert_eq!(plan, ["need", "private"]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

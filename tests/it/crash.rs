@@ -3,7 +3,7 @@
 //! directory every acknowledged publish is there whole, nothing half-written is
 //! visible, and the temporary files the dead servers left are gone.
 
-mod common;
+use crate::harness;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -16,7 +16,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Cargo, Fixture, local_layer, parse_response, scratch, sha256_file};
+use crate::harness::{BIN, Cargo, Fixture, local_layer, parse_response, scratch, sha256_file};
 
 const NAME: &str = "crashy";
 const VERSIONS: usize = 24;
@@ -39,10 +39,10 @@ impl Server {
             .spawn()
             .expect("the overlay starts");
         let env =
-            common::read_environment(child.stdout.take().unwrap()).expect("the overlay starts");
+            harness::read_environment(child.stdout.take().unwrap()).expect("the overlay starts");
         Server {
             child,
-            addr: common::listen_address(&env),
+            addr: harness::listen_address(&env),
         }
     }
 

@@ -3,7 +3,7 @@
 //! directly. Ignored by default; run with a release build:
 //!
 //! ```text
-//! cargo test --release --test bench_resolve -- --ignored --nocapture
+//! cargo test --release --test it -- --ignored --nocapture bench_resolve::
 //! ```
 //!
 //! `delayed_local_upstream` is hermetic: a generated registry of 400 crates served by a
@@ -11,7 +11,7 @@
 //! needs the network and runs only with OVERLAY_TEST_CRATES_IO=1. Each comparison
 //! alternates its variants round by round and reports medians.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Cargo, Overlay, local_layer, scratch};
+use crate::harness::{Cargo, Overlay, local_layer, scratch};
 
 const ROUNDS: usize = 5;
 const CRATES: usize = 400;
@@ -174,7 +174,7 @@ fn real_crates_io() {
     }
     let work = scratch("bench-resolve-real");
     let project = work.join("big-graph");
-    common::copy_tree(
+    harness::copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/big-graph"),
         &project,
     );
@@ -283,7 +283,7 @@ fn real_crates_io_fetch() {
     }
     let work = scratch("bench-fetch-real");
     let project = work.join("big-graph");
-    common::copy_tree(
+    harness::copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/big-graph"),
         &project,
     );

@@ -1,18 +1,20 @@
 //! Who may write and who may use the proxy (issue 10, findings 3, 4 and 6): the real
 //! binary, real cargo, and raw requests for what cargo cannot express.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
-use common::{Cargo, Fixture, Overlay, http, local_layer, parse_response, scratch};
+use crate::harness::{
+    Cargo, Fixture, Overlay, PUBLISH, detail, echo_server, http, local_layer, parse_response,
+    scratch,
+};
 
 /// `Proxy-Authorization` for `user:password`, as curl and git send it.
 fn basic(user: &str, password: &str) -> String {
@@ -29,14 +31,6 @@ fn token_file(dir: &Path, name: &str, tokens: &[&str]) -> String {
     let path = dir.join(name);
     fs::write(&path, tokens.join("\n") + "\n").unwrap();
     path.to_str().unwrap().to_string()
-}
-
-/// The one error detail of a refusal in cargo's shape.
-fn detail(response: &common::HttpResponse) -> String {
-    response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no errors[0].detail in {}", response.text()))
-        .to_string()
 }
 
 // Finding 4: writes need a secret even on loopback.
@@ -77,16 +71,7 @@ fn writes_need_the_token_made_for_the_run() {
     // cargo with the old constant is refused with crates.io's words and the hint.
     let krate = Fixture::library(&work, "guarded-run", "0.1.0", "x");
     let out = Cargo::new(&overlay)
-        .command(
-            &krate.dir,
-            &[
-                "publish",
-                "--registry",
-                "overlay",
-                "--no-verify",
-                "--allow-dirty",
-            ],
-        )
+        .command(&krate.dir, PUBLISH)
         .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "overlay")
         .output()
         .unwrap();
@@ -106,7 +91,7 @@ fn exec_mode_hands_the_command_the_run_token_and_never_the_users_own() {
     let work = scratch("exec-token");
     // A user with tokens of their own in the environment, meant for other registries.
     let print = Cargo::plain()
-        .isolated(common::BIN, &work)
+        .isolated(harness::BIN, &work)
         .env("CARGO_REGISTRY_TOKEN", "users-crates-io-token")
         .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "users-own-token")
         .args(["-r", "local", "--", "sh", "-c"])
@@ -169,14 +154,14 @@ fn anonymous_writes_are_an_explicit_choice_on_loopback_only() {
 fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
     // A umask that takes nothing away: what the overlay creates must restrict itself.
     let mut child = Command::new("sh")
-        .args(["-c", "umask 000 && exec \"$0\" \"$@\"", common::BIN])
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\"", harness::BIN])
         .args(["-p", "0", "--no-tls", "-r", "local"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let env = common::read_environment(child.stdout.take().unwrap()).expect("it starts");
+    let env = harness::read_environment(child.stdout.take().unwrap()).expect("it starts");
     let bundle = env
         .iter()
         .find(|(name, _)| name == "CARGO_HTTP_CAINFO")
@@ -193,14 +178,14 @@ fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
             .find(|(name, _)| name == "CARGO_REGISTRIES_OVERLAY_TOKEN")
             .map(|(_, value)| value.clone())
             .unwrap();
-        let crate_bytes = common::crate_file(&[(
+        let crate_bytes = harness::crate_file(&[(
             "private-0.1.0/Cargo.toml",
             b'0',
-            &common::manifest("private", "0.1.0"),
+            &harness::manifest("private", "0.1.0"),
             "",
         )]);
-        let body = common::upload("private", "0.1.0", &crate_bytes);
-        let addr = common::listen_address(&env);
+        let body = harness::upload("private", "0.1.0", &crate_bytes);
+        let addr = harness::listen_address(&env);
         let published = http(
             addr,
             "PUT",
@@ -239,22 +224,6 @@ fn the_run_directory_and_its_files_are_private_whatever_the_umask() {
 }
 
 // Finding 3: the proxy is no open relay.
-
-/// A server that echoes every byte back until the client closes.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            thread::spawn(move || {
-                let mut reader = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut reader, &mut stream);
-            });
-        }
-    });
-    port
-}
 
 /// Sends `CONNECT authority` with `headers` and reads the answer's head and body.
 fn connect(
@@ -502,17 +471,19 @@ fn interface_address() -> Option<String> {
 
 // Finding 6: tokens go only where they were meant to.
 
+/// An upstream overlay on a local layer in `work/upstream` whose writes take `token`
+/// only: the overlay, its layer's directory and its token file.
+fn upstream_taking(work: &Path, token: &str) -> (Overlay, PathBuf, String) {
+    let tokens = token_file(work, "upstream-tokens", &[token]);
+    let dir = work.join("upstream");
+    let upstream = Overlay::start(&["--token-file", &tokens, "-r", &local_layer(&dir)]);
+    (upstream, dir, tokens)
+}
+
 #[test]
 fn a_remote_top_layer_writes_with_its_own_token_and_never_the_callers() {
     let work = scratch("remote-write-token");
-    let upstream_tokens = token_file(&work, "upstream-tokens", &["upstream-secret"]);
-    let upstream_dir = work.join("upstream");
-    let upstream = Overlay::start(&[
-        "--token-file",
-        &upstream_tokens,
-        "-r",
-        &local_layer(&upstream_dir),
-    ]);
+    let (upstream, upstream_dir, upstream_tokens) = upstream_taking(&work, "upstream-secret");
     let remote = format!("remote=http://{}/", upstream.addr);
 
     // The layer's token-file= token is what the upstream gets, and accepts.
@@ -569,19 +540,12 @@ fn a_remote_top_layer_writes_with_its_own_token_and_never_the_callers() {
 #[test]
 fn exec_mode_never_forwards_the_users_crates_io_token_to_a_remote_top_layer() {
     let work = scratch("remote-exec-token");
-    let upstream_tokens = token_file(&work, "upstream-tokens", &["upstream-only"]);
-    let upstream_dir = work.join("upstream");
-    let upstream = Overlay::start(&[
-        "--token-file",
-        &upstream_tokens,
-        "-r",
-        &local_layer(&upstream_dir),
-    ]);
+    let (upstream, upstream_dir, _) = upstream_taking(&work, "upstream-only");
     let krate = Fixture::library(&work, "proxied-forward", "0.1.0", "x");
     // The user's crates.io token is the one the upstream takes: were it forwarded,
     // the publish would land; it must not be.
     let out = Cargo::plain()
-        .isolated(common::BIN, &krate.dir)
+        .isolated(harness::BIN, &krate.dir)
         .env("CARGO_REGISTRY_TOKEN", "upstream-only")
         .args(["-r", &format!("remote=http://{}/", upstream.addr)])
         .args(["--", "cargo", "publish", "--no-verify", "--allow-dirty"])

@@ -3,7 +3,7 @@
 //! serving afterwards, and slow or idle clients cannot starve a normal one. Traffic
 //! stays on 127.0.0.1; every loop is bounded in count and time.
 
-mod common;
+use crate::harness;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
+use crate::harness::{
+    BIN, HttpResponse, Overlay, assert_error, assert_still_serving, connect, local_layer,
+    parse_response, scratch,
+};
 
 /// Reads one response (an interim one too), by its `Content-Length`, without waiting
 /// for the connection to close and without reading past it: the head a byte at a time,
@@ -55,34 +58,13 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> HttpResponse {
     read_response(&mut stream)
 }
 
-/// Asserts a refusal: its status, cargo's `{"errors":[{"detail":...}]}` shape with
-/// `detail` containing `text`, and that the server closes the connection.
+/// Asserts a refusal ([`assert_error`]) after which the server closes the connection.
 fn assert_refused(what: &str, response: &HttpResponse, status: u16, text: &str) {
-    assert_eq!(response.status, status, "{what}: {}", response.text());
-    let detail = response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no errors[0].detail in {}", response.text()))
-        .to_string();
-    assert!(
-        detail.contains(text),
-        "{what}: expected {text:?} in {detail:?}"
-    );
+    assert_error(what, response, status, text);
     assert_eq!(
         response.header("connection"),
         Some("close"),
         "{what}: the connection should close"
-    );
-}
-
-fn assert_still_serving(overlay: &Overlay) {
-    let start = Instant::now();
-    let response = overlay.get("/config.json");
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert!(response.json()["dl"].is_string());
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
     );
 }
 
@@ -107,97 +89,93 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     let addr = overlay.addr;
     let host = format!("Host: {addr}\r\n");
 
-    // The head: too large, too many fields, too long a target.
-    let big_head = format!(
-        "GET /config.json HTTP/1.1\r\n{host}X-Big: {}\r\n\r\n",
-        "a".repeat(70 * 1024)
-    );
-    assert_refused(
-        "oversized head",
-        &exchange(addr, big_head.as_bytes()),
-        431,
-        "request head larger than the limit",
-    );
     let many: String = (0..120).map(|i| format!("X-H{i}: {i}\r\n")).collect();
-    let request = format!("GET /config.json HTTP/1.1\r\n{host}{many}\r\n");
-    assert_refused(
-        "too many headers",
-        &exchange(addr, request.as_bytes()),
-        431,
-        "more than 100 request headers",
-    );
-    let request = format!("GET /{} HTTP/1.1\r\n{host}\r\n", "a".repeat(10_000));
-    assert_refused(
-        "long target",
-        &exchange(addr, request.as_bytes()),
-        414,
-        "request target longer than the limit",
-    );
-
-    // Framing.
-    let request = format!(
-        "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-    );
-    assert_refused(
-        "Content-Length with Transfer-Encoding",
-        &exchange(addr, request.as_bytes()),
-        400,
-        "both Content-Length and Transfer-Encoding",
-    );
-    for lengths in [
-        "Content-Length: 3\r\nContent-Length: 4",
-        "Content-Length: 3\r\nContent-Length: 3",
-    ] {
-        let request = format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}{lengths}\r\n\r\nabcd");
-        assert_refused(
+    let put = |rest: &str| format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}{rest}").into_bytes();
+    let malformed = "malformed request";
+    for (what, request, status, text) in [
+        // The head: too large, too many fields, too long a target.
+        (
+            "oversized head",
+            format!(
+                "GET /config.json HTTP/1.1\r\n{host}X-Big: {}\r\n\r\n",
+                "a".repeat(70 * 1024)
+            )
+            .into_bytes(),
+            431,
+            "request head larger than the limit",
+        ),
+        (
+            "too many headers",
+            format!("GET /config.json HTTP/1.1\r\n{host}{many}\r\n").into_bytes(),
+            431,
+            "more than 100 request headers",
+        ),
+        (
+            "long target",
+            format!("GET /{} HTTP/1.1\r\n{host}\r\n", "a".repeat(10_000)).into_bytes(),
+            414,
+            "request target longer than the limit",
+        ),
+        // Framing.
+        (
+            "Content-Length with Transfer-Encoding",
+            put("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (
             "two Content-Lengths",
-            &exchange(addr, request.as_bytes()),
+            put("Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
             400,
             "more than one Content-Length",
-        );
-    }
-    let request =
-        format!("PUT /api/v1/crates/new HTTP/1.1\r\n{host}Transfer-Encoding: gzip\r\n\r\nabc");
-    assert_refused(
-        "Transfer-Encoding: gzip",
-        &exchange(addr, request.as_bytes()),
-        501,
-        "unsupported transfer coding `gzip`",
-    );
-    let request = format!(
-        "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
-    );
-    assert_refused(
-        "bad chunk size line",
-        &exchange(addr, request.as_bytes()),
-        400,
-        "malformed chunk size line",
-    );
-
-    // Malformed requests.
-    for (what, request) in [
+        ),
+        (
+            "two Content-Lengths",
+            put("Content-Length: 3\r\nContent-Length: 3\r\n\r\nabcd"),
+            400,
+            "more than one Content-Length",
+        ),
+        (
+            "Transfer-Encoding: gzip",
+            put("Transfer-Encoding: gzip\r\n\r\nabc"),
+            501,
+            "unsupported transfer coding `gzip`",
+        ),
+        (
+            "bad chunk size line",
+            put("Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"),
+            400,
+            "malformed chunk size line",
+        ),
+        // Malformed requests.
         (
             "malformed request line",
             b"GET/config.json HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+            malformed,
         ),
         (
             "unknown version",
             b"GET /config.json HTTP/7.0\r\n\r\n".to_vec(),
+            400,
+            malformed,
         ),
         (
             "NUL in the path",
             format!("GET /conf\0ig.json HTTP/1.1\r\n{host}\r\n").into_bytes(),
+            400,
+            malformed,
         ),
-        ("garbage bytes", garbage(4096)),
+        ("garbage bytes", garbage(4096), 400, malformed),
+        (
+            "no Host",
+            b"GET /config.json HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+            "missing Host header",
+        ),
     ] {
-        assert_refused(what, &exchange(addr, &request), 400, "malformed request");
+        assert_refused(what, &exchange(addr, &request), status, text);
     }
-    assert_refused(
-        "no Host",
-        &exchange(addr, b"GET /config.json HTTP/1.1\r\n\r\n"),
-        400,
-        "missing Host header",
-    );
 
     // A body that ends early: the client closes its side mid-body.
     let mut stream = connect(addr);
@@ -251,7 +229,7 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     // A publish whose manifest nests 200,000 arrays deep: it once overflowed a worker's
     // stack and aborted the server.
     let bomb = format!("x = {}", "[".repeat(200_000));
-    let body = common::upload_with_manifest("bomb", "0.1.0", &bomb);
+    let body = harness::upload_with_manifest("bomb", "0.1.0", &bomb);
     let head = format!(
         "PUT /api/v1/crates/new HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -449,8 +427,9 @@ fn the_accept_loop_survives_running_out_of_file_descriptors() {
         });
     }
     let mut child = KillOnDrop(command.spawn().unwrap());
-    let env = common::read_environment(child.0.stdout.take().unwrap()).expect("the overlay starts");
-    let addr = common::listen_address(&env);
+    let env =
+        harness::read_environment(child.0.stdout.take().unwrap()).expect("the overlay starts");
+    let addr = harness::listen_address(&env);
 
     // More connections than the server has descriptors for: the rest wait in the
     // listen backlog while accepting fails.

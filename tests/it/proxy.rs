@@ -1,17 +1,17 @@
 //! Proxy mode: cargo with no registry configuration reaches the overlay as crates.io,
 //! through exec mode or the printed environment, over a TLS or a plain listener.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
 
-use common::{
-    Cargo, Fixture, Overlay, example_workspace, http, local_layer, parse_response, scratch,
+use crate::harness::{
+    Cargo, Fixture, Overlay, echo_server, example_workspace, http, local_layer, parse_response,
+    scratch,
 };
 
 const GREETING: &str = "overlay-demo-tool says: hello from overlay-demo-core";
@@ -113,7 +113,7 @@ fn tls_and_plain_listeners_both_serve_cargo_as_its_proxy() {
 fn exec_mode_passes_on_the_exit_code() {
     let work = scratch("exit-code");
     let out = Cargo::plain()
-        .isolated(common::BIN, &work)
+        .isolated(harness::BIN, &work)
         .args([
             "-r",
             "local",
@@ -125,22 +125,6 @@ fn exec_mode_passes_on_the_exit_code() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
-}
-
-/// A server that echoes every byte back until the client closes.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            thread::spawn(move || {
-                let mut reader = stream.try_clone().unwrap();
-                let _ = std::io::copy(&mut reader, &mut stream);
-            });
-        }
-    });
-    port
 }
 
 /// Sends `CONNECT authority` and returns the response head's status.
@@ -322,7 +306,7 @@ fn tls_client(
     addr: std::net::SocketAddr,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls::pki_types::ServerName;
-    let config = common::client_tls_config(ca_file);
+    let config = harness::client_tls_config(ca_file);
     let name = ServerName::IpAddress(addr.ip().into());
     let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     rustls::StreamOwned::new(session, TcpStream::connect(addr).unwrap())

@@ -3,15 +3,9 @@
 //! worker's stack and aborted the server. Every such upload must get cargo's JSON
 //! error, and the server must keep serving.
 
-mod common;
-
-use common::{Overlay, local_layer, refusal, scratch, upload_with_manifest};
-
-fn assert_still_serving(overlay: &Overlay) {
-    let response = overlay.get("/config.json");
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert!(response.json()["dl"].is_string());
-}
+use crate::harness::{
+    Overlay, assert_still_serving, local_layer, refusal, scratch, upload_with_manifest,
+};
 
 #[test]
 fn a_manifest_nesting_bomb_is_refused_and_the_server_keeps_serving() {

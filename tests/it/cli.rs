@@ -1,11 +1,9 @@
 //! The command line: bad arguments are named, start-up failures say what failed, and
 //! temporary layers are cleaned up on exit.
 
-mod common;
-
 use std::process::Command;
 
-use common::{BIN, Overlay};
+use crate::harness::{BIN, Overlay};
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(BIN).args(args).output().unwrap();

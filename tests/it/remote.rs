@@ -1,12 +1,14 @@
 //! Remote layers: a second overlay on loopback plays the upstream registry.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file};
+use crate::harness::{
+    Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file,
+};
 
 /// The `-r` value for a remote layer served by `upstream`.
 fn remote_layer(upstream: &Overlay) -> String {
@@ -164,10 +166,7 @@ fn a_stopped_upstream_leaves_local_crates_working_and_says_what_failed() {
     assert_eq!(local.status, 200);
     let missing = overlay.get("/re/mo/remote-only");
     assert_eq!(missing.status, 502);
-    let detail = missing.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let detail = harness::detail(&missing);
     assert!(
         detail.contains(&format!("upstream remote:http://{remote_addr}/")),
         "{detail}"
@@ -282,14 +281,8 @@ fn a_registry_that_requires_a_token_to_read_works_as_a_lower_layer() {
         "kept private"
     );
     let config = private.get("/config.json");
-    assert_eq!(config.status, 401, "{}", config.text());
-    assert!(
-        config.json()["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("auth-required")
-    );
-    let wrong = common::http(
+    harness::assert_error("config.json", &config, 401, "auth-required");
+    let wrong = harness::http(
         private.addr,
         "GET",
         "/se/cr/secret-dep",

@@ -2,12 +2,12 @@
 //! debug logs the harness turns on for tests:
 //!
 //! ```text
-//! RUST_LOG=warn cargo test --release --test bench -- --ignored --nocapture
+//! RUST_LOG=warn cargo test --release --test it -- --ignored --nocapture bench::
 //! ```
 //!
 //! Each prints its figures; `docs/benchmarks.md` records the ones measured.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 
-use common::{BIN, Overlay, local_layer, scratch};
+use crate::harness::{BIN, Overlay, local_layer, scratch};
 
 /// Held by each benchmark while it runs: the test harness runs tests in parallel, and
 /// benchmarks sharing two cores would measure each other.
@@ -337,7 +337,7 @@ struct ClientTls {
 
 impl ClientTls {
     fn trusting(ca_file: &Path) -> ClientTls {
-        let mut config = common::client_tls_config(ca_file);
+        let mut config = harness::client_tls_config(ca_file);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let resuming = Arc::new(config.clone());
         config.resumption = rustls::client::Resumption::disabled();

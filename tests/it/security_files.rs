@@ -4,8 +4,6 @@
 //! CA directory must look like before its key is used, where `--ca-cert-out` writes,
 //! what the CA may sign, and that a hang-up cleans up like a SIGTERM.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::harness::{
     BIN, Overlay, client_tls_config, crate_file, http, local_layer, manifest, scratch, upload,
 };
 

@@ -5,7 +5,7 @@
 //! of a remote layer's origin. Each test runs the real binary; every far end is a tiny
 //! server on loopback in a test thread that records whether it was reached.
 
-mod common;
+use crate::harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{HttpResponse, Overlay, http, local_layer, parse_response, scratch};
+use crate::harness::{Overlay, assert_error, detail, http, local_layer, parse_response, scratch};
 
 /// A server on `ip`:0 that counts connections and answers each request with
 /// `answer(path)`, then closes. Answers say `Connection: close`, or a client that
@@ -78,14 +78,6 @@ fn proxy(work: &Path, args: &[&str]) -> Overlay {
     let mut all = vec!["--no-tls", "-p", "0", "-r", &layer];
     all.extend_from_slice(args);
     Overlay::start_with(&all)
-}
-
-/// The detail of cargo's `{"errors":[{"detail":...}]}` shape.
-fn detail(response: &HttpResponse) -> String {
-    response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error detail in {}", response.text()))
-        .to_string()
 }
 
 /// Sends `CONNECT authority` and returns the status and body of the answer.
@@ -417,7 +409,7 @@ fn the_tls_listener_answers_503_past_max_connections() {
 
 /// `GET /config.json` over TLS on a new connection; the raw answer.
 fn tls_get(ca_file: &Path, addr: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let config = common::client_tls_config(ca_file);
+    let config = harness::client_tls_config(ca_file);
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let socket = TcpStream::connect(addr)?;
@@ -496,12 +488,7 @@ fn an_index_does_not_redirect_the_overlay_to_another_origin() {
     let layer = format!("remote=http://localhost:{}/", upstream.port());
     let overlay = Overlay::start(&["-r", &layer]);
     let response = overlay.get("/3/f/foo");
-    assert_eq!(response.status, 502, "{}", response.text());
-    assert!(
-        detail(&response).contains("leaves the registry's origin"),
-        "{}",
-        response.text()
-    );
+    assert_error("/3/f/foo", &response, 502, "leaves the registry's origin");
     assert_eq!(victim.hits(), 0, "the redirect was followed");
     let moved = overlay.get("/3/b/baz");
     assert_eq!(moved.status, 200, "{}", moved.text());
@@ -524,20 +511,20 @@ fn downloads_are_redirected_to_https_only_and_never_to_link_local() {
     });
     let overlay = Overlay::start(&["-r", &format!("remote={}/", upstream_url(&upstream))]);
     let response = overlay.get("/api/v1/crates/foo/0.1.0/download");
-    assert_eq!(response.status, 502, "{}", response.text());
-    assert!(
-        detail(&response).contains("over https only"),
-        "{}",
-        response.text()
+    assert_error(
+        "/api/v1/crates/foo/0.1.0/download",
+        &response,
+        502,
+        "over https only",
     );
     assert_eq!(victim.hits(), 0, "the redirect to http was followed");
     let start = Instant::now();
     let response = overlay.get("/api/v1/crates/bar/0.1.0/download");
-    assert_eq!(response.status, 502, "{}", response.text());
-    assert!(
-        detail(&response).contains("link-local"),
-        "{}",
-        response.text()
+    assert_error(
+        "/api/v1/crates/bar/0.1.0/download",
+        &response,
+        502,
+        "link-local",
     );
     assert!(
         start.elapsed() < Duration::from_secs(5),
@@ -568,11 +555,11 @@ fn a_download_is_not_redirected_to_loopback_from_a_registry_elsewhere() {
     });
     let overlay = Overlay::start(&["-r", &format!("remote={}/", upstream_url(&upstream))]);
     let response = overlay.get("/api/v1/crates/foo/0.1.0/download");
-    assert_eq!(response.status, 502, "{}", response.text());
-    assert!(
-        detail(&response).contains("loopback"),
-        "{}",
-        response.text()
+    assert_error(
+        "/api/v1/crates/foo/0.1.0/download",
+        &response,
+        502,
+        "loopback",
     );
     assert_eq!(victim.hits(), 0, "the redirect to loopback was followed");
 }

@@ -4,8 +4,6 @@
 //! so clients sending bodies to other routes cannot make the server hold them.
 //! Traffic stays on 127.0.0.1; every loop is bounded in count and time.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{HttpResponse, Overlay, connect, local_layer, parse_response, scratch};
+use crate::harness::{
+    HttpResponse, Overlay, assert_error, connect, local_layer, parse_response, scratch,
+};
 
 /// Spellings of the publish path that cargo never sends; each once reached publish
 /// parsing with its body read, or (with a `%` escape or extra segment) read a body
@@ -75,18 +75,6 @@ fn refused_before_the_body(
         "{method} {target}: the server asked for the body: {text:?}"
     );
     parse_response(&raw)
-}
-
-fn assert_error(what: &str, response: &HttpResponse, status: u16, text: &str) {
-    assert_eq!(response.status, status, "{what}: {}", response.text());
-    let detail = response.json()["errors"][0]["detail"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no errors[0].detail in {}", response.text()))
-        .to_string();
-    assert!(
-        detail.contains(text),
-        "{what}: expected {text:?} in {detail:?}"
-    );
 }
 
 #[test]

@@ -1,12 +1,10 @@
 //! crates.io's checks on the `.crate` tarball and on the license, through real cargo
 //! and through hand-built uploads cargo would never send.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{
+use crate::harness::{
     Cargo, Fixture, Overlay, crate_file, index_lines, local_layer, manifest, refusal, scratch,
     upload,
 };
@@ -102,51 +100,36 @@ fn a_manifest_naming_another_crate_is_refused_and_nothing_is_stored() {
     let overlay = Overlay::start(&["-r", &local_layer(&layer)]);
     let before = files_under(&layer);
 
-    let tarball = crate_file(&[
+    // A `.crate` of `raw-name` 0.1.0 holding a `Cargo.toml` and one other file.
+    let tarball = |manifest: &str, other: &str| {
+        crate_file(&[
+            ("raw-name-0.1.0/Cargo.toml", b'0', manifest, ""),
+            (other, b'0', "", ""),
+        ])
+    };
+    let lib = "raw-name-0.1.0/src/lib.rs";
+    for (manifest, other, expected) in [
         (
-            "raw-name-0.1.0/Cargo.toml",
-            b'0',
-            &manifest("serde", "0.1.0"),
-            "",
+            manifest("serde", "0.1.0"),
+            lib,
+            "metadata name `raw-name` does not match manifest name `serde`",
         ),
-        ("raw-name-0.1.0/src/lib.rs", b'0', "", ""),
-    ]);
-    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
-    assert_eq!(
-        refusal(&response),
-        "metadata name `raw-name` does not match manifest name `serde`"
-    );
-
-    let tarball = crate_file(&[
         (
-            "raw-name-0.1.0/Cargo.toml",
-            b'0',
-            &manifest("raw-name", "9.9.9"),
-            "",
+            manifest("raw-name", "9.9.9"),
+            lib,
+            "metadata version `0.1.0` does not match manifest version `9.9.9`",
         ),
-        ("raw-name-0.1.0/src/lib.rs", b'0', "", ""),
-    ]);
-    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
-    assert_eq!(
-        refusal(&response),
-        "metadata version `0.1.0` does not match manifest version `9.9.9`"
-    );
-
-    // Files outside the crate's own directory.
-    let tarball = crate_file(&[
+        // Files outside the crate's own directory.
         (
-            "raw-name-0.1.0/Cargo.toml",
-            b'0',
-            &manifest("raw-name", "0.1.0"),
-            "",
+            manifest("raw-name", "0.1.0"),
+            "serde-1.0.0/src/lib.rs",
+            "invalid path found: serde-1.0.0/src/lib.rs",
         ),
-        ("serde-1.0.0/src/lib.rs", b'0', "", ""),
-    ]);
-    let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
-    assert_eq!(
-        refusal(&response),
-        "invalid path found: serde-1.0.0/src/lib.rs"
-    );
+    ] {
+        let response =
+            overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball(&manifest, other)));
+        assert_eq!(refusal(&response), expected);
+    }
 
     // Not a gzip stream at all.
     let response = overlay.publish_raw(&upload("raw-name", "0.1.0", b"plain bytes"));
@@ -159,15 +142,7 @@ fn a_manifest_naming_another_crate_is_refused_and_nothing_is_stored() {
     assert_eq!(overlay.get("/ra/w-/raw-name").status, 404);
 
     // The same upload with a matching manifest is accepted.
-    let tarball = crate_file(&[
-        (
-            "raw-name-0.1.0/Cargo.toml",
-            b'0',
-            &manifest("raw-name", "0.1.0"),
-            "",
-        ),
-        ("raw-name-0.1.0/src/lib.rs", b'0', "", ""),
-    ]);
+    let tarball = tarball(&manifest("raw-name", "0.1.0"), lib);
     let response = overlay.publish_raw(&upload("raw-name", "0.1.0", &tarball));
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(layer.join("raw-name-0.1.0.crate").exists());

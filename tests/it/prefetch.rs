@@ -1,13 +1,11 @@
 //! Prefetch: which index files the overlay fetches from a remote layer before cargo
 //! asks, with a second overlay on loopback as the upstream.
 
-mod common;
-
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Cargo, Fixture, Overlay, dep, local_layer, scratch};
+use crate::harness::{BIN, Cargo, Fixture, Overlay, dep, local_layer, scratch};
 
 /// An upstream holding `mid` 1.0.0 (needs `leaf-a`; `leaf-b` behind the feature
 /// `more`, `leaf-c` behind `unused`), `mid` 2.0.0 (needs `leaf-new`), and `user`

@@ -1,14 +1,12 @@
 //! Memory while streaming a large download. Ignored by default; run with
 //!
 //! ```text
-//! cargo test --release --test bench_memory -- --ignored --nocapture
+//! cargo test --release --test it -- --ignored --nocapture bench_memory::
 //! ```
 //!
 //! A 50 MB `.crate` is served from a local layer, and through a remote layer from a
 //! second overlay, while the serving process's resident set size is sampled from
 //! `/proc/PID/status`. Streaming means the growth stays a few MB, not 50.
-
-mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{Overlay, local_layer, scratch};
+use crate::harness::{Overlay, local_layer, scratch};
 
 const SIZE: usize = 50 * 1000 * 1000;
 

@@ -2,15 +2,14 @@
 //! `CARGO_HOME`, fixture crates written on the fly, and a raw HTTP client for checks
 //! cargo cannot express. Nothing here needs the network.
 
-#![allow(dead_code)] // Each test file uses a different part of the harness.
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-overlay-registry");
 
@@ -181,6 +180,54 @@ pub fn refusal(response: &HttpResponse) -> String {
     let errors = json["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{json}");
     errors[0]["detail"].as_str().unwrap().to_string()
+}
+
+/// The detail of a refusal in cargo's `{"errors":[{"detail":...}]}` shape.
+pub fn detail(response: &HttpResponse) -> String {
+    response.json()["errors"][0]["detail"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no errors[0].detail in {}", response.text()))
+        .to_string()
+}
+
+/// Asserts a refusal: its status, and cargo's error shape with a detail containing
+/// `text`. `what` names the case in a failure.
+pub fn assert_error(what: &str, response: &HttpResponse, status: u16, text: &str) {
+    assert_eq!(response.status, status, "{what}: {}", response.text());
+    let detail = detail(response);
+    assert!(
+        detail.contains(text),
+        "{what}: expected {text:?} in {detail:?}"
+    );
+}
+
+/// Asserts the overlay still answers `config.json`, within a second.
+pub fn assert_still_serving(overlay: &Overlay) {
+    let start = Instant::now();
+    let response = overlay.get("/config.json");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.json()["dl"].is_string());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A server on loopback that echoes every byte back until the client closes; its port.
+pub fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            thread::spawn(move || {
+                let mut reader = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut reader, &mut stream);
+            });
+        }
+    });
+    port
 }
 
 /// A client connection with read and write timeouts, for raw requests.
@@ -374,7 +421,8 @@ impl Cargo {
     }
 }
 
-const PUBLISH: &[&str] = &[
+/// The arguments of a publish to the overlay, as `Cargo::publish` runs it.
+pub const PUBLISH: &[&str] = &[
     "publish",
     "--registry",
     "overlay",

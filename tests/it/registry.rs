@@ -1,11 +1,13 @@
 //! The overlay as a plain sparse registry, driven by real cargo.
 
-mod common;
+use crate::harness;
 
 use std::fs;
 use std::thread;
 
-use common::{Cargo, Fixture, Overlay, dep, http, index_lines, local_layer, scratch, sha256_file};
+use crate::harness::{
+    Cargo, Fixture, Overlay, PUBLISH, dep, http, index_lines, local_layer, scratch, sha256_file,
+};
 
 #[test]
 fn publish_depend_build_and_run() {
@@ -449,16 +451,9 @@ fn a_token_file_guards_publish_and_yank() {
     let krate = Fixture::library(&work, "guarded", "0.1.0", "x");
     cargo.publish(&krate.dir);
 
-    let publish_args = [
-        "publish",
-        "--registry",
-        "overlay",
-        "--no-verify",
-        "--allow-dirty",
-    ];
     let next = Fixture::library(&work.join("next"), "guarded", "0.2.0", "x");
     let out = cargo
-        .command(&next.dir, &publish_args)
+        .command(&next.dir, PUBLISH)
         .env("CARGO_REGISTRIES_OVERLAY_TOKEN", "wrong")
         .output()
         .unwrap();
@@ -540,7 +535,7 @@ fn the_upload_limit_is_configurable_and_refused_before_the_body() {
     std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
     let mut answer = Vec::new();
     std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
-    let answer = common::parse_response(&answer);
+    let answer = harness::parse_response(&answer);
     assert_eq!(answer.status, 413);
     assert!(
         answer.text().contains("max upload size is: 100"),

@@ -1,12 +1,12 @@
 //! The upstream cache (`--cache DIR`), offline replay and `fetch` for air-gapped
 //! machines, with a second overlay on loopback as the upstream.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::{BIN, Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file};
+use crate::harness::{
+    BIN, Cargo, Fixture, Overlay, dep, index_lines, local_layer, scratch, sha256_file,
+};
 
 /// An upstream overlay holding `cached-dep` 0.1.0.
 fn upstream_with_a_crate(work: &Path) -> Overlay {
