@@ -30,10 +30,10 @@ use crate::registry::RegistryError;
 const RUN_TOKEN_BYTES: usize = 24;
 
 /// What a proxy answers with its 407, so clients know to send Basic credentials.
-pub const PROXY_CHALLENGE: &str = "Basic realm=\"cargo-overlay-registry\"";
+pub(crate) const PROXY_CHALLENGE: &str = "Basic realm=\"cargo-overlay-registry\"";
 
 #[derive(Clone)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     tokens: Vec<Vec<u8>>,
     origin: Origin,
 }
@@ -53,7 +53,7 @@ impl fmt::Debug for Tokens {
 }
 
 #[derive(Debug)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     Read {
         path: PathBuf,
         source: io::Error,
@@ -87,7 +87,7 @@ impl std::error::Error for TokenError {}
 
 /// Why a proxy request was refused with 407.
 #[derive(Debug, PartialEq)]
-pub enum ProxyAuthError {
+pub(crate) enum ProxyAuthError {
     Missing,
     /// Not `Basic` credentials with a `user:password` inside.
     Malformed,
@@ -114,7 +114,7 @@ impl std::error::Error for ProxyAuthError {}
 
 impl Tokens {
     /// One token per line; blank lines and lines starting with `#` are skipped.
-    pub fn load(path: &Path) -> Result<Tokens, TokenError> {
+    pub(crate) fn load(path: &Path) -> Result<Tokens, TokenError> {
         let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
             path: path.to_path_buf(),
             source,
@@ -137,7 +137,7 @@ impl Tokens {
     }
 
     /// A fresh random token for this run, from the system's CSPRNG.
-    pub fn generate() -> Result<Tokens, TokenError> {
+    pub(crate) fn generate() -> Result<Tokens, TokenError> {
         let mut bytes = [0u8; RUN_TOKEN_BYTES];
         SystemRandom::new()
             .fill(&mut bytes)
@@ -149,13 +149,13 @@ impl Tokens {
     }
 
     /// The first token: what cargo is given, in exec mode and the printed environment.
-    pub fn first(&self) -> String {
+    pub(crate) fn first(&self) -> String {
         String::from_utf8_lossy(&self.tokens[0]).into_owned()
     }
 
     /// Accepts a write carrying one of the tokens. Refusals start with crates.io's texts
     /// and say where the token is.
-    pub fn check(&self, authorization: Option<&str>) -> Result<(), RegistryError> {
+    pub(crate) fn check(&self, authorization: Option<&str>) -> Result<(), RegistryError> {
         let where_it_is = match self.origin {
             Origin::File => "use one of the tokens in the overlay's --token-file",
             Origin::Run => {
@@ -180,7 +180,10 @@ impl Tokens {
 
     /// Accepts a proxy request whose `Proxy-Authorization` is Basic credentials with
     /// one of the tokens as the password; the user name is ignored.
-    pub fn check_proxy(&self, proxy_authorization: Option<&str>) -> Result<(), ProxyAuthError> {
+    pub(crate) fn check_proxy(
+        &self,
+        proxy_authorization: Option<&str>,
+    ) -> Result<(), ProxyAuthError> {
         let header = proxy_authorization
             .map(str::trim)
             .filter(|h| !h.is_empty())
@@ -221,7 +224,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `token` made safe as the password of a URL (`user:PASSWORD@host`): everything but
 /// RFC 3986's unreserved characters is percent-encoded. Clients decode it again.
-pub fn url_password(token: &str) -> String {
+pub(crate) fn url_password(token: &str) -> String {
     token
         .bytes()
         .map(|b| {

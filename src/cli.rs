@@ -9,16 +9,16 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_PORT: u16 = 8080;
-pub const DEFAULT_HOST: &str = "127.0.0.1";
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_PORT: u16 = 8080;
+pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
+pub(crate) const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Like crates.io's CDN.
-pub const DEFAULT_INDEX_TTL: Duration = Duration::from_secs(600);
-pub const DEFAULT_PREFETCH_WORKERS: usize = 32;
+pub(crate) const DEFAULT_INDEX_TTL: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_PREFETCH_WORKERS: usize = 32;
 
 /// One `-r` layer, as written.
 #[derive(Clone, Debug, PartialEq)]
-pub enum LayerSpec {
+pub(crate) enum LayerSpec {
     /// `local`: a temporary directory, removed at exit.
     LocalTemp,
     /// `local=PATH`
@@ -39,7 +39,7 @@ pub enum LayerSpec {
 }
 
 impl LayerSpec {
-    fn parse(text: &str) -> Result<LayerSpec, CliError> {
+    pub(crate) fn parse(text: &str) -> Result<LayerSpec, CliError> {
         let bad = |why: &str| CliError::BadValue {
             option: "--registry",
             value: text.to_string(),
@@ -95,52 +95,52 @@ impl fmt::Display for LayerSpec {
 
 /// Everything the command line says.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    pub port: Option<u16>,
-    pub host: String,
-    pub base_url: Option<String>,
+pub(crate) struct Config {
+    pub(crate) port: Option<u16>,
+    pub(crate) host: String,
+    pub(crate) base_url: Option<String>,
     /// Top first. Empty means the default stack, `local` over `crates.io`.
-    pub layers: Vec<LayerSpec>,
-    pub proxy: bool,
-    pub read_only: bool,
-    pub ca_cert_out: Option<PathBuf>,
+    pub(crate) layers: Vec<LayerSpec>,
+    pub(crate) proxy: bool,
+    pub(crate) read_only: bool,
+    pub(crate) ca_cert_out: Option<PathBuf>,
     /// Tokens that publishes and yanks must carry (`--token-file`); without it, a
     /// random token made for the run.
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// Publishes and yanks need no token at all (`--anonymous-writes`), on loopback.
-    pub anonymous_writes: bool,
+    pub(crate) anonymous_writes: bool,
     /// Every request, reads too, must carry one of the tokens (`--auth-required`).
-    pub auth_required: bool,
+    pub(crate) auth_required: bool,
     /// Where the CA is kept across runs; `None` keeps it in memory only.
-    pub ca_dir: Option<PathBuf>,
+    pub(crate) ca_dir: Option<PathBuf>,
     /// The proxy for upstream requests (`--upstream-proxy`).
-    pub upstream_proxy: Option<String>,
+    pub(crate) upstream_proxy: Option<String>,
     /// The longest one upstream request may take.
-    pub upstream_timeout: Duration,
+    pub(crate) upstream_timeout: Duration,
     /// Where remote layers keep what they fetch (`--cache`).
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// How long an upstream index file is served from memory before revalidation.
-    pub index_ttl: Duration,
+    pub(crate) index_ttl: Duration,
     /// Threads fetching index files ahead of cargo; 0 turns prefetching off.
-    pub prefetch_workers: usize,
+    pub(crate) prefetch_workers: usize,
     /// Ports a passthrough `CONNECT` may reach, besides 443.
-    pub allow_connect_ports: Vec<u16>,
-    pub permissive_publishing: bool,
+    pub(crate) allow_connect_ports: Vec<u16>,
+    pub(crate) permissive_publishing: bool,
     /// The largest `.crate` a publish may upload, in bytes.
-    pub max_upload_size: usize,
+    pub(crate) max_upload_size: usize,
     /// The memory each remote layer's index cache may take (`--index-cache-size`).
-    pub index_cache_bytes: usize,
+    pub(crate) index_cache_bytes: usize,
     /// Connections served at once; more get 503 (`--max-connections`).
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// How long a kept-alive connection may idle between requests (`--idle-timeout`).
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// How long a stop waits for requests in progress (`--shutdown-timeout`).
-    pub shutdown_timeout: Duration,
-    pub tls: bool,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) tls: bool,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// The command after `--`, run with the overlay configured (exec mode).
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 }
 
 impl Default for Config {
@@ -179,7 +179,7 @@ impl Default for Config {
 
 impl Config {
     /// The layers to build, top first: the ones given, or the default stack.
-    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+    pub(crate) fn layer_specs(&self) -> Vec<LayerSpec> {
         if self.layers.is_empty() {
             vec![LayerSpec::LocalTemp, LayerSpec::CratesIo]
         } else {
@@ -190,16 +190,16 @@ impl Config {
 
 /// `fetch`: fill a directory from a lockfile.
 #[derive(Debug, PartialEq)]
-pub struct FetchConfig {
-    pub lockfile: PathBuf,
-    pub into: PathBuf,
+pub(crate) struct FetchConfig {
+    pub(crate) lockfile: PathBuf,
+    pub(crate) into: PathBuf,
     /// The layers to fetch through, and how to reach upstreams.
-    pub config: Config,
+    pub(crate) config: Config,
 }
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     Serve(Box<Config>),
     Fetch(Box<FetchConfig>),
     Help,
@@ -207,7 +207,7 @@ pub enum Action {
 }
 
 #[derive(Debug)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// An option's value is malformed.
     BadValue {
         option: &'static str,
@@ -240,7 +240,7 @@ impl From<lexopt::Error> for CliError {
     }
 }
 
-pub const USAGE: &str = "\
+pub(crate) const USAGE: &str = "\
 cargo-overlay-registry: a writable layer over read-only Cargo registries
 
 Usage: cargo-overlay-registry [OPTIONS] [[--] COMMAND [ARGS...]]
@@ -321,7 +321,7 @@ Logging: RUST_LOG (e.g. RUST_LOG=debug); one line per publish, yank and error by
 
 /// Parses the arguments after the program name. A leading `overlay-registry` (how
 /// cargo runs a subcommand) is skipped.
-pub fn parse<I>(args: I) -> Result<Action, CliError>
+pub(crate) fn parse<I>(args: I) -> Result<Action, CliError>
 where
     I: IntoIterator,
     I::Item: Into<OsString>,

@@ -30,7 +30,7 @@ const DL_TEMPLATE: &str = "/dl/{lowerprefix}/{crate}/{version}/{sha256-checksum}
 const DEFAULT_PER_PAGE: usize = 10;
 const MAX_PER_PAGE: usize = 100;
 
-pub struct Router {
+pub(crate) struct Router {
     stack: LayerStack,
     policy: PublishPolicy,
     /// Tokens publishes and yanks must carry; `None` trusts every client.
@@ -68,7 +68,7 @@ impl Route<'_> {
 }
 
 impl Router {
-    pub fn new(
+    pub(crate) fn new(
         stack: LayerStack,
         policy: PublishPolicy,
         tokens: Option<Tokens>,
@@ -109,7 +109,7 @@ impl Router {
         self.authorize(head)
     }
 
-    pub fn stack(&self) -> &LayerStack {
+    pub(crate) fn stack(&self) -> &LayerStack {
         &self.stack
     }
 

@@ -48,22 +48,22 @@ const MAX_REDIRECTS: usize = 8;
 
 /// How the agent reaches upstreams.
 #[derive(Clone, Debug)]
-pub struct UpstreamOptions {
+pub(crate) struct UpstreamOptions {
     /// The longest any one upstream request may take, body included.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// An explicit proxy URL (`--upstream-proxy`).
-    pub proxy: Option<String>,
+    pub(crate) proxy: Option<String>,
     /// The overlay's own listener, so an inherited `HTTPS_PROXY` pointing at it is
     /// ignored instead of looping requests back into the overlay.
-    pub own_address: Option<std::net::SocketAddr>,
+    pub(crate) own_address: Option<std::net::SocketAddr>,
     /// The client forwards requests for proxy clients: it never reaches a link-local
     /// address (cloud metadata services live there).
-    pub forwarding: bool,
+    pub(crate) forwarding: bool,
 }
 
 /// Why an upstream request did not get an answer.
 #[derive(Debug)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// `--upstream-proxy` or the environment's proxy is not a proxy URL.
     InvalidProxy { url: String, detail: String },
     /// The URL is not one the overlay requests.
@@ -102,7 +102,7 @@ impl std::error::Error for UpstreamError {}
 
 /// A URL's scheme: the overlay speaks only these two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     Http,
     Https,
 }
@@ -125,15 +125,15 @@ impl Scheme {
 
 /// A host and a port, as a `CONNECT` target or a URL's authority names them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostPort {
+pub(crate) struct HostPort {
     /// Lowercase; an IPv6 address without its brackets.
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl HostPort {
     /// A `CONNECT` target: `host:port` or `[v6]:port`, the port required, no userinfo.
-    pub fn parse(authority: &str) -> Result<HostPort, String> {
+    pub(crate) fn parse(authority: &str) -> Result<HostPort, String> {
         let parsed: Authority = authority
             .parse()
             .map_err(|e| format!("`{authority}` is not a host:port: {e}"))?;
@@ -170,7 +170,7 @@ impl HostPort {
     }
 
     /// The host's address, when it is an IP address rather than a name.
-    pub fn ip(&self) -> Option<IpAddr> {
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
         self.host.parse().ok()
     }
 }
@@ -189,18 +189,18 @@ impl fmt::Display for HostPort {
 /// An absolute `http` or `https` URL, parsed once: the request made for it goes to
 /// exactly this scheme, host and port.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Url {
-    pub scheme: Scheme,
-    pub at: HostPort,
+pub(crate) struct Url {
+    pub(crate) scheme: Scheme,
+    pub(crate) at: HostPort,
     /// The authority as written, which is what `at` was read from: a default port
     /// stays unwritten, as signed storage URLs need.
     authority: String,
     /// Starts with `/`; the fragment is gone.
-    pub path_and_query: String,
+    pub(crate) path_and_query: String,
 }
 
 impl Url {
-    pub fn parse(url: &str) -> Result<Url, String> {
+    pub(crate) fn parse(url: &str) -> Result<Url, String> {
         let uri: Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
         let scheme = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
@@ -224,7 +224,7 @@ impl Url {
     }
 
     /// Whether both have the same scheme, host and port.
-    pub fn same_origin(&self, other: &Url) -> bool {
+    pub(crate) fn same_origin(&self, other: &Url) -> bool {
         self.scheme == other.scheme && self.at == other.at
     }
 
@@ -267,25 +267,25 @@ impl fmt::Display for Url {
 
 /// Which kinds of addresses a request may connect to. Other addresses are all allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddressRule {
+pub(crate) struct AddressRule {
     /// This host: 127.0.0.0/8, ::1, and the unspecified address, which reaches it too.
-    pub loopback: bool,
+    pub(crate) loopback: bool,
     /// 169.254.0.0/16 and fe80::/10, where cloud metadata services answer.
-    pub link_local: bool,
+    pub(crate) link_local: bool,
 }
 
 impl AddressRule {
-    pub const ANY: AddressRule = AddressRule {
+    pub(crate) const ANY: AddressRule = AddressRule {
         loopback: true,
         link_local: true,
     };
     /// What forwarding and passthrough tunnels may reach.
-    pub const NOT_LINK_LOCAL: AddressRule = AddressRule {
+    pub(crate) const NOT_LINK_LOCAL: AddressRule = AddressRule {
         loopback: true,
         link_local: false,
     };
 
-    pub fn allows(self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(self, ip: IpAddr) -> bool {
         (self.loopback || !is_loopback(ip)) && (self.link_local || !is_link_local(ip))
     }
 
@@ -345,7 +345,7 @@ impl Drop for RuleScope {
 
 /// Which redirects [`Upstream::get`] follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Redirects {
+pub(crate) enum Redirects {
     /// Only within the first URL's origin: `config.json`, index files, searches.
     SameOrigin,
     /// Downloads, which registries redirect to storage hosts: also to another origin
@@ -355,24 +355,24 @@ pub enum Redirects {
 }
 
 /// An upstream's answer. The body is read by the caller, streamed or whole.
-pub struct UpstreamResponse {
-    pub status: u16,
+pub(crate) struct UpstreamResponse {
+    pub(crate) status: u16,
     headers: ureq::http::HeaderMap,
     body: ureq::Body,
 }
 
 impl UpstreamResponse {
     /// A header's value, when it is present and readable.
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name)?.to_str().ok().map(str::to_string)
     }
 
-    pub fn content_length(&self) -> Option<u64> {
+    pub(crate) fn content_length(&self) -> Option<u64> {
         self.body.content_length()
     }
 
     /// The body read whole, refusing more than `limit` bytes.
-    pub fn into_bytes(mut self, limit: u64) -> Result<Vec<u8>, UpstreamError> {
+    pub(crate) fn into_bytes(mut self, limit: u64) -> Result<Vec<u8>, UpstreamError> {
         self.body
             .with_config()
             .limit(limit)
@@ -384,12 +384,12 @@ impl UpstreamResponse {
     }
 
     /// The body as a stream.
-    pub fn into_reader(self) -> Box<dyn Read + Send> {
+    pub(crate) fn into_reader(self) -> Box<dyn Read + Send> {
         Box::new(self.body.into_reader())
     }
 }
 
-pub struct Upstream {
+pub(crate) struct Upstream {
     agent: ureq::Agent,
     /// The proxy the agent uses, if any: passthrough tunnels go through it too.
     proxy: Option<ureq::Proxy>,
@@ -399,7 +399,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(options: &UpstreamOptions) -> Result<Upstream, UpstreamError> {
+    pub(crate) fn new(options: &UpstreamOptions) -> Result<Upstream, UpstreamError> {
         let proxy = match &options.proxy {
             Some(url) => Some(
                 ureq::Proxy::new(url).map_err(|e| UpstreamError::InvalidProxy {
@@ -453,20 +453,20 @@ impl Upstream {
     }
 
     /// The proxy a connection to `to` must go through, unless `NO_PROXY` exempts it.
-    pub fn proxy_for(&self, to: &HostPort) -> Option<&ureq::Proxy> {
+    pub(crate) fn proxy_for(&self, to: &HostPort) -> Option<&ureq::Proxy> {
         let proxy = self.proxy.as_ref()?;
         let uri: Uri = format!("https://{to}/").parse().ok()?;
         (!proxy.is_no_proxy(&uri)).then_some(proxy)
     }
 
     /// What this client's requests may reach.
-    pub fn rule(&self) -> AddressRule {
+    pub(crate) fn rule(&self) -> AddressRule {
         self.rule
     }
 
     /// Sends a request with optional body and returns the answer as it is: a redirect
     /// is not followed. Any status comes back as a response.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         method: &str,
         url: &str,
@@ -482,7 +482,7 @@ impl Upstream {
 
     /// A GET that follows redirects as `redirects` allows, each hop checked.
     /// `Authorization` is sent only to the first URL's origin.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         url: &str,
         headers: &[(&str, &str)],

@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 
-use cargo_overlay_registry::http::{
+use cargo_overlay_registry::fuzzing::{
     Body, Handler, Limits, Request, RequestHead, Response, serve_connection,
 };
 use libfuzzer_sys::fuzz_target;

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use cargo_overlay_registry::registry::index::{IndexLine, parse_index_file};
+use cargo_overlay_registry::fuzzing::{IndexLine, parse_index_file};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

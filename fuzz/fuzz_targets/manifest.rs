@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use cargo_overlay_registry::registry::tarball::parse_manifest;
+use cargo_overlay_registry::fuzzing::parse_manifest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

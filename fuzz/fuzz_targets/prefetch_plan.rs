@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use cargo_overlay_registry::registry::index::parse_index_file;
-use cargo_overlay_registry::registry::prefetch::{Plan, Release};
+use cargo_overlay_registry::fuzzing::parse_index_file;
+use cargo_overlay_registry::fuzzing::{Plan, Release};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

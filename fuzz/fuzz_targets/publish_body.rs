@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use cargo_overlay_registry::registry::index::IndexLine;
-use cargo_overlay_registry::registry::publish::{PublishPolicy, prepare};
+use cargo_overlay_registry::fuzzing::IndexLine;
+use cargo_overlay_registry::fuzzing::{PublishPolicy, prepare};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

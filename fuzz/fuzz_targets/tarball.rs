@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use cargo_overlay_registry::registry::tarball::check;
+use cargo_overlay_registry::fuzzing::check_tarball;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use libfuzzer_sys::fuzz_target;
@@ -25,5 +25,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         rest
     };
-    let _ = check(crate_bytes, "crashy", "0.1.0", 4 * 1024 * 1024);
+    let _ = check_tarball(crate_bytes, "crashy", "0.1.0", 4 * 1024 * 1024);
 });

@@ -37,7 +37,7 @@ pub(crate) fn draining() -> bool {
 
 /// Starts the shutdown and waits up to `timeout` for the requests in progress to
 /// finish. Returns how many were still unfinished.
-pub fn drain(timeout: Duration) -> usize {
+pub(crate) fn drain(timeout: Duration) -> usize {
     DRAINING.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + timeout;
     loop {
@@ -47,4 +47,10 @@ pub fn drain(timeout: Duration) -> usize {
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Ends a shutdown once its listener has stopped, so that another overlay started
+/// later in the same process takes connections again.
+pub(crate) fn resume() {
+    DRAINING.store(false, Ordering::SeqCst);
 }

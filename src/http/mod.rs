@@ -9,17 +9,23 @@
 //! [`Response`]. The handler decides on every request head, before a body byte is read,
 //! whether to take the request and how large a body it may carry; the loop only applies
 //! that limit.
+//!
+//! Files: `conn` is the request loop of one connection (I/O, timeouts, lingering),
+//! `head` the I/O-free parsing of a head and its framing, `server` the listener and its
+//! connection threads, `drain` the count of requests in flight for a clean stop.
 
 mod conn;
 mod drain;
+mod head;
 mod server;
 
 use std::fmt;
 use std::io::Read;
 
-pub use conn::{ConnError, Connect, Limits, serve_connection, write_response};
-pub use drain::drain;
-pub use server::{READ_TICK, Server, ServerOptions, Service, close_gently};
+pub(crate) use conn::{Connect, write_response};
+pub use conn::{Limits, serve_connection};
+pub(crate) use drain::{drain, resume};
+pub(crate) use server::{Listening, READ_TICK, Server, ServerOptions, Service, close_gently};
 
 /// The head of a request: everything before the body.
 #[derive(Clone, Debug)]
@@ -120,7 +126,7 @@ impl Response {
 /// The largest body a request may carry unless its handler expects an upload: room for
 /// any small JSON document, and little enough that many clients sending bodies at once
 /// cannot exhaust memory.
-pub const SMALL_BODY_LIMIT: u64 = 64 * 1024;
+pub(crate) const SMALL_BODY_LIMIT: u64 = 64 * 1024;
 
 /// What serves requests. The HTTP loop calls it; it never sees a socket.
 pub trait Handler: Send + Sync {
@@ -141,7 +147,7 @@ pub trait Handler: Send + Sync {
 }
 
 /// The reason phrase for the status codes the overlay sends.
-pub fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",

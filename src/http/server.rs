@@ -13,7 +13,7 @@ use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -24,13 +24,13 @@ use super::drain;
 /// How long an idle worker waits for a connection before it exits.
 const WORKER_IDLE: Duration = Duration::from_secs(30);
 /// The read timeout on sockets: the request loop's clock tick (see `conn`).
-pub const READ_TICK: Duration = Duration::from_millis(500);
+pub(crate) const READ_TICK: Duration = Duration::from_millis(500);
 /// How long a write to a client may block.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What serves an accepted connection. The socket comes with its timeouts set: reads
 /// time out every [`READ_TICK`] (the request loop's clock), writes after a minute.
-pub trait Service: Send + Sync {
+pub(crate) trait Service: Send + Sync {
     /// Serves the connection until it ends.
     fn serve(&self, stream: TcpStream);
 
@@ -42,9 +42,9 @@ pub trait Service: Send + Sync {
 }
 
 #[derive(Clone, Debug)]
-pub struct ServerOptions {
+pub(crate) struct ServerOptions {
     /// Connections served at once; more are refused.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for ServerOptions {
@@ -56,24 +56,39 @@ impl Default for ServerOptions {
 }
 
 /// A bound listener, ready to serve.
-pub struct Server {
+pub(crate) struct Server {
     listener: TcpListener,
     options: ServerOptions,
 }
 
 impl Server {
-    pub fn bind(addr: SocketAddr, options: ServerOptions) -> io::Result<Server> {
+    pub(crate) fn bind(addr: SocketAddr, options: ServerOptions) -> io::Result<Server> {
         let listener = TcpListener::bind(addr)?;
         Ok(Server { listener, options })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Accepts and serves connections forever. Accept errors (such as running out of
-    /// file descriptors) are logged and retried after a pause, never fatal.
-    pub fn run(self, service: Arc<dyn Service>) {
+    /// Serves on a thread of its own until [`Listening::stop`].
+    pub(crate) fn spawn(self, service: Arc<dyn Service>) -> Listening {
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = self.listener.local_addr().ok();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name("overlay-listener".into())
+                .spawn(move || self.run(service, &stop))
+                .expect("the listener thread starts")
+        };
+        Listening { stop, addr, thread }
+    }
+
+    /// Accepts and serves connections until `stop` is set. Accept errors (such as
+    /// running out of file descriptors) are logged and retried after a pause, never
+    /// fatal.
+    fn run(self, service: Arc<dyn Service>, stop: &AtomicBool) {
         let (sender, receiver) = crossbeam_channel::bounded(0);
         let pool = Pool {
             sender,
@@ -83,7 +98,11 @@ impl Server {
             max_connections: self.options.max_connections,
         };
         loop {
-            match self.listener.accept() {
+            let accepted = self.listener.accept();
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            match accepted {
                 Ok((stream, _)) if drain::draining() => pool.refuse(stream, "shutting down"),
                 Ok((stream, _)) => pool.dispatch(stream),
                 Err(e) => {
@@ -92,6 +111,32 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// A server running on its own thread.
+pub(crate) struct Listening {
+    stop: Arc<AtomicBool>,
+    addr: Option<SocketAddr>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Ends the accept loop and waits for it. Connections already accepted are
+    /// served on; see [`drain`](super::drain) for waiting on them first.
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // The accept loop blocks in `accept`: one connection wakes it.
+        if let Some(mut addr) = self.addr {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        let _ = self.thread.join();
     }
 }
 
@@ -150,7 +195,7 @@ impl Pool {
 /// FIN after the answer, and reads off what the client has sent so far, so that
 /// closing does not reset the connection and destroy the answer. Never blocks: it
 /// may run on the accept loop.
-pub fn close_gently(stream: &TcpStream) {
+pub(crate) fn close_gently(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
     if stream.set_nonblocking(true).is_err() {
         return;
@@ -238,7 +283,7 @@ mod tests {
         )
         .unwrap();
         let addr = server.local_addr().unwrap();
-        thread::spawn(move || server.run(Arc::new(Byte)));
+        thread::spawn(move || server.run(Arc::new(Byte), &AtomicBool::new(false)));
         addr
     }
 

@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rustls::{ServerConnection, StreamOwned};
 
 /// The two directions of a client connection, and its socket for shutting it down.
-pub struct Halves {
-    pub reader: Box<dyn Read + Send>,
-    pub writer: Box<dyn Write + Send>,
-    pub socket: TcpStream,
+pub(crate) struct Halves {
+    pub(crate) reader: Box<dyn Read + Send>,
+    pub(crate) writer: Box<dyn Write + Send>,
+    pub(crate) socket: TcpStream,
 }
 
 /// A client stream that can become a tunnel's client side.
-pub trait IntoHalves {
+pub(crate) trait IntoHalves {
     fn into_halves(self) -> io::Result<Halves>;
 }
 

@@ -50,17 +50,17 @@ const MAX_TLS_REFUSALS: usize = 16;
 const TLS_REFUSAL_TIME: Duration = Duration::from_secs(5);
 
 /// What proxy mode intercepts and allows.
-pub struct ProxySettings {
-    pub intercept: InterceptTls,
+pub(crate) struct ProxySettings {
+    pub(crate) intercept: InterceptTls,
     /// Hosts whose tunnels the overlay terminates itself, lowercase.
-    pub intercepted_hosts: Vec<String>,
+    pub(crate) intercepted_hosts: Vec<String>,
     /// Ports a passthrough `CONNECT` may reach.
-    pub allowed_ports: Vec<u16>,
+    pub(crate) allowed_ports: Vec<u16>,
     /// The client that forwards absolute-form requests for other hosts.
-    pub forwarder: Arc<Upstream>,
+    pub(crate) forwarder: Arc<Upstream>,
     /// Tokens one of which proxy requests must carry in `Proxy-Authorization`;
     /// `None` lets any client that reaches the listener use the proxy.
-    pub credentials: Option<Tokens>,
+    pub(crate) credentials: Option<Tokens>,
 }
 
 impl ProxySettings {
@@ -71,7 +71,7 @@ impl ProxySettings {
     }
 }
 
-pub struct Frontend {
+pub(crate) struct Frontend {
     router: Arc<dyn Handler>,
     limits: Limits,
     /// The listener's own TLS; `None` with `--no-tls`.
@@ -83,7 +83,7 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    pub fn new(
+    pub(crate) fn new(
         router: Arc<dyn Handler>,
         limits: Limits,
         listener_tls: Option<Arc<ServerConfig>>,

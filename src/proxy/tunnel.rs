@@ -29,7 +29,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why no tunnel to the far host could be opened.
 #[derive(Debug)]
-pub enum TunnelError {
+pub(crate) enum TunnelError {
     /// The host resolves only to addresses the rule refuses.
     Refused,
     /// It could not be reached: no address, refused, timed out.
@@ -49,7 +49,7 @@ impl fmt::Display for TunnelError {
 }
 
 /// Connects to `to`, trying each address it resolves to that `rule` allows.
-pub fn connect(to: &HostPort, rule: AddressRule) -> Result<TcpStream, TunnelError> {
+pub(crate) fn connect(to: &HostPort, rule: AddressRule) -> Result<TcpStream, TunnelError> {
     let addrs = (to.host.as_str(), to.port)
         .to_socket_addrs()
         .map_err(TunnelError::Unreachable)?;
@@ -72,7 +72,7 @@ const MAX_PROXY_HEAD: usize = 16 * 1024;
 /// Connects to `to` through an HTTP proxy with `CONNECT`, with the proxy's
 /// credentials when its URL has them. Returns the tunnel once the proxy answers 200.
 /// The proxy resolves the name: only an address given as such was checked before.
-pub fn connect_via(proxy: &ureq::Proxy, to: &HostPort) -> Result<TcpStream, TunnelError> {
+pub(crate) fn connect_via(proxy: &ureq::Proxy, to: &HostPort) -> Result<TcpStream, TunnelError> {
     let named = |detail: String| {
         TunnelError::Proxy(format!(
             "the proxy {}:{}: {detail}",
@@ -139,7 +139,7 @@ fn tunnel_through(
 
 /// Copies bytes both ways until either side closes or the tunnel idles out. `leftover`
 /// is what the client sent after its `CONNECT` head, owed to the far host first.
-pub fn pump(
+pub(crate) fn pump(
     client: Halves,
     far: TcpStream,
     leftover: &[u8],

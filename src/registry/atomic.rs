@@ -33,11 +33,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The prefix of every temporary file name.
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
 /// Who may read the files and directories a write creates.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Access {
+pub(crate) enum Access {
     /// As the user's umask allows: a layer directory may be shared with a team.
     Umask,
     /// The owner only (0600 files, 0700 directories), whatever the umask: what lives
@@ -47,7 +47,7 @@ pub enum Access {
 
 impl Access {
     /// The mode a new file is created with, before the umask.
-    pub fn file_mode(self) -> u32 {
+    pub(crate) fn file_mode(self) -> u32 {
         match self {
             Access::Umask => 0o666,
             Access::OwnerOnly => 0o600,
@@ -55,7 +55,7 @@ impl Access {
     }
 
     /// The mode a new directory is created with, before the umask.
-    pub fn dir_mode(self) -> u32 {
+    pub(crate) fn dir_mode(self) -> u32 {
         match self {
             Access::Umask => 0o777,
             Access::OwnerOnly => 0o700,
@@ -63,7 +63,7 @@ impl Access {
     }
 
     /// Creates `dir` and its missing parents with this access.
-    pub fn create_dir_all(self, dir: &Path) -> io::Result<()> {
+    pub(crate) fn create_dir_all(self, dir: &Path) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         fs::DirBuilder::new()
             .recursive(true)
@@ -73,7 +73,7 @@ impl Access {
 }
 
 /// A fresh temporary path beside `path`: `.tmp-{pid}-{n}-{file name}`.
-pub fn temp_path(path: &Path) -> PathBuf {
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().expect("layer files have a directory");
     let file_name = path.file_name().expect("layer files have a name");
     dir.join(temp_name(file_name))
@@ -89,7 +89,7 @@ fn temp_name(file_name: &OsStr) -> String {
 }
 
 /// Writes `bytes` to `path` atomically and durably (see the module docs).
-pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let dir = path.parent().expect("layer files have a directory");
     let file_name = path.file_name().expect("layer files have a name");
     access.create_dir_all(dir)?;
@@ -99,7 +99,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()>
 /// Writes `bytes` to `relative` below `root` atomically and durably, creating missing
 /// directories on the way, without following a symlink below `root` (see the module
 /// docs).
-pub fn write_beneath(root: &Path, relative: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+pub(crate) fn write_beneath(
+    root: &Path,
+    relative: &Path,
+    bytes: &[u8],
+    access: Access,
+) -> io::Result<()> {
     let (dirs, file_name) = split_relative(relative)?;
     let dir = walk_dirs(root, &dirs, Some(access))?;
     write_in(&dir, file_name, bytes, access)
@@ -108,7 +113,7 @@ pub fn write_beneath(root: &Path, relative: &Path, bytes: &[u8], access: Access)
 /// Opens `relative` below `root` for reading, without following a symlink below `root`
 /// (see the module docs). A symlink on the way is an error of kind `InvalidInput`
 /// that says so.
-pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
+pub(crate) fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
     let (dirs, file_name) = split_relative(relative)?;
     let dir = walk_dirs(root, &dirs, None)?;
     let fd = open_at(&dir, file_name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
@@ -124,7 +129,7 @@ pub fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
 
 /// Opens (creating with `create`) a lock file at `relative` below `root`, its
 /// directories created on the way, without following a symlink below `root`.
-pub fn open_lock_beneath(root: &Path, relative: &Path, access: Access) -> io::Result<File> {
+pub(crate) fn open_lock_beneath(root: &Path, relative: &Path, access: Access) -> io::Result<File> {
     let (dirs, file_name) = split_relative(relative)?;
     let dir = walk_dirs(root, &dirs, Some(access))?;
     open_at(
@@ -137,7 +142,7 @@ pub fn open_lock_beneath(root: &Path, relative: &Path, access: Access) -> io::Re
 }
 
 /// Syncs the directory holding `path`, making a rename into it durable.
-pub fn sync_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = path.parent().expect("layer files have a directory");
     File::open(dir)?.sync_all()
 }

@@ -39,12 +39,12 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    pub fn invalid(detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(detail: impl Into<String>) -> Self {
         RegistryError::Invalid(detail.into())
     }
 
     /// Wraps an I/O error with the layer and path it happened on.
-    pub fn storage(layer: &str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub(crate) fn storage(layer: &str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         RegistryError::Storage {
             layer: layer.to_string(),
             path: path.into(),
@@ -86,4 +86,4 @@ impl std::error::Error for RegistryError {
     }
 }
 
-pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = RegistryError> = std::result::Result<T, E>;

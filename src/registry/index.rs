@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The longest crate name crates.io accepts.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// A crate name that is safe to use in a file or URL path.
 ///
@@ -24,7 +24,7 @@ pub struct CrateName(String);
 
 impl CrateName {
     /// Accepts `name` if it is a syntactically valid crate name.
-    pub fn new(name: &str) -> Option<CrateName> {
+    pub(crate) fn new(name: &str) -> Option<CrateName> {
         let mut chars = name.chars();
         let first = chars.next()?;
         let ok = first.is_ascii_alphabetic()
@@ -38,18 +38,18 @@ impl CrateName {
     }
 
     /// The name cargo uses for index paths and lookups: ASCII lowercase.
-    pub fn lowercase(&self) -> String {
+    pub(crate) fn lowercase(&self) -> String {
         self.0.to_ascii_lowercase()
     }
 
     /// The name crates.io uses to decide that two names collide: lowercase, with `-`
     /// and `_` treated as the same character.
-    pub fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         canonical_name(&self.0)
     }
 
     /// The index file's path relative to the index root, e.g. `se/rd/serde`.
-    pub fn index_path(&self) -> String {
+    pub(crate) fn index_path(&self) -> String {
         index_path(&self.lowercase())
     }
 }
@@ -61,7 +61,7 @@ impl fmt::Display for CrateName {
 }
 
 /// A name folded the way crates.io compares names: lowercase, `-` read as `_`.
-pub fn canonical_name(name: &str) -> String {
+pub(crate) fn canonical_name(name: &str) -> String {
     name.to_ascii_lowercase().replace('-', "_")
 }
 
@@ -78,7 +78,7 @@ fn index_path(lower: &str) -> String {
 
 /// Two versions are the same release when they differ only in build metadata, which is
 /// how crates.io decides that a version "is already uploaded".
-pub fn same_release(a: &semver::Version, b: &semver::Version) -> bool {
+pub(crate) fn same_release(a: &semver::Version, b: &semver::Version) -> bool {
     a.major == b.major && a.minor == b.minor && a.patch == b.patch && a.pre == b.pre
 }
 
@@ -119,7 +119,7 @@ impl IndexLine {
     }
 
     /// A string field of the line, such as `cksum`.
-    pub fn field(&self, key: &str) -> Option<String> {
+    pub(crate) fn field(&self, key: &str) -> Option<String> {
         let value: serde_json::Value = serde_json::from_str(&self.raw).ok()?;
         value[key].as_str().map(str::to_string)
     }
@@ -153,7 +153,7 @@ pub fn parse_index_file(text: &str) -> Vec<IndexLine> {
 }
 
 /// Renders lines as an index file: one line each, each ending in `\n`.
-pub fn render_index_file<'a>(lines: impl IntoIterator<Item = &'a IndexLine>) -> String {
+pub(crate) fn render_index_file<'a>(lines: impl IntoIterator<Item = &'a IndexLine>) -> String {
     let mut out = String::new();
     for line in lines {
         out.push_str(&line.raw);
@@ -165,39 +165,39 @@ pub fn render_index_file<'a>(lines: impl IntoIterator<Item = &'a IndexLine>) -> 
 /// An index line as the overlay writes it, in the shape and field order crates.io uses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
-    pub name: String,
-    pub vers: String,
-    pub deps: Vec<IndexDep>,
-    pub cksum: String,
-    pub features: BTreeMap<String, Vec<String>>,
-    pub yanked: bool,
+    pub(crate) name: String,
+    pub(crate) vers: String,
+    pub(crate) deps: Vec<IndexDep>,
+    pub(crate) cksum: String,
+    pub(crate) features: BTreeMap<String, Vec<String>>,
+    pub(crate) yanked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub links: Option<String>,
+    pub(crate) links: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rust_version: Option<String>,
+    pub(crate) rust_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pubtime: Option<String>,
+    pub(crate) pubtime: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub features2: Option<BTreeMap<String, Vec<String>>>,
+    pub(crate) features2: Option<BTreeMap<String, Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub v: Option<u32>,
+    pub(crate) v: Option<u32>,
 }
 
 /// A dependency in an index line. `name` is the name used in the dependent's code (the
 /// rename), `package` the real crate name when they differ.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct IndexDep {
-    pub name: String,
-    pub req: String,
-    pub features: Vec<String>,
-    pub optional: bool,
-    pub default_features: bool,
-    pub target: Option<String>,
-    pub kind: String,
+pub(crate) struct IndexDep {
+    pub(crate) name: String,
+    pub(crate) req: String,
+    pub(crate) features: Vec<String>,
+    pub(crate) optional: bool,
+    pub(crate) default_features: bool,
+    pub(crate) target: Option<String>,
+    pub(crate) kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
+    pub(crate) package: Option<String>,
 }
 
 #[cfg(test)]

@@ -7,47 +7,46 @@
 
 use std::io::Read;
 
-use super::download_ahead::Project;
-use super::error::Result;
-use super::index::{CrateName, IndexLine};
-use super::prefetch::Release;
-use super::publish::Publish;
+use crate::registry::error::Result;
+use crate::registry::index::{CrateName, IndexLine};
+use crate::registry::publish::Publish;
+use crate::registry::remote::RemoteLayer;
 
 /// An open `.crate` file, to be streamed to the client.
-pub struct CrateFile {
-    pub reader: Box<dyn Read + Send>,
+pub(crate) struct CrateFile {
+    pub(crate) reader: Box<dyn Read + Send>,
     /// `None` when an upstream sent the download without a length: it is streamed as
     /// it arrives, never held whole.
-    pub len: Option<u64>,
+    pub(crate) len: Option<u64>,
 }
 
 /// One crate found by a search, in the shape of crates.io's search answer.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
-pub struct SearchHit {
+pub(crate) struct SearchHit {
     /// The name as published (case kept).
-    pub name: String,
+    pub(crate) name: String,
     /// The highest version that is not yanked.
-    pub max_version: String,
-    pub description: Option<String>,
+    pub(crate) max_version: String,
+    pub(crate) description: Option<String>,
 }
 
 /// What a layer found for a search: some hits, and how many there are in all.
 #[derive(Debug, Default)]
-pub struct SearchPage {
-    pub hits: Vec<SearchHit>,
-    pub total: usize,
+pub(crate) struct SearchPage {
+    pub(crate) hits: Vec<SearchHit>,
+    pub(crate) total: usize,
 }
 
 /// How a write was carried out.
 #[derive(Debug)]
-pub enum WriteOutcome {
+pub(crate) enum WriteOutcome {
     /// The layer stored it.
     Stored,
     /// The layer forwarded it upstream; the upstream's answer goes back unchanged.
     Forwarded { status: u16, body: Vec<u8> },
 }
 
-pub trait Layer: Send + Sync {
+pub(crate) trait Layer: Send + Sync {
     /// How the layer is named in logs and errors, e.g. `local:/srv/registry`.
     fn label(&self) -> &str;
 
@@ -77,34 +76,21 @@ pub trait Layer: Send + Sync {
     /// `limit` of them when the layer pages its answers.
     fn search(&self, query: &str, limit: usize) -> Result<SearchPage>;
 
-    /// The sparse index URL this layer reads, for a remote layer.
-    fn index_url(&self) -> Option<&str> {
+    /// The layer as a remote one, when it is reached over the network: what only
+    /// remote layers have (an index URL, fetching ahead of cargo) is asked of that type.
+    fn as_remote(&self) -> Option<&RemoteLayer> {
         None
-    }
-
-    /// Whether the layer is reached over the network. Searches ask only the first
-    /// such layer: the others would mostly repeat it, at a round trip each.
-    fn is_remote(&self) -> bool {
-        false
     }
 
     /// The layer's write side, when it takes publishes and yanks.
     fn writable(&self) -> Option<&dyn WritableLayer> {
         None
     }
-
-    /// A hint: cargo is about to resolve a project with these members. A layer that
-    /// fetches ahead of cargo may start on their dependencies.
-    fn expect_members(&self, _members: &[Release]) {}
-
-    /// A hint: cargo is working on `project` and may download what its lockfile
-    /// names. A layer that fetches ahead of cargo may do so at cargo's first download.
-    fn expect_downloads(&self, _project: &Project) {}
 }
 
 /// A layer's write side. Writes never carry the caller's credentials: a layer that
 /// passes them on to another registry writes there with a token of its own.
-pub trait WritableLayer {
+pub(crate) trait WritableLayer {
     /// Refuses, before a publish's body is read, writes this layer cannot carry out at
     /// all (a remote layer without a token of its own).
     fn check_writable(&self) -> Result<()> {

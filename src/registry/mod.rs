@@ -4,26 +4,18 @@
 //! [`LayerStack`] and [`publish::prepare`], and [`RegistryError`] values back into
 //! responses.
 
-pub mod atomic;
-pub mod disk_cache;
-pub mod download_ahead;
-pub mod error;
-pub mod index;
-pub mod index_cache;
-pub mod layer;
-pub mod local;
-pub mod lockfile;
-pub mod package;
-pub mod prefetch;
-pub mod publish;
-pub mod remote;
-pub mod stack;
-pub mod tarball;
-pub mod validate;
+pub(crate) mod atomic;
+pub(crate) mod error;
+pub(crate) mod index;
+pub(crate) mod layer;
+pub(crate) mod local;
+pub(crate) mod publish;
+pub(crate) mod remote;
+pub(crate) mod stack;
 
-pub use error::RegistryError;
-pub use layer::{Layer, WritableLayer};
-pub use local::LocalLayer;
-pub use package::CargoPackageLayer;
-pub use remote::RemoteLayer;
-pub use stack::LayerStack;
+pub(crate) use error::RegistryError;
+pub(crate) use layer::Layer;
+pub(crate) use local::LocalLayer;
+pub(crate) use local::package::CargoPackageLayer;
+pub(crate) use remote::RemoteLayer;
+pub(crate) use stack::LayerStack;

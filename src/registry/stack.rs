@@ -14,55 +14,63 @@
 
 use std::collections::HashSet;
 
-use super::download_ahead::Project;
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, canonical_name, render_index_file, same_release};
-use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use super::prefetch::Release;
-use super::publish::Publish;
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{
+    CrateName, IndexLine, canonical_name, render_index_file, same_release,
+};
+use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use crate::registry::publish::Publish;
+use crate::registry::remote::RemoteLayer;
+use crate::registry::remote::download_ahead::Project;
+use crate::registry::remote::prefetch::Release;
 
 /// What a publish did.
-pub struct PublishResult<'a> {
+pub(crate) struct PublishResult<'a> {
     /// The label of the layer that took it.
-    pub layer: &'a str,
-    pub outcome: WriteOutcome,
+    pub(crate) layer: &'a str,
+    pub(crate) outcome: WriteOutcome,
     /// Things the publisher should know (cargo prints them as warnings).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
-pub struct LayerStack {
+pub(crate) struct LayerStack {
     layers: Vec<Box<dyn Layer>>,
     read_only: bool,
 }
 
 impl LayerStack {
     /// `layers` top first. With `read_only`, publishes and yanks are refused.
-    pub fn new(layers: Vec<Box<dyn Layer>>, read_only: bool) -> LayerStack {
+    pub(crate) fn new(layers: Vec<Box<dyn Layer>>, read_only: bool) -> LayerStack {
         LayerStack { layers, read_only }
     }
 
+    /// The remote layers, top first: the ones that fetch ahead of cargo.
+    fn remote_layers(&self) -> impl Iterator<Item = &RemoteLayer> {
+        self.layers.iter().filter_map(|layer| layer.as_remote())
+    }
+
     /// Passes the hint that cargo is about to resolve a project with these members to
-    /// every layer.
-    pub fn expect_members(&self, members: &[Release]) {
-        for layer in &self.layers {
+    /// every remote layer.
+    pub(crate) fn expect_members(&self, members: &[Release]) {
+        for layer in self.remote_layers() {
             layer.expect_members(members);
         }
     }
 
     /// Passes the hint that cargo may download what `project`'s lockfile names to
-    /// every layer.
-    pub fn expect_downloads(&self, project: &Project) {
-        for layer in &self.layers {
+    /// every remote layer.
+    pub(crate) fn expect_downloads(&self, project: &Project) {
+        for layer in self.remote_layers() {
             layer.expect_downloads(project);
         }
     }
 
-    pub fn layers(&self) -> &[Box<dyn Layer>] {
+    pub(crate) fn layers(&self) -> &[Box<dyn Layer>] {
         &self.layers
     }
 
     /// The merged index file for `name`, or `None` when no layer has the crate.
-    pub fn index_file(&self, name: &CrateName) -> Result<Option<String>> {
+    pub(crate) fn index_file(&self, name: &CrateName) -> Result<Option<String>> {
         Ok(self
             .index_lines(name)?
             .map(|lines| render_index_file(&lines)))
@@ -70,7 +78,7 @@ impl LayerStack {
 
     /// The merged index lines for `name`, oldest version first, or `None` when no
     /// layer has the crate.
-    pub fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>> {
+    pub(crate) fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>> {
         let mut merged: Vec<IndexLine> = Vec::new();
         // Releases already merged, as `same_release` compares them (build metadata
         // aside): a set, since crates with thousands of versions exist.
@@ -108,7 +116,7 @@ impl LayerStack {
     }
 
     /// The `.crate` for `name` at `version` from the first layer that has it.
-    pub fn download(
+    pub(crate) fn download(
         &self,
         name: &CrateName,
         version: &semver::Version,
@@ -129,13 +137,15 @@ impl LayerStack {
 
     /// Whether writes are passed on to an upstream registry (a remote top layer),
     /// which then applies its own rules.
-    pub fn forwards_writes(&self) -> bool {
-        self.layers.first().is_some_and(|top| top.is_remote())
+    pub(crate) fn forwards_writes(&self) -> bool {
+        self.layers
+            .first()
+            .is_some_and(|top| top.as_remote().is_some())
     }
 
     /// Stores or forwards a checked publish in the top layer. Returns the layer's
     /// label, how it went, and warnings for the publisher.
-    pub fn publish(&self, publish: &Publish) -> Result<PublishResult<'_>> {
+    pub(crate) fn publish(&self, publish: &Publish) -> Result<PublishResult<'_>> {
         let (layer, top) = self.writable_top("publish")?;
         // A forwarding top layer leaves these rules to the registry it forwards to.
         let warnings = if self.forwards_writes() {
@@ -203,7 +213,7 @@ impl LayerStack {
     }
 
     /// Yanks or unyanks a version in the top layer. Returns the layer's label.
-    pub fn set_yanked(
+    pub(crate) fn set_yanked(
         &self,
         name: &CrateName,
         version: &semver::Version,
@@ -215,7 +225,7 @@ impl LayerStack {
     }
 
     /// Whether a publish or yank would be accepted at all, before its body is read.
-    pub fn check_writable(&self, action: &str) -> Result<()> {
+    pub(crate) fn check_writable(&self, action: &str) -> Result<()> {
         self.writable_top(action).map(|_| ())
     }
 
@@ -241,13 +251,13 @@ impl LayerStack {
 
     /// Crates matching `query`, each from the highest layer that has it, exact name
     /// matches first, then by name. Returns at most `limit` hits and the total count.
-    pub fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
+    pub(crate) fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
         let mut seen = HashSet::new();
         let mut hits = Vec::new();
         let mut total = 0;
         let mut asked_remote = false;
         for layer in &self.layers {
-            if layer.is_remote() {
+            if layer.as_remote().is_some() {
                 if asked_remote {
                     continue;
                 }

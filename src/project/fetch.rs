@@ -13,14 +13,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::registry::disk_cache::DiskCache;
+use crate::project::lockfile::LockedPackage;
 use crate::registry::index::{CrateName, IndexLine, render_index_file, same_release};
 use crate::registry::layer::CrateFile;
-use crate::registry::lockfile::LockedPackage;
+use crate::registry::remote::disk_cache::DiskCache;
 use crate::registry::{Layer, LayerStack, RegistryError};
 
 #[derive(Debug)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// The lockfile names something the layers cannot supply, or supply differently.
     Package {
         package: String,
@@ -48,9 +48,9 @@ impl From<RegistryError> for FetchError {
 
 /// What a fetch did.
 #[derive(Debug, Default, PartialEq)]
-pub struct FetchSummary {
-    pub downloaded: usize,
-    pub already_there: usize,
+pub(crate) struct FetchSummary {
+    pub(crate) downloaded: usize,
+    pub(crate) already_there: usize,
 }
 
 /// Where a package is looked up: crates.io's in the whole stack, another registry's in
@@ -69,7 +69,11 @@ impl Source<'_> {
         stack
             .layers()
             .iter()
-            .find(|layer| layer.index_url().map(|url| url.trim_end_matches('/')) == Some(wanted))
+            .find(|layer| {
+                layer
+                    .as_remote()
+                    .is_some_and(|remote| remote.index_url().trim_end_matches('/') == wanted)
+            })
             .map(|layer| Source::Layer(layer.as_ref()))
     }
 
@@ -93,7 +97,7 @@ impl Source<'_> {
 }
 
 /// Fetches `packages` through `stack` into `into`.
-pub fn fetch_into(
+pub(crate) fn fetch_into(
     stack: &LayerStack,
     packages: &[LockedPackage],
     into: &DiskCache,

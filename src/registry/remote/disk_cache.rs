@@ -18,14 +18,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::atomic::{Access, sync_dir, temp_path, write_atomic};
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, parse_index_file};
-use super::publish::digest_hex;
+use crate::registry::atomic::{Access, sync_dir, temp_path, write_atomic};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{CrateName, IndexLine, parse_index_file};
+use crate::registry::publish::digest_hex;
 
 /// How long what a cache holds must last.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Keeping {
+pub(crate) enum Keeping {
     /// `--cache DIR` and `fetch --into DIR`: across runs; index files too, every
     /// write durable.
     Persistent,
@@ -33,13 +33,13 @@ pub enum Keeping {
     ForThisRun,
 }
 
-pub struct DiskCache {
+pub(crate) struct DiskCache {
     root: PathBuf,
     keeping: Keeping,
 }
 
 impl DiskCache {
-    pub fn open(root: PathBuf, keeping: Keeping) -> Result<DiskCache> {
+    pub(crate) fn open(root: PathBuf, keeping: Keeping) -> Result<DiskCache> {
         let cache = DiskCache { root, keeping };
         cache
             .access()
@@ -56,7 +56,7 @@ impl DiskCache {
         }
     }
 
-    pub fn keeping(&self) -> Keeping {
+    pub(crate) fn keeping(&self) -> Keeping {
         self.keeping
     }
 
@@ -75,7 +75,7 @@ impl DiskCache {
 
     /// Keeps an index file as the upstream sent it; a cache for this run only keeps
     /// none.
-    pub fn store_index(&self, name: &CrateName, text: &str) -> Result<()> {
+    pub(crate) fn store_index(&self, name: &CrateName, text: &str) -> Result<()> {
         if self.keeping == Keeping::ForThisRun {
             return Ok(());
         }
@@ -85,14 +85,14 @@ impl DiskCache {
     }
 
     /// The kept index file, if there is one.
-    pub fn load_index(&self, name: &CrateName) -> Option<Vec<IndexLine>> {
+    pub(crate) fn load_index(&self, name: &CrateName) -> Option<Vec<IndexLine>> {
         let text = fs::read_to_string(self.index_file(name)).ok()?;
         Some(parse_index_file(&text))
     }
 
     /// The kept `.crate` for `line`, if it is there and matches the index checksum. A
     /// copy that does not match is removed.
-    pub fn open_verified(&self, line: &IndexLine) -> Option<(File, u64)> {
+    pub(crate) fn open_verified(&self, line: &IndexLine) -> Option<(File, u64)> {
         let path = self.crate_file(line);
         let expected = line.field("cksum")?;
         let mut file = File::open(&path).ok()?;
@@ -112,7 +112,11 @@ impl DiskCache {
 
     /// Copies a download into the cache, hashing as it goes, and keeps it only if it
     /// matches the index checksum. Returns the kept file, ready to serve.
-    pub fn store_crate(&self, line: &IndexLine, download: &mut dyn Read) -> Result<(File, u64)> {
+    pub(crate) fn store_crate(
+        &self,
+        line: &IndexLine,
+        download: &mut dyn Read,
+    ) -> Result<(File, u64)> {
         let path = self.crate_file(line);
         let temp = temp_path(&path);
         let result = (|| -> io::Result<Option<u64>> {

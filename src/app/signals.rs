@@ -21,7 +21,7 @@ extern "C" fn record(signal: libc::c_int) {
 }
 
 /// Routes SIGINT, SIGTERM and SIGHUP to [`wait`] instead of ending the process.
-pub fn install() {
+pub(crate) fn install() {
     let handler = record as extern "C" fn(libc::c_int) as libc::sighandler_t;
     for signal in STOPPING {
         // SAFETY: `record` only stores to an atomic, which is async-signal-safe.
@@ -32,7 +32,7 @@ pub fn install() {
 }
 
 /// The last stopping signal received, if any.
-pub fn received() -> Option<i32> {
+pub(crate) fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(signal),
@@ -42,12 +42,12 @@ pub fn received() -> Option<i32> {
 /// Whether an exec-mode child must be sent `signal` by the overlay. SIGINT from a
 /// terminal reaches the whole foreground process group, so the child has it already;
 /// SIGTERM and SIGHUP may have been sent to the overlay alone.
-pub fn forwarded_to_child(signal: i32) -> bool {
+pub(crate) fn forwarded_to_child(signal: i32) -> bool {
     signal == libc::SIGTERM || signal == libc::SIGHUP
 }
 
 /// Blocks until a stopping signal arrives and returns its number.
-pub fn wait() -> i32 {
+pub(crate) fn wait() -> i32 {
     loop {
         if let Some(signal) = received() {
             return signal;

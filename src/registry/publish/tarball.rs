@@ -37,14 +37,14 @@ use toml_parser::decoder::Encoding;
 use toml_parser::parser::EventReceiver;
 use toml_parser::{ErrorSink, Span};
 
-use super::error::{RegistryError, Result};
+use crate::registry::error::{RegistryError, Result};
 
 /// crates.io's default cap on the decompressed size of a `.crate` (512 MiB).
-pub const DEFAULT_MAX_UNPACKED_LEN: u64 = 512 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_UNPACKED_LEN: u64 = 512 * 1024 * 1024;
 
 /// crates.io's text for anything wrong with the gzip or tar structure, and for an archive
 /// larger than the cap once decompressed.
-pub const MALFORMED: &str = "uploaded tarball is malformed or too large when decompressed";
+pub(crate) const MALFORMED: &str = "uploaded tarball is malformed or too large when decompressed";
 
 const BLOCK: usize = 512;
 /// A cap on GNU long-name and pax header payloads, which are held in memory. The `tar`

@@ -1,3 +1,7 @@
+//! Local layers: registries kept in a directory on this machine. This folder owns the
+//! writable directory layer (here) and cargo's own packaging directory as a read-only
+//! layer ([`package`]), which reuses it; both read cargo's local-registry layout.
+//!
 //! A layer stored in a directory, in cargo's local-registry layout.
 //!
 //! `{root}/{name}-{version}.crate` holds each crate and `{root}/index/{path}` its index
@@ -18,13 +22,15 @@
 //!
 //! Files are read and written only inside the layer's directory: a symlink below the
 //! root (a `.crate`, an index file, an index directory) is never followed (see
-//! [`atomic`](super::atomic)), so a layer directory someone else can write into cannot
+//! [`atomic`](crate::registry::atomic)), so a layer directory someone else can write into cannot
 //! make the overlay serve, or write, a file elsewhere.
 //!
 //! A temporary file is named `.tmp-{pid}-{n}-{name}` after its writer's process id. A
 //! crash leaves it behind; opening the layer removes those whose writer is gone (or
 //! that are over an hour old, in case the pid was reused), never one that a live
 //! process sharing the directory may still be writing.
+
+pub(crate) mod package;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -33,13 +39,19 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use super::atomic::{Access, TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath};
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, canonical_name, parse_index_file, same_release};
-use super::layer::{CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome};
-use super::publish::Publish;
+use crate::registry::atomic::{
+    Access, TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath,
+};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{
+    CrateName, IndexLine, canonical_name, parse_index_file, same_release,
+};
+use crate::registry::layer::{
+    CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome,
+};
+use crate::registry::publish::Publish;
 
-pub struct LocalLayer {
+pub(crate) struct LocalLayer {
     root: PathBuf,
     label: String,
     /// Who may read what the layer writes.
@@ -49,13 +61,13 @@ pub struct LocalLayer {
 impl LocalLayer {
     /// A layer in `root`, which is created if it does not exist. Temporary files that
     /// crashed writers left are removed (see the module docs).
-    pub fn open(root: PathBuf) -> Result<LocalLayer> {
+    pub(crate) fn open(root: PathBuf) -> Result<LocalLayer> {
         LocalLayer::open_with(root, Access::Umask)
     }
 
     /// Like [`open`](Self::open), for a layer of this run alone (`-r local`, in the run
     /// directory): what it creates is the owner's only, whatever the umask.
-    pub fn open_private(root: PathBuf) -> Result<LocalLayer> {
+    pub(crate) fn open_private(root: PathBuf) -> Result<LocalLayer> {
         LocalLayer::open_with(root, Access::OwnerOnly)
     }
 
@@ -80,17 +92,13 @@ impl LocalLayer {
 
     /// A layer in `root` as it is, which may not exist (yet): it then has no crates.
     /// For directories another program owns, such as cargo's tmp-registry.
-    pub fn view(root: PathBuf) -> LocalLayer {
+    pub(crate) fn view(root: PathBuf) -> LocalLayer {
         let label = format!("local:{}", root.display());
         LocalLayer {
             root,
             label,
             access: Access::Umask,
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The index file of `name`, relative to the root.
@@ -104,7 +112,7 @@ impl LocalLayer {
     }
 
     /// Where the `.crate` of an index line is stored.
-    pub fn crate_file(&self, line: &IndexLine) -> PathBuf {
+    pub(crate) fn crate_file(&self, line: &IndexLine) -> PathBuf {
         self.root.join(Self::crate_file_name(line))
     }
 

@@ -1,3 +1,9 @@
+//! Remote layers: registries reached over HTTP, and everything that makes them fast and
+//! usable offline. This folder owns the layer (here), its memory cache of index files
+//! ([`index_cache`]), its disk cache ([`disk_cache`]), and the two ways it works ahead of
+//! cargo: index files ([`prefetch`]) and crate downloads ([`download_ahead`]). Nothing
+//! outside it needs to know an upstream exists.
+//!
 //! A layer backed by a sparse registry over HTTP: crates.io, a company registry, or
 //! another overlay.
 //!
@@ -16,6 +22,11 @@
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
 //! fetches in the background.
 
+pub(crate) mod disk_cache;
+pub(crate) mod download_ahead;
+pub(crate) mod index_cache;
+pub(crate) mod prefetch;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -23,14 +34,16 @@ use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::disk_cache::{DiskCache, Keeping};
-use super::download_ahead::{DownloadAhead, Project};
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexLine, parse_index_file, render_index_file, same_release};
-use super::index_cache::{CachedIndex, IndexCache, Lookup};
-use super::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use super::prefetch::{Prefetcher, Release, WorkPool};
-use super::publish::Publish;
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{
+    CrateName, IndexLine, parse_index_file, render_index_file, same_release,
+};
+use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use crate::registry::publish::Publish;
+use crate::registry::remote::disk_cache::{DiskCache, Keeping};
+use crate::registry::remote::download_ahead::{DownloadAhead, Project};
+use crate::registry::remote::index_cache::{CachedIndex, IndexCache, Lookup};
+use crate::registry::remote::prefetch::{Prefetcher, Release, WorkPool};
 use crate::upstream::{Redirects, Upstream, UpstreamResponse, Url};
 
 /// How long a fetched `config.json` is trusted before it is fetched again.
@@ -46,23 +59,23 @@ const PREFETCH_QUEUE: usize = 4096;
 
 /// How a remote layer caches and prefetches.
 #[derive(Clone, Debug)]
-pub struct RemoteOptions {
+pub(crate) struct RemoteOptions {
     /// How long a fetched index file is served without asking the upstream again.
-    pub fresh_for: Duration,
+    pub(crate) fresh_for: Duration,
     /// The most memory the cached index files may take (`--index-cache-size`).
-    pub index_cache_bytes: usize,
+    pub(crate) index_cache_bytes: usize,
     /// Threads fetching index files ahead of cargo; 0 turns prefetching off.
-    pub prefetch_workers: usize,
+    pub(crate) prefetch_workers: usize,
     /// Where fetched index files and crates are kept (`--cache`).
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Whether `cache_dir` lasts across runs (`--cache`) or only for this one.
-    pub cache_keeping: Keeping,
+    pub(crate) cache_keeping: Keeping,
     /// How long a request waits for another thread's fetch of the same file.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
     /// Sent as `Authorization` on every read from the upstream (config.json, index
     /// files, downloads, search), for registries that require it (`auth-required`),
     /// and on every write forwarded to it: the layer's `token-file=`.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// The fields of `config.json` the layer uses.
@@ -80,7 +93,7 @@ struct CachedConfig {
 /// A download fetched ahead of cargo: the crate and its version.
 type DownloadJob = (CrateName, semver::Version);
 
-pub struct RemoteLayer {
+pub(crate) struct RemoteLayer {
     inner: Arc<Remote>,
     /// Own the prefetch pools; `Remote` holds them weakly, as the pools' workers hold
     /// `Remote` weakly, so neither keeps the other alive.
@@ -112,7 +125,7 @@ struct Remote {
 }
 
 impl RemoteLayer {
-    pub fn new(
+    pub(crate) fn new(
         index_url: &str,
         api_url: Option<&str>,
         upstream: Arc<Upstream>,
@@ -184,7 +197,7 @@ impl RemoteLayer {
     }
 
     /// The host of the index and API URLs, for proxy interception.
-    pub fn hosts(&self) -> Vec<String> {
+    pub(crate) fn hosts(&self) -> Vec<String> {
         [Some(&self.inner.index_url), self.inner.api_url.as_ref()]
             .into_iter()
             .flatten()
@@ -529,7 +542,7 @@ impl Remote {
             .map_err(|e| self.upstream_error(e))?;
         #[derive(serde::Deserialize)]
         struct Answer {
-            crates: Vec<super::layer::SearchHit>,
+            crates: Vec<crate::registry::layer::SearchHit>,
             meta: Meta,
         }
         #[derive(serde::Deserialize)]
@@ -556,6 +569,30 @@ enum Fetched {
     NotFound,
 }
 
+impl RemoteLayer {
+    /// The sparse index URL this layer reads.
+    pub(crate) fn index_url(&self) -> &str {
+        &self.inner.index_url
+    }
+
+    /// A hint: cargo is working on `project` and may download what its lockfile
+    /// names; the layer fetches those ahead at cargo's first download.
+    pub(crate) fn expect_downloads(&self, project: &Project) {
+        if self.inner.downloader.upgrade().is_some() {
+            self.inner.ahead.expect(project.clone());
+        }
+    }
+
+    /// A hint: cargo is about to resolve a project with these members; the layer
+    /// starts prefetching their dependencies.
+    pub(crate) fn expect_members(&self, members: &[Release]) {
+        if let Some(prefetcher) = self.inner.prefetcher.upgrade() {
+            self.inner
+                .prefetch(&prefetcher, prefetcher.expect_members(members));
+        }
+    }
+}
+
 impl Layer for RemoteLayer {
     fn label(&self) -> &str {
         &self.inner.label
@@ -573,25 +610,8 @@ impl Layer for RemoteLayer {
         self.inner.search(query, limit)
     }
 
-    fn is_remote(&self) -> bool {
-        true
-    }
-
-    fn index_url(&self) -> Option<&str> {
-        Some(&self.inner.index_url)
-    }
-
-    fn expect_downloads(&self, project: &Project) {
-        if self.inner.downloader.upgrade().is_some() {
-            self.inner.ahead.expect(project.clone());
-        }
-    }
-
-    fn expect_members(&self, members: &[Release]) {
-        if let Some(prefetcher) = self.inner.prefetcher.upgrade() {
-            self.inner
-                .prefetch(&prefetcher, prefetcher.expect_members(members));
-        }
+    fn as_remote(&self) -> Option<&RemoteLayer> {
+        Some(self)
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {

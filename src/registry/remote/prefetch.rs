@@ -30,7 +30,7 @@ use std::thread;
 use crossbeam_channel::{Sender, TrySendError};
 use serde::Deserialize;
 
-use super::index::{CrateName, IndexLine};
+use crate::registry::index::{CrateName, IndexLine};
 
 /// How many compatibility lines of a crate to follow when no requirement is known.
 const LINES_FOLLOWED: usize = 3;
@@ -38,13 +38,13 @@ const LINES_FOLLOWED: usize = 3;
 /// Threads working through a bounded queue in the background. What does not fit in
 /// the queue is dropped: everything queued here is only ahead of a request cargo
 /// makes anyway. The threads end when the pool is dropped.
-pub struct WorkPool<T> {
+pub(crate) struct WorkPool<T> {
     queue: Sender<T>,
 }
 
 impl<T: Send + 'static> WorkPool<T> {
     /// Starts `workers` threads named `name` that call `work` for each queued item.
-    pub fn start<F>(name: &str, workers: usize, queue_len: usize, work: F) -> WorkPool<T>
+    pub(crate) fn start<F>(name: &str, workers: usize, queue_len: usize, work: F) -> WorkPool<T>
     where
         F: Fn(T) + Send + Sync + Clone + 'static,
     {
@@ -65,7 +65,7 @@ impl<T: Send + 'static> WorkPool<T> {
     }
 
     /// Queues items, dropping what does not fit.
-    pub fn request(&self, items: impl IntoIterator<Item = T>) {
+    pub(crate) fn request(&self, items: impl IntoIterator<Item = T>) {
         for item in items {
             match self.queue.try_send(item) {
                 Ok(()) => {}
@@ -80,7 +80,7 @@ impl<T: Send + 'static> WorkPool<T> {
 }
 
 /// A bounded pool fetching index files in the background, and the plan saying which.
-pub struct Prefetcher {
+pub(crate) struct Prefetcher {
     pool: WorkPool<CrateName>,
     plan: Mutex<Plan>,
 }
@@ -89,7 +89,12 @@ impl Prefetcher {
     /// Starts `workers` threads that call `fetch` for each queued name. At most
     /// `queue_len` names wait; more are dropped (cargo will ask for them itself). The
     /// plan remembers at most `max_crates` crates.
-    pub fn start<F>(workers: usize, queue_len: usize, max_crates: usize, fetch: F) -> Prefetcher
+    pub(crate) fn start<F>(
+        workers: usize,
+        queue_len: usize,
+        max_crates: usize,
+        fetch: F,
+    ) -> Prefetcher
     where
         F: Fn(&CrateName) + Send + Sync + Clone + 'static,
     {
@@ -118,7 +123,7 @@ impl Prefetcher {
     }
 
     /// Queues names, dropping what does not fit.
-    pub fn request(&self, names: impl IntoIterator<Item = CrateName>) {
+    pub(crate) fn request(&self, names: impl IntoIterator<Item = CrateName>) {
         self.pool.request(names);
     }
 }
@@ -304,32 +309,32 @@ fn compatibility(version: &semver::Version) -> (u64, u64, u64) {
 #[derive(Debug, Default, Deserialize)]
 pub struct Release {
     #[serde(default)]
-    pub deps: Vec<Dependency>,
+    pub(crate) deps: Vec<Dependency>,
     #[serde(default)]
-    pub features: HashMap<String, Vec<String>>,
+    pub(crate) features: HashMap<String, Vec<String>>,
     #[serde(default)]
-    pub features2: Option<HashMap<String, Vec<String>>>,
+    pub(crate) features2: Option<HashMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Dependency {
+pub(crate) struct Dependency {
     /// The name the manifest and the feature table use.
-    pub name: String,
+    pub(crate) name: String,
     /// The crate's real name when the manifest renames it.
     #[serde(default)]
-    pub package: Option<String>,
+    pub(crate) package: Option<String>,
     /// The version requirement, e.g. `^1.2`.
     #[serde(default)]
-    pub req: String,
+    pub(crate) req: String,
     #[serde(default)]
-    pub optional: bool,
+    pub(crate) optional: bool,
     /// `dev`, `build`, or normal (absent).
     #[serde(default)]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     #[serde(default)]
-    pub features: Vec<String>,
+    pub(crate) features: Vec<String>,
     #[serde(default = "yes")]
-    pub default_features: bool,
+    pub(crate) default_features: bool,
 }
 
 fn yes() -> bool {

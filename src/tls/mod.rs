@@ -1,3 +1,9 @@
+//! TLS: the overlay's certificate authority, the leaves it issues for intercepted
+//! hosts, the CA bundle handed to cargo, and the server configurations of the listener
+//! and of intercepted tunnels. It knows nothing of HTTP or registries. `ca` is the
+//! authority and its private files, `intercept` the leaves for intercepted hosts,
+//! `bundle` the CA bundle; the listener's configurations and the errors live here.
+//!
 //! The overlay's certificate authority and every TLS server configuration it serves.
 //!
 //! Cargo reaches crates.io through us as an HTTPS forward proxy: for `CONNECT
@@ -33,64 +39,35 @@
 //! in the build, never the process-default lookup) and offers ALPN `http/1.1` only,
 //! because the HTTP loop behind the TLS speaks nothing else.
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+mod bundle;
+mod ca;
+mod intercept;
+
 use std::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::IpAddr;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose,
-    GeneralSubtree, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
-};
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::ServerCertVerifier;
+use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
-use rustls::{RootCertStore, ServerConfig};
 
-/// The CA's common name. It is also how a persisted CA is recognised: leaves name their
-/// issuer by this subject, so changing it orphans every CA users already trust.
-const CA_COMMON_NAME: &str = "cargo-overlay-registry CA";
-/// File names inside a CA directory.
-const CA_CERT_FILE: &str = "ca.pem";
-const CA_KEY_FILE: &str = "ca-key.pem";
-
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
-/// Under the 398 days browsers and Apple's TLS stack accept for a leaf.
-const LEAF_LIFETIME: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-/// Certificates start a day in the past so a peer whose clock lags ours still accepts them.
-const BACKDATE: Duration = DAY;
+pub(crate) use bundle::write_ca_bundle;
+pub(crate) use ca::CertificateAuthority;
+pub(crate) use intercept::InterceptTls;
+use intercept::host_key;
+#[cfg(test)]
+use {bundle::*, ca::*};
 
 /// The only application protocol the HTTP loop behind our TLS speaks.
 const HTTP_1_1: &[u8] = b"http/1.1";
 
-/// Upper bound on cached leaves and configurations. The SNI a client sends picks the leaf,
-/// so without a bound a client could grow the cache without end; real use needs a handful.
-const MAX_CACHED_HOSTS: usize = 1024;
-
-/// Where platforms keep their root bundle, in the order OpenSSL-based tools look.
-const SYSTEM_BUNDLE_CANDIDATES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-const PEM_CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-const PEM_CERT_END: &str = "-----END CERTIFICATE-----";
-
 #[derive(Debug)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// Reading or writing a file failed.
     Io { path: PathBuf, source: io::Error },
     /// A file is not the PEM it should be: unreadable, invalid, missing a key, mismatched.
@@ -159,259 +136,11 @@ impl From<rustls::Error> for TlsError {
     }
 }
 
-/// The overlay's own certificate authority: its certificate, and the key that signs leaves.
-pub struct CertificateAuthority {
-    cert_pem: String,
-    cert_der: CertificateDer<'static>,
-    issuer: rcgen::Issuer<'static, KeyPair>,
-}
-
-impl fmt::Debug for CertificateAuthority {
-    /// Never shows the key.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertificateAuthority")
-            .field("subject", &CA_COMMON_NAME)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CertificateAuthority {
-    /// A fresh CA that lives only in memory (ECDSA P-256, valid for about ten years) and
-    /// that clients accept only for `names` and their subdomains (DNS names, or IP
-    /// addresses written as text, `[::1]` too): the hosts the run will issue leaves for.
-    pub fn generate(names: &[String]) -> Result<Self, TlsError> {
-        let permitted = permitted_subtrees(names);
-        // An empty list would mean no constraint at all.
-        assert!(
-            !permitted.is_empty(),
-            "a name-constrained CA permits some name"
-        );
-        Self::generate_with(Some(NameConstraints {
-            permitted_subtrees: permitted,
-            excluded_subtrees: Vec::new(),
-        }))
-    }
-
-    fn generate_with(name_constraints: Option<NameConstraints>) -> Result<Self, TlsError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = ca_params();
-        params.name_constraints = name_constraints;
-        set_validity(&mut params, CA_LIFETIME);
-        let cert = params.self_signed(&key)?;
-        Ok(CertificateAuthority {
-            cert_pem: cert.pem(),
-            cert_der: cert.der().clone(),
-            issuer: rcgen::Issuer::new(params, key),
-        })
-    }
-
-    /// The CA kept in `dir` as `ca.pem` and `ca-key.pem`: reused when both exist, so users
-    /// trust it once; created (with `dir`) when neither does. The key file is created with
-    /// mode 0600 and is never readable by others, not even while it is being written. An
-    /// existing `dir` must be the user's own and closed to others (see [`check_private`]).
-    /// It carries no name constraints: it serves runs that intercept different hosts.
-    pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
-        let cert_path = dir.join(CA_CERT_FILE);
-        let key_path = dir.join(CA_KEY_FILE);
-        if exists(dir)? {
-            let metadata = fs::metadata(dir).map_err(|e| TlsError::io(dir, e))?;
-            check_private(dir, &metadata, PrivateKind::Directory)?;
-        }
-        match (exists(&cert_path)?, exists(&key_path)?) {
-            (true, true) => Self::load(&cert_path, &key_path),
-            (false, false) => {
-                let ca = Self::generate_with(None)?;
-                create_private_dir(dir)?;
-                // The key first: a CA directory is complete once its certificate appears.
-                write_file_atomically(&key_path, ca.issuer.key().serialize_pem().as_bytes(), true)?;
-                write_file_atomically(&cert_path, ca.cert_pem.as_bytes(), false)?;
-                log::info!("created a new CA in {}", dir.display());
-                Ok(ca)
-            }
-            (true, false) => Err(half_a_ca(&key_path, &cert_path)),
-            (false, true) => Err(half_a_ca(&cert_path, &key_path)),
-        }
-    }
-
-    /// Reuses a persisted CA without parsing its certificate: the issuer is rebuilt from
-    /// [`ca_params`] and the stored key. Leaves signed that way name the stored
-    /// certificate's subject and key identifier, so they verify against it, whatever basic
-    /// constraints and key usages the run that made it wrote; a probe leaf proves that
-    /// before any client sees one.
-    fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
-        let cert_pem = fs::read_to_string(cert_path).map_err(|e| TlsError::io(cert_path, e))?;
-        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| TlsError::pem(cert_path, format!("no usable CERTIFICATE block ({e})")))?;
-        let key_pem = read_private_file(key_path)?;
-        let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| TlsError::pem(key_path, format!("not a usable private key ({e})")))?;
-        let ca = CertificateAuthority {
-            cert_pem,
-            cert_der,
-            issuer: rcgen::Issuer::new(ca_params(), key),
-        };
-        ca.check_leaves_verify().map_err(|why| {
-            TlsError::pem(
-                cert_path,
-                format!(
-                    "certificates signed with {CA_KEY_FILE} do not verify against it ({why}); \
-                     remove both files to create a new CA"
-                ),
-            )
-        })?;
-        Ok(ca)
-    }
-
-    /// Issues a throwaway leaf and verifies it against our certificate the way a client
-    /// would, so a mismatched or foreign CA directory fails at startup, not in cargo.
-    fn check_leaves_verify(&self) -> Result<(), String> {
-        const PROBE_NAME: &str = "localhost";
-        let (leaf, _key) = self.sign_leaf(&[PROBE_NAME]).map_err(|e| e.to_string())?;
-        verify_leaf(&self.cert_der, leaf.der(), PROBE_NAME)
-    }
-
-    /// The CA certificate, PEM-encoded.
-    pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
-    }
-
-    /// Writes the certificate, never the key, to `path` (for `--ca-cert-out`). The file
-    /// is replaced, never written through: a symlink at `path` is replaced by the file,
-    /// and its target is left alone.
-    pub fn write_cert(&self, path: &Path) -> Result<(), TlsError> {
-        write_file_atomically(path, self.cert_pem.as_bytes(), false)
-    }
-
-    /// A leaf for `names` (DNS names, or IP addresses written as text, each becoming the
-    /// matching subjectAltName type): ECDSA P-256, signed by this CA, valid for about a
-    /// year, served with the CA certificate after it in the chain.
-    pub fn issue(&self, names: &[&str]) -> Result<Arc<CertifiedKey>, TlsError> {
-        let (leaf, key) = self.sign_leaf(names)?;
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let signing_key = ring_provider().key_provider.load_private_key(key_der)?;
-        let chain = vec![leaf.der().clone(), self.cert_der.clone()];
-        Ok(Arc::new(CertifiedKey::new(chain, signing_key)))
-    }
-
-    /// The rcgen side of [`issue`](Self::issue): the signed leaf and its key.
-    fn sign_leaf(&self, names: &[&str]) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
-        let names: Vec<String> = names
-            .iter()
-            .map(|name| unbracket(name).to_string())
-            .collect();
-        let mut params = CertificateParams::new(names.clone())?;
-        // The common name only for a DNS name: OpenSSL checks a leaf's common name against
-        // the CA's DNS name constraints when the leaf has no DNS subjectAltName, and an
-        // address there would be refused. Clients match names by subjectAltName alone.
-        if let Some(first) = names.first().filter(|name| name.parse::<IpAddr>().is_err()) {
-            params.distinguished_name = rcgen::DistinguishedName::new();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, first.as_str());
-        }
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, LEAF_LIFETIME);
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let leaf = params.signed_by(&key, &self.issuer)?;
-        Ok((leaf, key))
-    }
-}
-
-/// Our CA's parameters. `load` rebuilds the issuer of a persisted CA from these, and
-/// what leaves take from their issuer is its subject (their issuer name) and its
-/// key-identifier method (their authority key identifier, derived from the key): those
-/// two must never vary, or CAs that users already trust stop verifying our leaves.
-/// The rest only shapes the CA certificate itself, made once per CA: CAs persisted by
-/// earlier versions carry `CA:TRUE` without a path length and `cRLSign` too.
-fn ca_params() -> CertificateParams {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, CA_COMMON_NAME);
-    params.key_identifier_method = KeyIdMethod::Sha256;
-    // Leaves only: no intermediate CA below this one.
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    params
-}
-
-/// The name-constraint subtrees that permit exactly `names` (and, for DNS names, their
-/// subdomains: a DNS subtree always includes them): a single-address subtree for each
-/// IP address, a DNS subtree for each other name. Empty names are left out, as an empty
-/// DNS subtree would permit every name.
-fn permitted_subtrees(names: &[String]) -> Vec<GeneralSubtree> {
-    let mut subtrees = Vec::new();
-    for name in names {
-        let name = unbracket(name).trim_end_matches('.').to_ascii_lowercase();
-        let subtree = match name.parse::<IpAddr>() {
-            Ok(ip) => {
-                let prefix = if ip.is_ipv4() { 32 } else { 128 };
-                GeneralSubtree::IpAddress(CidrSubnet::from_addr_prefix(ip, prefix))
-            }
-            Err(_) if name.is_empty() => continue,
-            Err(_) => GeneralSubtree::DnsName(name),
-        };
-        if !subtrees.contains(&subtree) {
-            subtrees.push(subtree);
-        }
-    }
-    subtrees
-}
-
-/// Verifies `leaf` for `name` against `ca` alone, as a client trusting only `ca` would.
-fn verify_leaf(
-    ca: &CertificateDer<'_>,
-    leaf: &CertificateDer<'_>,
-    name: &str,
-) -> Result<(), String> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(ca.clone().into_owned())
-        .map_err(|e| e.to_string())?;
-    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), ring_provider())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let server_name = ServerName::try_from(name).map_err(|e| e.to_string())?;
-    verifier
-        .verify_server_cert(leaf, &[], &server_name, &[], UnixTime::now())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// Valid from a day ago until `lifetime` from now.
-fn set_validity(params: &mut CertificateParams, lifetime: Duration) {
-    // rcgen's dates are `time` types, which this crate does not depend on; reaching "now"
-    // from the epoch through rcgen's own constructor avoids naming them.
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
-    params.not_before = now - BACKDATE;
-    params.not_after = now + lifetime;
-}
-
 /// `[::1]` as written in a URL or CONNECT line is the address `::1`.
 fn unbracket(host: &str) -> &str {
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)
-}
-
-fn half_a_ca(missing: &Path, present: &Path) -> TlsError {
-    TlsError::pem(
-        missing,
-        format!(
-            "missing, but {} exists; restore it, or remove both to create a new CA",
-            present.display()
-        ),
-    )
-}
-
-fn exists(path: &Path) -> Result<bool, TlsError> {
-    path.try_exists().map_err(|e| TlsError::io(path, e))
 }
 
 /// One rustls provider for the whole process: ring, passed in explicitly everywhere.
@@ -431,115 +160,8 @@ fn server_config(resolver: Arc<dyn ResolvesServerCert>) -> Result<Arc<ServerConf
     Ok(Arc::new(config))
 }
 
-/// TLS for intercepted hosts: one leaf per host name, issued on first use and cached,
-/// and only for the hosts given: the CA signs for no name a client merely asks for.
-#[derive(Debug)]
-pub struct InterceptTls {
-    leaves: Arc<LeafCache>,
-    /// One configuration per CONNECT host, so TLS sessions resume across connections.
-    configs: Mutex<HashMap<String, Arc<ServerConfig>>>,
-}
-
-impl InterceptTls {
-    /// Leaves from `ca` for `hosts` (any case; `[::1]` or `::1` for an address).
-    pub fn new(ca: Arc<CertificateAuthority>, hosts: &[String]) -> Self {
-        InterceptTls {
-            leaves: Arc::new(LeafCache {
-                ca,
-                hosts: hosts.iter().map(|h| host_key(h)).collect(),
-                by_name: Mutex::new(HashMap::new()),
-            }),
-            configs: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A server configuration for a connection that CONNECTed to `connect_host`. The leaf
-    /// is picked by the ClientHello's SNI when there is one, else by `connect_host`
-    /// (clients send no SNI for IP addresses). A name that is not an intercepted host
-    /// gets no leaf, and the handshake fails.
-    pub fn server_config(&self, connect_host: &str) -> Arc<ServerConfig> {
-        let connect_host = host_key(connect_host);
-        let mut configs = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(config) = configs.get(&connect_host) {
-            return config.clone();
-        }
-        let resolver = Arc::new(InterceptResolver {
-            leaves: self.leaves.clone(),
-            connect_host: connect_host.clone(),
-        });
-        let config = server_config(resolver)
-            .expect("the ring provider supports rustls' default protocol versions");
-        if configs.len() < MAX_CACHED_HOSTS {
-            configs.insert(connect_host, config.clone());
-        }
-        config
-    }
-}
-
-/// Leaves by lower-case host name, shared by every intercepting configuration.
-#[derive(Debug)]
-struct LeafCache {
-    ca: Arc<CertificateAuthority>,
-    /// The names leaves are issued for, as [`host_key`] spells them.
-    hosts: HashSet<String>,
-    by_name: Mutex<HashMap<String, Arc<CertifiedKey>>>,
-}
-
-impl LeafCache {
-    /// The leaf for `name`, or `None` when it is not an intercepted host.
-    fn leaf_for(&self, name: &str) -> Result<Option<Arc<CertifiedKey>>, TlsError> {
-        let name = host_key(name);
-        if !self.hosts.contains(&name) {
-            return Ok(None);
-        }
-        // Issuing under the lock makes concurrent first connections to a host share one
-        // leaf; it takes about a millisecond.
-        let mut by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(leaf) = by_name.get(&name) {
-            return Ok(Some(leaf.clone()));
-        }
-        let leaf = self.ca.issue(&[&name])?;
-        if by_name.len() < MAX_CACHED_HOSTS {
-            by_name.insert(name, leaf.clone());
-        }
-        Ok(Some(leaf))
-    }
-}
-
-/// How a host is compared and cached: lowercase, an IPv6 address without brackets.
-fn host_key(host: &str) -> String {
-    unbracket(host).to_ascii_lowercase()
-}
-
-#[derive(Debug)]
-struct InterceptResolver {
-    leaves: Arc<LeafCache>,
-    connect_host: String,
-}
-
-impl ResolvesServerCert for InterceptResolver {
-    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = client_hello.server_name().unwrap_or(&self.connect_host);
-        match self.leaves.leaf_for(name) {
-            Ok(Some(leaf)) => Some(leaf),
-            Ok(None) => {
-                log::warn!(
-                    "refusing TLS for {name} inside a tunnel to {}: not an intercepted host",
-                    self.connect_host
-                );
-                None
-            }
-            Err(e) => {
-                // `None` aborts the handshake; the client sees a handshake failure.
-                log::warn!("cannot issue a certificate for {name}: {e}");
-                None
-            }
-        }
-    }
-}
-
 /// The listener's own TLS: a leaf from the CA for [`listener_names`].
-pub fn listener_config(
+pub(crate) fn listener_config(
     ca: &CertificateAuthority,
     listen_host: &str,
 ) -> Result<Arc<ServerConfig>, TlsError> {
@@ -551,7 +173,7 @@ pub fn listener_config(
 
 /// The names of the listener's own certificate: the listen host, `localhost` and
 /// `127.0.0.1`, lowercase and without duplicates.
-pub fn listener_names(listen_host: &str) -> Vec<String> {
+pub(crate) fn listener_names(listen_host: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for name in [listen_host, "localhost", "127.0.0.1"] {
         let name = host_key(name);
@@ -564,7 +186,10 @@ pub fn listener_names(listen_host: &str) -> Vec<String> {
 
 /// The listener's TLS from the user's PEM files: `cert` holds the chain, leaf first; `key`
 /// its private key in PKCS#8, PKCS#1 or SEC1 form. Errors name the file at fault.
-pub fn listener_config_from_pem(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn listener_config_from_pem(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let cert_bytes = fs::read(cert).map_err(|e| TlsError::io(cert, e))?;
     let chain = CertificateDer::pem_slice_iter(&cert_bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -592,250 +217,16 @@ pub fn listener_config_from_pem(cert: &Path, key: &Path) -> Result<Arc<ServerCon
     server_config(Arc::new(SingleCertAndKey::from(certified)))
 }
 
-/// Writes our CA followed by the system's root certificates to `path`, for
-/// `CARGO_HTTP_CAINFO`, and returns how many system roots it holds. The roots are found
-/// the way OpenSSL-based tools find them: `SSL_CERT_FILE`, else the platform's bundle,
-/// else the `*.pem`/`*.crt` files of `SSL_CERT_DIR`.
-pub fn write_ca_bundle(ca: &CertificateAuthority, path: &Path) -> Result<usize, TlsError> {
-    let locations = RootLocations {
-        cert_file: std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
-        bundle_candidates: SYSTEM_BUNDLE_CANDIDATES.iter().map(PathBuf::from).collect(),
-        cert_dirs: std::env::var_os("SSL_CERT_DIR"),
-    };
-    write_ca_bundle_from(ca, path, &locations)
-}
-
-/// Where system roots may be: the environment's say first, then the platform's files.
-struct RootLocations {
-    /// `SSL_CERT_FILE`.
-    cert_file: Option<PathBuf>,
-    /// Bundle files, the first one that can be read wins.
-    bundle_candidates: Vec<PathBuf>,
-    /// `SSL_CERT_DIR`: directories separated like `PATH`.
-    cert_dirs: Option<OsString>,
-}
-
-fn write_ca_bundle_from(
-    ca: &CertificateAuthority,
-    path: &Path,
-    locations: &RootLocations,
-) -> Result<usize, TlsError> {
-    let roots = system_root_pems(locations);
-    if roots.is_empty() {
-        log::warn!(
-            "no system root certificates found (set SSL_CERT_FILE to a PEM bundle); {} holds \
-             only the overlay's CA, so cargo can reach no other HTTPS host through it",
-            path.display()
-        );
-    }
-    let mut bundle =
-        String::with_capacity(ca.cert_pem.len() + roots.iter().map(String::len).sum::<usize>());
-    bundle.push_str(&ca.cert_pem);
-    if !bundle.ends_with('\n') {
-        bundle.push('\n');
-    }
-    for root in &roots {
-        bundle.push_str(root);
-    }
-    // Private like the run directory that holds it, whatever the umask. The run
-    // directory is new, so the file is too (create_new); it is removed at exit, so it
-    // is not synced: an fsync here cost every start over a millisecond.
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut file| file.write_all(bundle.as_bytes()))
-        .map_err(|e| TlsError::io(path, e))?;
-    Ok(roots.len())
-}
-
-/// The system's root certificates as PEM blocks, duplicates removed.
-fn system_root_pems(locations: &RootLocations) -> Vec<String> {
-    let env_file = locations
-        .cert_file
-        .iter()
-        .filter(|path| !path.as_os_str().is_empty());
-    for path in env_file.chain(&locations.bundle_candidates) {
-        match fs::read(path) {
-            Ok(bytes) => {
-                log::debug!("system root certificates from {}", path.display());
-                return unique(certificate_blocks(&bytes));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => log::debug!("skipping {}: {e}", path.display()),
-        }
-    }
-    let mut blocks = Vec::new();
-    for dir in locations.cert_dirs.iter().flat_map(std::env::split_paths) {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| {
-                path.extension()
-                    .is_some_and(|ext| ext == "pem" || ext == "crt")
-            })
-            .collect();
-        files.sort();
-        for file in files {
-            if let Ok(bytes) = fs::read(&file) {
-                blocks.extend(certificate_blocks(&bytes));
-            }
-        }
-    }
-    unique(blocks)
-}
-
-/// The `CERTIFICATE` blocks of a PEM file, each normalised to `\n` line ends. Other blocks
-/// (`TRUSTED CERTIFICATE`, keys, CRLs) and text between blocks are left out, and so is any
-/// block whose base64 does not decode.
-fn certificate_blocks(pem_text: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(pem_text);
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        match current.as_mut() {
-            None if line == PEM_CERT_BEGIN => current = Some(format!("{line}\n")),
-            None => {}
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-                if line == PEM_CERT_END {
-                    let block = current.take().expect("inside a block");
-                    if CertificateDer::from_pem_slice(block.as_bytes()).is_ok() {
-                        blocks.push(block);
-                    }
-                } else if line.starts_with("-----") {
-                    // A marker inside a block: the block is broken, drop it.
-                    current = None;
-                }
-            }
-        }
-    }
-    blocks
-}
-
-fn unique(blocks: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    blocks
-        .into_iter()
-        .filter(|block| seen.insert(block.clone()))
-        .collect()
-}
-
-/// Creates `dir` (and missing parents) readable by its owner only, since it will hold
-/// the CA key. An existing directory is left as it is.
-fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| TlsError::io(dir, e))
-}
-
-/// Writes `contents` to a temporary file next to `path` and renames it into place, so
-/// `path` never holds half a file. With `private`, the file is created with mode 0600:
-/// it is never readable by others, not even for the moment between create and chmod.
-fn write_file_atomically(path: &Path, contents: &[u8], private: bool) -> Result<(), TlsError> {
-    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    // A leftover from a crashed run may carry any mode; start from nothing.
-    match fs::remove_file(&temp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(TlsError::io(&temp, e)),
-        _ => {}
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if private {
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(contents)?;
-        file.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| fs::rename(&temp, path)) {
-        let _ = fs::remove_file(&temp);
-        return Err(TlsError::io(path, e));
-    }
-    Ok(())
-}
-
-/// What [`check_private`] checks, for its messages.
-#[derive(Clone, Copy)]
-enum PrivateKind {
-    Directory,
-    Key,
-}
-
-/// Refuses, as ssh does for keys, a CA directory or key that is not this user's own or
-/// that group or others may use: whoever can read the key, or swap it (or the
-/// directory's entries) for their own, can impersonate any HTTPS site to clients that
-/// trust the CA. The error names the path, what is wrong, and the fix.
-fn check_private(path: &Path, metadata: &fs::Metadata, kind: PrivateKind) -> Result<(), TlsError> {
-    use std::os::unix::fs::MetadataExt;
-    let (what, private_mode) = match kind {
-        PrivateKind::Directory => ("the CA directory", "700"),
-        PrivateKind::Key => ("the CA key", "600"),
-    };
-    let unprotected = |why: String| TlsError::Unprotected {
-        path: path.to_path_buf(),
-        why,
-    };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if metadata.uid() != me {
-        return Err(unprotected(format!(
-            "{what} is owned by user id {}, not by this user (id {me}); use one of your own, \
-             or `chown` it to yourself and `chmod {private_mode}` it",
-            metadata.uid()
-        )));
-    }
-    let mode = metadata.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(unprotected(format!(
-            "{what} is open to other users (mode {mode:04o}); run `chmod {private_mode} {}`",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Reads the CA key, refusing a symlink (the directory check covers the directory, not
-/// where a link points) or a key [`check_private`] refuses. The checks look at the file
-/// that was opened, so a file swapped in between cannot pass them.
-fn read_private_file(path: &Path) -> Result<String, TlsError> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true);
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let mut file = options.open(path).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            TlsError::Unprotected {
-                path: path.to_path_buf(),
-                why: "the CA key is a symbolic link; put the key file itself there".into(),
-            }
-        } else {
-            TlsError::io(path, e)
-        }
-    })?;
-    let metadata = file.metadata().map_err(|e| TlsError::io(path, e))?;
-    check_private(path, &metadata, PrivateKind::Key)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)
-        .map_err(|e| TlsError::io(path, e))?;
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::Scratch;
+    use rcgen::{BasicConstraints, CidrSubnet, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose};
+    use rustls::RootCertStore;
+    use rustls::pki_types::ServerName;
     use rustls::{ClientConfig, ClientConnection, Connection, ServerConnection};
+    use std::io::Write;
+    use std::net::IpAddr;
     use std::process::Command;
 
     fn client_trusting(ca_pem: &str) -> Arc<ClientConfig> {

@@ -15,11 +15,11 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::registry::prefetch::{Dependency, Release};
+use crate::registry::remote::prefetch::{Dependency, Release};
 
 /// What went wrong asking cargo about the project.
 #[derive(Debug)]
-pub enum WorkspaceError {
+pub(crate) enum WorkspaceError {
     /// cargo could not be started.
     Spawn(io::Error),
     /// cargo ran and failed, typically outside a cargo project; its message.
@@ -45,7 +45,7 @@ impl std::error::Error for WorkspaceError {}
 
 /// The parts of `cargo metadata --format-version 1 --no-deps` the overlay reads.
 #[derive(Debug, Deserialize)]
-pub struct Workspace {
+pub(crate) struct Workspace {
     packages: Vec<Member>,
     workspace_root: PathBuf,
     target_directory: PathBuf,
@@ -81,7 +81,7 @@ struct MemberDependency {
 impl Workspace {
     /// Asks cargo (`$CARGO` when cargo started us, else `cargo` on the `PATH`) about
     /// the project in the current directory.
-    pub fn read() -> Result<Workspace, WorkspaceError> {
+    pub(crate) fn read() -> Result<Workspace, WorkspaceError> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(&cargo)
             .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -101,7 +101,7 @@ impl Workspace {
 
     /// `<build dir>/package/tmp-registry`, where `cargo package` and `cargo publish`
     /// put the workspace's crates for each other's verification builds.
-    pub fn tmp_registry(&self) -> PathBuf {
+    pub(crate) fn tmp_registry(&self) -> PathBuf {
         self.build_directory
             .as_deref()
             .unwrap_or(&self.target_directory)
@@ -109,7 +109,7 @@ impl Workspace {
     }
 
     /// The workspace's `Cargo.lock`, which cargo writes once it has resolved.
-    pub fn lockfile(&self) -> PathBuf {
+    pub(crate) fn lockfile(&self) -> PathBuf {
         self.workspace_root.join("Cargo.lock")
     }
 
@@ -117,7 +117,7 @@ impl Workspace {
     /// and features. Dev-dependencies count as normal ones, because cargo resolves a
     /// member's dev-dependencies; path, git and other registries' dependencies are
     /// left out.
-    pub fn members(&self) -> Vec<Release> {
+    pub(crate) fn members(&self) -> Vec<Release> {
         self.packages
             .iter()
             .map(|member| Release {

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 /// One registry package of a lockfile.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LockedPackage {
-    pub name: String,
-    pub version: String,
-    pub checksum: Option<String>,
+pub(crate) struct LockedPackage {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) checksum: Option<String>,
     /// The registry, as cargo writes it: `registry+URL` or `sparse+URL`.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 /// crates.io's two spellings in lockfiles: the git index and the sparse one.
@@ -21,12 +21,12 @@ const CRATES_IO_SOURCES: [&str; 2] = [
 ];
 
 impl LockedPackage {
-    pub fn is_from_crates_io(&self) -> bool {
+    pub(crate) fn is_from_crates_io(&self) -> bool {
         CRATES_IO_SOURCES.contains(&self.source.as_str())
     }
 
     /// The registry's index URL, without `registry+` or `sparse+`.
-    pub fn index_url(&self) -> &str {
+    pub(crate) fn index_url(&self) -> &str {
         self.source
             .strip_prefix("sparse+")
             .or_else(|| self.source.strip_prefix("registry+"))
@@ -37,7 +37,7 @@ impl LockedPackage {
 /// The registry packages of a `Cargo.lock` (path and git packages are skipped: they
 /// have no registry to come from). Reads the `[[package]]` tables line by line, which
 /// is all the lockfile format, as cargo writes it, needs.
-pub fn parse_lockfile(text: &str) -> Vec<LockedPackage> {
+pub(crate) fn parse_lockfile(text: &str) -> Vec<LockedPackage> {
     let mut packages = Vec::new();
     let mut fields: BTreeMap<&str, String> = BTreeMap::new();
     let mut flush = |fields: &mut BTreeMap<&str, String>| {

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, MAX_NAME_LEN};
-use super::publish::{NewCrate, NewCrateDep};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{CrateName, MAX_NAME_LEN};
+use crate::registry::publish::{NewCrate, NewCrateDep};
 
 const MAX_VERSION_LEN: usize = 150;
 const MAX_DESCRIPTION_LEN: usize = 1000;
@@ -81,7 +81,7 @@ const LIMIT_CONTACT: &str = "If you have a use case that requires an increase of
 
 /// Name and version rules. Always applied, even with --permissive-publishing, because
 /// the name and version become file names and index paths.
-pub fn check_identity(krate: &NewCrate) -> Result<(CrateName, semver::Version)> {
+pub(crate) fn check_identity(krate: &NewCrate) -> Result<(CrateName, semver::Version)> {
     check_name("crate", &krate.name, FirstChar::Letter)?;
     let version = parse_version(&krate.vers)?;
     // crates.io's name rules are stricter than `CrateName`'s, so this cannot fail.
@@ -102,7 +102,7 @@ pub fn check_identity(krate: &NewCrate) -> Result<(CrateName, semver::Version)> 
 }
 
 /// crates.io's metadata rules; skipped with --permissive-publishing.
-pub fn check_metadata(krate: &NewCrate) -> Result<()> {
+pub(crate) fn check_metadata(krate: &NewCrate) -> Result<()> {
     check_required_fields(krate)?;
     if let Some(description) = &krate.description {
         // crates.io measures bytes, whatever the text says.

@@ -21,13 +21,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::lockfile::{LockedPackage, parse_lockfile};
+use crate::project::lockfile::{LockedPackage, parse_lockfile};
 
 /// Where cargo keeps what it will build: its lockfile, and its own download cache.
 #[derive(Clone, Debug)]
-pub struct Project {
-    pub lockfile: PathBuf,
-    pub cargo_home: PathBuf,
+pub(crate) struct Project {
+    pub(crate) lockfile: PathBuf,
+    pub(crate) cargo_home: PathBuf,
 }
 
 #[derive(Default)]
@@ -41,7 +41,7 @@ struct State {
 }
 
 #[derive(Default)]
-pub struct DownloadAhead {
+pub(crate) struct DownloadAhead {
     state: Mutex<State>,
     finished: Condvar,
 }
@@ -52,7 +52,7 @@ impl DownloadAhead {
     }
 
     /// Remembers the project cargo is working on, for its first download.
-    pub fn expect(&self, project: Project) {
+    pub(crate) fn expect(&self, project: Project) {
         self.state().project = Some(project);
     }
 
@@ -60,7 +60,7 @@ impl DownloadAhead {
     /// registry (or from crates.io, which every remote layer may stand in for in proxy
     /// mode) that cargo's cache does not have. Later calls, and calls without a
     /// project, return nothing.
-    pub fn take_plan(&self, index_url: &str) -> Vec<LockedPackage> {
+    pub(crate) fn take_plan(&self, index_url: &str) -> Vec<LockedPackage> {
         let Some(project) = self.state().project.take() else {
             return Vec::new();
         };
@@ -96,30 +96,30 @@ impl DownloadAhead {
     }
 
     /// Marks `key` as being downloaded. False if someone already is.
-    pub fn claim(&self, key: &str) -> bool {
+    pub(crate) fn claim(&self, key: &str) -> bool {
         self.state().in_flight.insert(key.to_string())
     }
 
     /// Like [`claim`](Self::claim), for a job ahead: false also when cargo has
     /// fetched `key` itself already.
-    pub fn claim_ahead(&self, key: &str) -> bool {
+    pub(crate) fn claim_ahead(&self, key: &str) -> bool {
         let mut state = self.state();
         !state.streamed.contains(key) && state.in_flight.insert(key.to_string())
     }
 
     /// Records that cargo's own request fetched `key` without keeping it.
-    pub fn streamed(&self, key: &str) {
+    pub(crate) fn streamed(&self, key: &str) {
         self.state().streamed.insert(key.to_string());
     }
 
     /// Ends a claim, and wakes whoever waits for it.
-    pub fn release(&self, key: &str) {
+    pub(crate) fn release(&self, key: &str) {
         self.state().in_flight.remove(key);
         self.finished.notify_all();
     }
 
     /// Waits, at most `wait`, while someone downloads `key`.
-    pub fn wait_for(&self, key: &str, wait: Duration) {
+    pub(crate) fn wait_for(&self, key: &str, wait: Duration) {
         let deadline = Instant::now() + wait;
         let mut state = self.state();
         while state.in_flight.contains(key) {

@@ -1,3 +1,8 @@
+//! Publish checks: everything between cargo's upload and what a layer stores. This
+//! folder owns the upload format (here), crates.io's metadata rules ([`validate`]) and
+//! its checks on the `.crate` archive ([`tarball`]), so a publish through the overlay
+//! fails where and as crates.io's would; storing the result is the layers' business.
+//!
 //! Turning cargo's publish upload into what a layer stores.
 //!
 //! cargo sends `PUT /api/v1/crates/new` with a binary body: a little-endian `u32`
@@ -7,58 +12,60 @@
 //! `features`/`features2` split, `pubtime`, the SHA-256 `cksum`). Rule checks live in
 //! `validate` (metadata) and `tarball` (the `.crate` itself); storage lives in the layers.
 
+pub(crate) mod tarball;
+pub(crate) mod validate;
+
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::error::{RegistryError, Result};
-use super::index::{CrateName, IndexDep, IndexEntry};
-use super::{tarball, validate};
+use crate::registry::error::{RegistryError, Result};
+use crate::registry::index::{CrateName, IndexDep, IndexEntry};
 
 /// crates.io's limit on the JSON part of an upload.
-pub const MAX_METADATA_LEN: usize = 1024 * 1024;
+pub(crate) const MAX_METADATA_LEN: usize = 1024 * 1024;
 /// crates.io's default limit on the `.crate` part of an upload.
-pub const DEFAULT_MAX_CRATE_LEN: usize = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_CRATE_LEN: usize = 10 * 1024 * 1024;
 
 /// The publish metadata cargo sends (the `crates-io` crate's `NewCrate`). Every field
 /// has a default so older and newer cargos both parse.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct NewCrate {
-    pub name: String,
-    pub vers: String,
-    pub deps: Vec<NewCrateDep>,
-    pub features: BTreeMap<String, Vec<String>>,
-    pub authors: Vec<String>,
-    pub description: Option<String>,
-    pub documentation: Option<String>,
-    pub homepage: Option<String>,
-    pub readme: Option<String>,
-    pub readme_file: Option<String>,
-    pub keywords: Vec<String>,
-    pub categories: Vec<String>,
-    pub license: Option<String>,
-    pub license_file: Option<String>,
-    pub repository: Option<String>,
-    pub links: Option<String>,
-    pub rust_version: Option<String>,
+pub(crate) struct NewCrate {
+    pub(crate) name: String,
+    pub(crate) vers: String,
+    pub(crate) deps: Vec<NewCrateDep>,
+    pub(crate) features: BTreeMap<String, Vec<String>>,
+    pub(crate) authors: Vec<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) documentation: Option<String>,
+    pub(crate) homepage: Option<String>,
+    pub(crate) readme: Option<String>,
+    pub(crate) readme_file: Option<String>,
+    pub(crate) keywords: Vec<String>,
+    pub(crate) categories: Vec<String>,
+    pub(crate) license: Option<String>,
+    pub(crate) license_file: Option<String>,
+    pub(crate) repository: Option<String>,
+    pub(crate) links: Option<String>,
+    pub(crate) rust_version: Option<String>,
 }
 
 /// One dependency in the publish metadata. `name` is the real package name;
 /// `explicit_name_in_toml` is the rename, when there is one.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
-pub struct NewCrateDep {
-    pub name: String,
-    pub version_req: String,
-    pub features: Vec<String>,
-    pub optional: bool,
-    pub default_features: bool,
-    pub target: Option<String>,
-    pub kind: Option<String>,
-    pub registry: Option<String>,
-    pub explicit_name_in_toml: Option<String>,
+pub(crate) struct NewCrateDep {
+    pub(crate) name: String,
+    pub(crate) version_req: String,
+    pub(crate) features: Vec<String>,
+    pub(crate) optional: bool,
+    pub(crate) default_features: bool,
+    pub(crate) target: Option<String>,
+    pub(crate) kind: Option<String>,
+    pub(crate) registry: Option<String>,
+    pub(crate) explicit_name_in_toml: Option<String>,
 }
 
 impl Default for NewCrateDep {
@@ -93,7 +100,7 @@ pub struct PublishPolicy {
 impl PublishPolicy {
     /// The largest upload body accepted: both parts at their limits, plus the two
     /// length prefixes.
-    pub fn max_body_len(&self) -> u64 {
+    pub(crate) fn max_body_len(&self) -> u64 {
         (MAX_METADATA_LEN + self.max_crate_len + 8) as u64
     }
 }
@@ -250,7 +257,7 @@ fn split_features(all: FeatureMap) -> (FeatureMap, FeatureMap) {
 
 /// A time as crates.io writes `pubtime`: `YYYY-MM-DDThh:mm:ssZ`, UTC, whole seconds
 /// (cargo rejects any other form).
-pub fn pubtime(now: SystemTime) -> String {
+pub(crate) fn pubtime(now: SystemTime) -> String {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
@@ -283,19 +290,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Lowercase hex SHA-256, the form of the index `cksum` field.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     digest_hex(&ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 /// A digest as lowercase hex, for digests computed piece by piece (streamed files).
-pub fn digest_hex(digest: &ring::digest::Digest) -> String {
+pub(crate) fn digest_hex(digest: &ring::digest::Digest) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::tarball::tests::{crate_with_symlink, demo_crate};
+    use crate::registry::publish::tarball::tests::{crate_with_symlink, demo_crate};
     use std::time::Duration;
 
     fn body(json: &str, krate: &[u8]) -> Vec<u8> {

@@ -12,16 +12,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::index::IndexLine;
+use crate::registry::index::IndexLine;
 
 /// An index file as the upstream last gave it.
 #[derive(Clone, Debug)]
-pub struct CachedIndex {
+pub(crate) struct CachedIndex {
     /// Empty when the upstream does not have the crate.
-    pub lines: Arc<Vec<IndexLine>>,
-    pub etag: Option<String>,
+    pub(crate) lines: Arc<Vec<IndexLine>>,
+    pub(crate) etag: Option<String>,
     /// When the upstream last confirmed it.
-    pub checked: Instant,
+    pub(crate) checked: Instant,
 }
 
 enum Slot {
@@ -35,7 +35,7 @@ enum Slot {
 }
 
 /// What a lookup found.
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// Fresh: use it.
     Fresh(CachedIndex),
     /// The caller now owns fetching it and must call [`IndexCache::finish`]; `stale`
@@ -45,7 +45,7 @@ pub enum Lookup {
 
 impl CachedIndex {
     /// About how much memory the entry holds.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.lines
             .iter()
             .map(|line| line.raw.len() + line.name.len() + LINE_OVERHEAD)
@@ -107,7 +107,7 @@ impl Slots {
     }
 }
 
-pub struct IndexCache {
+pub(crate) struct IndexCache {
     slots: Mutex<Slots>,
     finished: Condvar,
     max_entries: usize,
@@ -116,7 +116,7 @@ pub struct IndexCache {
 }
 
 impl IndexCache {
-    pub fn new(max_entries: usize, max_bytes: usize, fresh_for: Duration) -> IndexCache {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize, fresh_for: Duration) -> IndexCache {
         IndexCache {
             slots: Mutex::new(Slots::default()),
             finished: Condvar::new(),
@@ -131,7 +131,7 @@ impl IndexCache {
     }
 
     /// Whether `key` is neither fresh nor being fetched: a prefetch would help.
-    pub fn needs_fetch(&self, key: &str) -> bool {
+    pub(crate) fn needs_fetch(&self, key: &str) -> bool {
         match self.slots().get(key) {
             Some(Slot::Ready(cached)) => cached.checked.elapsed() >= self.fresh_for,
             Some(Slot::Fetching { .. }) => false,
@@ -141,7 +141,7 @@ impl IndexCache {
 
     /// Looks `key` up, waiting (at most `wait`) while another thread fetches it. After
     /// the wait the caller fetches itself rather than hang on a stuck fetch.
-    pub fn lookup(&self, key: &str, wait: Duration) -> Lookup {
+    pub(crate) fn lookup(&self, key: &str, wait: Duration) -> Lookup {
         let deadline = Instant::now() + wait;
         let mut slots = self.slots();
         loop {
@@ -178,7 +178,7 @@ impl IndexCache {
 
     /// Drops what is cached for `key`, so the next lookup asks the upstream: after a
     /// write forwarded to it, the cached file is known to be out of date.
-    pub fn forget(&self, key: &str) {
+    pub(crate) fn forget(&self, key: &str) {
         let mut slots = self.slots();
         match slots.get(key) {
             Some(Slot::Ready(_)) => {
@@ -193,7 +193,7 @@ impl IndexCache {
 
     /// Ends a fetch claimed by [`lookup`](Self::lookup): stores the result, or with
     /// `None` forgets the key, and wakes the waiters.
-    pub fn finish(&self, key: &str, result: Option<CachedIndex>) {
+    pub(crate) fn finish(&self, key: &str, result: Option<CachedIndex>) {
         let mut slots = self.slots();
         let outdated = matches!(slots.get(key), Some(Slot::Fetching { outdated: true, .. }));
         match result {

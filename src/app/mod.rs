@@ -4,43 +4,49 @@
 //! listener bound, and then either the environment for cargo is printed and the server
 //! runs until interrupted, or (exec mode) a command runs with that environment and its
 //! exit code becomes ours. `fetch` builds the same layers and fills a directory.
+//!
+//! The pieces wiring needs live beside it: the variables printed for cargo
+//! (`environment`), exec-mode supervision (`exec`), the run's private scratch directory
+//! (`run_dir`) and the signals that stop a run ([`signals`]).
+
+mod environment;
+mod exec;
+mod run_dir;
+pub(crate) mod signals;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::Permissions;
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
 
-use crate::auth::{TokenError, Tokens, url_password};
-use crate::cli::{Config, DEFAULT_PORT, FetchConfig, LayerSpec};
-use crate::fetch::fetch_into;
-use crate::http::{self, Limits, Server, ServerOptions};
+use crate::auth::{TokenError, Tokens};
+use crate::cli::{self, Config, DEFAULT_PORT, FetchConfig, LayerSpec};
+use crate::http::{self, Limits, Listening, Server, ServerOptions};
+use crate::project::cargo_home;
+use crate::project::fetch::fetch_into;
+use crate::project::lockfile::parse_lockfile;
+use crate::project::workspace::Workspace;
 use crate::proxy::{Frontend, ProxySettings};
-use crate::registry::disk_cache::{DiskCache, Keeping};
-use crate::registry::download_ahead::Project;
-use crate::registry::lockfile::parse_lockfile;
 use crate::registry::publish::PublishPolicy;
 use crate::registry::remote::RemoteOptions;
+use crate::registry::remote::disk_cache::{DiskCache, Keeping};
+use crate::registry::remote::download_ahead::Project;
 use crate::registry::{
     CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
 };
 use crate::router::Router;
-use crate::signals;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
 use crate::upstream::{Upstream, UpstreamError, UpstreamOptions};
-use crate::workspace::Workspace;
+use environment::Environment;
+use exec::run_command;
+use run_dir::RunDir;
 
 /// The registry name used in the printed `CARGO_REGISTRIES_*` variables.
-pub const REGISTRY_NAME: &str = "overlay";
-/// The user name in the proxy URL handed to cargo; the proxy checks only the password.
-const PROXY_USER: &str = "overlay";
+pub(crate) const REGISTRY_NAME: &str = "overlay";
 /// Where the crates.io hosts are, intercepted when `--base-url` is crates.io.
 const CRATES_IO_HOSTS: [&str; 3] = ["crates.io", "index.crates.io", "static.crates.io"];
 /// crates.io as a layer: its sparse index, and its web API for search and publishing.
@@ -48,7 +54,7 @@ const CRATES_IO_INDEX: &str = "https://index.crates.io/";
 const CRATES_IO_API: &str = "https://crates.io";
 
 #[derive(Debug)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// `--host`/`--port` do not name an address.
     Address {
         host: String,
@@ -136,16 +142,103 @@ impl From<TlsError> for AppError {
     }
 }
 
+/// The command-line program: parse arguments, run, turn errors into one message and an
+/// exit code.
+pub fn main() -> ExitCode {
+    let action = cli::parse(std::env::args_os().skip(1));
+    // In exec mode the command's own output matters most: only warnings by default.
+    let exec_mode = matches!(&action, Ok(cli::Action::Serve(c)) if !c.command.is_empty());
+    let default_level = if exec_mode { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    let action = match action {
+        Ok(action) => action,
+        Err(e) => {
+            eprintln!("error: {e}\n\nRun with --help to see the options.");
+            return ExitCode::from(2);
+        }
+    };
+    match action {
+        cli::Action::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        cli::Action::Version => {
+            println!("cargo-overlay-registry {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        cli::Action::Serve(config) => exit(run(*config)),
+        cli::Action::Fetch(config) => exit(fetch(*config)),
+    }
+}
+
+/// The exit code of a run, or 1 with the error printed.
+fn exit(result: Result<i32, AppError>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Runs the overlay until it is told to stop, or until the exec-mode command ends.
 /// Returns the process exit code.
-pub fn run(config: Config) -> Result<i32, AppError> {
+pub(crate) fn run(config: Config) -> Result<i32, AppError> {
+    let exec_mode = !config.command.is_empty();
+    signals::install();
+    let started = start(&config)?;
+    let code = if exec_mode {
+        run_command(&config.command, &started.environment)?
+    } else {
+        started.environment.print();
+        let signal = signals::wait();
+        log::info!("stopping on signal {signal}");
+        128 + signal
+    };
+    started.stop(config.shutdown_timeout);
+    Ok(code)
+}
+
+/// A running overlay: the listener serving in the background, what cargo needs to
+/// use it, and the run directory, removed when the overlay stops.
+pub(crate) struct Started {
+    pub(crate) environment: Environment,
+    pub(crate) local_addr: SocketAddr,
+    listener: Listening,
+    run_dir: RunDir,
+}
+
+impl Started {
+    /// Stops taking connections, waits up to `timeout` for the requests in progress,
+    /// ends the listener and removes the run directory. Returns how many requests were
+    /// still unfinished.
+    pub(crate) fn stop(self, timeout: std::time::Duration) -> usize {
+        let unfinished = http::drain(timeout);
+        if unfinished > 0 {
+            log::warn!(
+                "stopping with {unfinished} requests unfinished after --shutdown-timeout {} s",
+                timeout.as_secs()
+            );
+        }
+        self.listener.stop();
+        http::resume();
+        drop(self.run_dir);
+        unfinished
+    }
+}
+
+/// Builds everything a [`Config`] asks for and starts serving on a listener thread.
+/// Installs no signal handler and prints nothing: that is the caller's business.
+pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
     let run_dir = RunDir::new()?;
     let exec_mode = !config.command.is_empty();
 
     // Exec mode needs no fixed port: nothing outside the child has to find it.
     let default_port = if exec_mode { 0 } else { DEFAULT_PORT };
     let addr = resolve(&config.host, config.port.unwrap_or(default_port))?;
-    let tokens = run_tokens(&config, addr)?;
+    let tokens = run_tokens(config, addr)?;
     let server_options = ServerOptions {
         max_connections: config.max_connections,
     };
@@ -163,7 +256,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     // Beyond loopback, or when every request needs a token, the proxy does too.
     let proxy_credentials =
         (config.auth_required || !local_addr.ip().is_loopback()).then(|| tokens.clone());
-    let built = build_layers(&config, &run_dir, &upstream)?;
+    let built = build_layers(config, &run_dir, &upstream)?;
     let stack = LayerStack::new(built.layers, config.read_only);
 
     let scheme = if config.tls { "https" } else { "http" };
@@ -175,7 +268,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     };
     let intercepted = intercepted_hosts(&base_url, built.remote_hosts);
 
-    let ca = load_ca(&config, &intercepted)?;
+    let ca = load_ca(config, &intercepted)?;
     if let (Some(ca), Some(path)) = (&ca, &config.ca_cert_out) {
         ca.write_cert(path)?;
         log::info!("wrote the CA certificate to {}", path.display());
@@ -249,11 +342,7 @@ pub fn run(config: Config) -> Result<i32, AppError> {
     };
     let frontend = Frontend::new(router, limits, listener_tls, proxy);
     log::info!("listening on {listener_url}/");
-    signals::install();
-    thread::Builder::new()
-        .name("overlay-listener".into())
-        .spawn(move || server.run(Arc::new(frontend)))
-        .expect("the listener thread starts");
+    let listener = server.spawn(Arc::new(frontend));
 
     let environment = Environment {
         token: child_token,
@@ -264,28 +353,17 @@ pub fn run(config: Config) -> Result<i32, AppError> {
         own_listener_cert: config.tls && config.tls_cert.is_none(),
         auth_required: config.auth_required,
     };
-    let code = if exec_mode {
-        run_command(&config.command, &environment)?
-    } else {
-        environment.print();
-        let signal = signals::wait();
-        log::info!("stopping on signal {signal}");
-        let unfinished = http::drain(config.shutdown_timeout);
-        if unfinished > 0 {
-            log::warn!(
-                "stopping with {unfinished} requests unfinished after --shutdown-timeout {} s",
-                config.shutdown_timeout.as_secs()
-            );
-        }
-        128 + signal
-    };
-    drop(run_dir);
-    Ok(code)
+    Ok(Started {
+        environment,
+        local_addr,
+        listener,
+        run_dir,
+    })
 }
 
 /// `fetch`: every registry package of the lockfile, through the layers, into a
 /// local-registry directory.
-pub fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
+pub(crate) fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
     let text = std::fs::read_to_string(&fetch.lockfile)
         .map_err(|e| AppError::Fetch(format!("cannot read {}: {e}", fetch.lockfile.display())))?;
     let packages = parse_lockfile(&text);
@@ -471,13 +549,6 @@ fn expect_workspace(router: Arc<Router>, known: Option<Workspace>) {
     }
 }
 
-/// The `CARGO_HOME` the command's cargo uses: the variable, else `~/.cargo`.
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from(std::env::var_os("HOME")?).join(".cargo")))
-}
-
 /// A CA when anything needs one: proxy mode, our own listener certificate, or asking
 /// for the CA by `--ca-cert-out` or `--ca-dir`. The in-memory CA is name-constrained
 /// to what it will sign for: the `intercepted` hosts in proxy mode, and the names of
@@ -558,195 +629,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, AppError> {
         .ok_or_else(|| address_error(io::Error::other("it resolves to no address")))
 }
 
-/// What cargo needs to use the overlay.
-struct Environment {
-    /// The token cargo sends: one the overlay accepts.
-    token: String,
-    listener_url: String,
-    proxy: bool,
-    /// Whether the proxy requires the token as the password of its URL.
-    proxy_credentials: bool,
-    /// Our CA plus the system roots, when there is a CA.
-    bundle: Option<PathBuf>,
-    /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
-    own_listener_cert: bool,
-    /// `--auth-required`: cargo sends a token on reads only with a credential
-    /// provider configured for the registry.
-    auth_required: bool,
-}
-
-impl Environment {
-    /// The variables, in the order printed. The index variable comes first.
-    fn vars(&self) -> Vec<(String, String)> {
-        let registry = REGISTRY_NAME.to_ascii_uppercase();
-        let mut vars = vec![
-            (
-                format!("CARGO_REGISTRIES_{registry}_INDEX"),
-                format!("sparse+{}/", self.listener_url),
-            ),
-            (
-                format!("CARGO_REGISTRIES_{registry}_TOKEN"),
-                self.token.clone(),
-            ),
-        ];
-        if self.auth_required {
-            vars.push((
-                format!("CARGO_REGISTRIES_{registry}_CREDENTIAL_PROVIDER"),
-                "cargo:token".into(),
-            ));
-        }
-        if self.proxy {
-            vars.push(("CARGO_HTTP_PROXY".into(), self.proxy_url()));
-            vars.push(("CARGO_REGISTRY_TOKEN".into(), self.token.clone()));
-            if self.auth_required {
-                vars.push((
-                    "CARGO_REGISTRY_CREDENTIAL_PROVIDER".into(),
-                    "cargo:token".into(),
-                ));
-            }
-        }
-        if let Some(bundle) = &self.bundle {
-            let bundle = bundle.display().to_string();
-            vars.push(("CARGO_HTTP_CAINFO".into(), bundle.clone()));
-            if self.proxy && self.own_listener_cert {
-                vars.push(("CARGO_HTTP_PROXY_CAINFO".into(), bundle));
-            }
-        }
-        vars
-    }
-
-    /// The listener's URL as a proxy URL, with the token as its password when the
-    /// proxy requires one (cargo, git and libcurl send it as `Proxy-Authorization`).
-    fn proxy_url(&self) -> String {
-        match self.listener_url.split_once("://") {
-            Some((scheme, address)) if self.proxy_credentials => format!(
-                "{scheme}://{PROXY_USER}:{}@{address}",
-                url_password(&self.token)
-            ),
-            _ => self.listener_url.clone(),
-        }
-    }
-
-    /// Prints the variables as shell lines ready for `eval`, then a comment line that
-    /// says the overlay is ready.
-    fn print(&self) {
-        let mut out = io::stdout().lock();
-        for (name, value) in self.vars() {
-            let _ = writeln!(out, "export {name}={}", shell_quote(&value));
-        }
-        let _ = writeln!(out, "# ready on {}/ (stop with Ctrl-C)", self.listener_url);
-        let _ = out.flush();
-    }
-}
-
-/// Quotes a value for a POSIX shell when it needs it.
-fn shell_quote(value: &str) -> String {
-    let plain = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/+-_.:,=@%".contains(c));
-    if plain {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
-    }
-}
-
-/// Runs the command with the overlay's environment and returns its exit code, or
-/// 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
-/// overlay only waits; a SIGTERM or SIGHUP sent to the overlay alone is passed on to the
-/// child.
-fn run_command(command: &[OsString], environment: &Environment) -> Result<i32, AppError> {
-    let (program, args) = command.split_first().expect("exec mode has a command");
-    let mut child = Command::new(program);
-    child.args(args);
-    // The tokens too replace any the user set: a token meant for another registry
-    // must not reach the overlay, and the overlay accepts only its own.
-    child.envs(environment.vars());
-    let mut child = child.spawn().map_err(|source| AppError::Command {
-        program: program.clone(),
-        source,
-    })?;
-    let finished = Arc::new(AtomicBool::new(false));
-    let forwarder = {
-        let finished = Arc::clone(&finished);
-        let pid = child.id() as libc::pid_t;
-        thread::spawn(move || {
-            while !finished.load(Ordering::SeqCst) {
-                if let Some(signal) =
-                    signals::received().filter(|s| signals::forwarded_to_child(*s))
-                {
-                    // SAFETY: sending a signal to our own child's pid has no memory effects.
-                    unsafe { libc::kill(pid, signal) };
-                    return;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
-    let status = child.wait().map_err(|source| AppError::Command {
-        program: program.clone(),
-        source,
-    })?;
-    // The forwarder sees this within one tick and ends; waiting for it would only
-    // add that tick to every run.
-    finished.store(true, Ordering::SeqCst);
-    drop(forwarder);
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1))
-}
-
-/// The run's scratch directory: temporary layers and the CA bundle. Private to the
-/// user (0700), so no other user reads or plants anything in it. Removed when dropped.
-struct RunDir(PathBuf);
-
-impl RunDir {
-    fn new() -> Result<RunDir, AppError> {
-        let base = std::env::temp_dir();
-        create_unique_dir(&base)
-            .map(RunDir)
-            .map_err(|source| AppError::RunDir { path: base, source })
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            log::warn!("could not remove {}: {e}", self.0.display());
-        }
-    }
-}
-
-fn create_unique_dir(base: &Path) -> io::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    for attempt in 0..100u32 {
-        let dir = base.join(format!(
-            "cargo-overlay-registry-{}-{nanos}-{attempt}",
-            std::process::id()
-        ));
-        // Created with no access for others, never opened up later; then set exactly,
-        // whatever the umask took away.
-        let created = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-        match created.and_then(|()| std::fs::set_permissions(&dir, Permissions::from_mode(0o700))) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "no free temporary directory name",
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -778,47 +660,5 @@ mod tests {
             "127.0.0.1_8080_registry"
         );
         assert_eq!(cache_subdirectory("http://../"), "_..");
-    }
-
-    #[test]
-    fn the_proxy_url_carries_the_token_only_where_the_proxy_needs_it() {
-        let environment = |proxy_credentials| Environment {
-            token: "a b@c".into(),
-            listener_url: "https://127.0.0.1:8080".into(),
-            proxy: true,
-            proxy_credentials,
-            bundle: None,
-            own_listener_cert: true,
-            auth_required: false,
-        };
-        let var = |e: &Environment, name: &str| {
-            e.vars()
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v)
-        };
-        let open = environment(false);
-        assert_eq!(
-            var(&open, "CARGO_HTTP_PROXY").as_deref(),
-            Some("https://127.0.0.1:8080")
-        );
-        let guarded = environment(true);
-        assert_eq!(
-            var(&guarded, "CARGO_HTTP_PROXY").as_deref(),
-            Some("https://overlay:a%20b%40c@127.0.0.1:8080")
-        );
-        for name in ["CARGO_REGISTRY_TOKEN", "CARGO_REGISTRIES_OVERLAY_TOKEN"] {
-            assert_eq!(var(&guarded, name).as_deref(), Some("a b@c"));
-        }
-    }
-
-    #[test]
-    fn shell_quoting() {
-        assert_eq!(
-            shell_quote("sparse+https://127.0.0.1:1/"),
-            "sparse+https://127.0.0.1:1/"
-        );
-        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -20,12 +20,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::error::Result;
-use super::index::{CrateName, IndexLine, same_release};
-use super::layer::{CrateFile, Layer, SearchPage};
-use super::local::LocalLayer;
+use crate::registry::error::Result;
+use crate::registry::index::{CrateName, IndexLine, same_release};
+use crate::registry::layer::{CrateFile, Layer, SearchPage};
+use crate::registry::local::LocalLayer;
 
-pub struct CargoPackageLayer {
+pub(crate) struct CargoPackageLayer {
     files: LocalLayer,
     label: String,
     /// The `.crate` files there when the layer opened, with their modification times.
@@ -34,7 +34,7 @@ pub struct CargoPackageLayer {
 
 impl CargoPackageLayer {
     /// The tmp-registry at `root`, which need not exist yet.
-    pub fn new(root: PathBuf) -> CargoPackageLayer {
+    pub(crate) fn new(root: PathBuf) -> CargoPackageLayer {
         let label = format!("cargo-package:{}", root.display());
         let stale = crate_files(&root);
         if !stale.is_empty() {
@@ -52,7 +52,7 @@ impl CargoPackageLayer {
 
     /// Whether a path names cargo's tmp-registry (`.../package/tmp-registry`), so that
     /// `-r local=target/package/tmp-registry` gets this layer's treatment too.
-    pub fn is_tmp_registry(path: &std::path::Path) -> bool {
+    pub(crate) fn is_tmp_registry(path: &std::path::Path) -> bool {
         let mut components = path.components().rev().map(|c| c.as_os_str());
         components.next() == Some("tmp-registry".as_ref())
             && components.next() == Some("package".as_ref())
