@@ -3,7 +3,7 @@
 //! Why not a crate: the overlay must read requests from plain TCP and, later, from TLS
 //! streams it terminates itself inside a proxy `CONNECT`, with limits and timeouts on
 //! everything a client controls. tiny_http can do neither (see the design notes in
-//! docs/guide.md), and an async stack is ruled out, so this module serves HTTP/1.1 over
+//! docs/architecture.md), and an async stack is ruled out, so this module serves HTTP/1.1 over
 //! any `Read + Write` with `httparse` doing the parsing. It knows nothing of
 //! registries: it hands each [`Request`] to a [`Handler`] and writes back the
 //! [`Response`]. The handler decides on every request head, before a body byte is read,
