@@ -1,10 +1,10 @@
 //! A small, bounded HTTP/1.1 server: message types, one request loop, one listener.
 //!
-//! Why not a crate: the overlay must read requests from plain TCP and, later, from TLS
-//! streams it terminates itself inside a proxy `CONNECT`, with limits and timeouts on
+//! Why not a crate: the overlay must read requests from plain TCP and from TLS streams
+//! it terminates itself inside a proxy `CONNECT`, with limits and timeouts on
 //! everything a client controls. tiny_http can do neither (see the design notes in
-//! docs/architecture.md), and an async stack is ruled out, so this module serves HTTP/1.1 over
-//! any `Read + Write` with `httparse` doing the parsing. It knows nothing of
+//! docs/architecture.md), and an async stack is ruled out, so this module serves
+//! HTTP/1.1 over any `Read + Write` with `httparse` doing the parsing. It knows nothing of
 //! registries: it hands each [`Request`] to a [`Handler`] and writes back the
 //! [`Response`]. The handler decides on every request head, before a body byte is read,
 //! whether to take the request and how large a body it may carry; the loop only applies
