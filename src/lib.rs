@@ -50,6 +50,7 @@
 mod app;
 mod auth;
 mod cli;
+mod digest;
 mod embed;
 mod http;
 mod project;
