@@ -59,6 +59,7 @@ use rustls::sign::{CertifiedKey, SingleCertAndKey};
 pub(crate) use bundle::write_ca_bundle;
 pub(crate) use ca::CertificateAuthority;
 pub(crate) use intercept::InterceptTls;
+use crate::upstream::unbracket;
 use intercept::host_key;
 #[cfg(test)]
 use {bundle::*, ca::*};
@@ -134,13 +135,6 @@ impl From<rustls::Error> for TlsError {
     fn from(e: rustls::Error) -> Self {
         TlsError::Rustls(e)
     }
-}
-
-/// `[::1]` as written in a URL or CONNECT line is the address `::1`.
-fn unbracket(host: &str) -> &str {
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
 }
 
 /// One rustls provider for the whole process: ring, passed in explicitly everywhere.
