@@ -23,6 +23,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
+use ureq::http::Uri;
+
 use crate::auth::{TokenError, Tokens};
 use crate::cli::{self, Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::http::{self, Limits, Listening, Server, ServerOptions};
@@ -41,7 +43,6 @@ use crate::registry::{
 use crate::router::Router;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
 use crate::upstream::{Upstream, UpstreamError, UpstreamOptions, url_host};
-use ureq::http::Uri;
 use environment::Environment;
 use exec::run_command;
 use run_dir::RunDir;

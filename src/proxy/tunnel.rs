@@ -297,11 +297,7 @@ mod tests {
 
     #[test]
     fn a_cut_malformed_or_endless_head_is_no_answer() {
-        for bytes in [
-            &b""[..],
-            b"HTTP/1.1 200 OK\r\n",
-            b"SSH-2.0-OpenSSH\r\n\r\n",
-        ] {
+        for bytes in [&b""[..], b"HTTP/1.1 200 OK\r\n", b"SSH-2.0-OpenSSH\r\n\r\n"] {
             assert_eq!(
                 answer(bytes).0.unwrap_err().kind(),
                 io::ErrorKind::InvalidData

@@ -56,10 +56,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 
+use crate::upstream::unbracket;
 pub(crate) use bundle::write_ca_bundle;
 pub(crate) use ca::CertificateAuthority;
 pub(crate) use intercept::InterceptTls;
-use crate::upstream::unbracket;
 use intercept::host_key;
 #[cfg(test)]
 use {bundle::*, ca::*};

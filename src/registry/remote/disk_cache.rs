@@ -18,10 +18,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::digest::{Sha256, sha256_hex_of};
 use crate::registry::atomic::{Access, sync_dir, temp_path, write_atomic};
 use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{CrateName, IndexLine, parse_index_file};
-use crate::digest::{Sha256, sha256_hex_of};
 
 /// How long what a cache holds must last.
 #[derive(Clone, Copy, Debug, PartialEq)]
