@@ -188,6 +188,20 @@ fn read_archive(source: impl Read, root: &[u8]) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// The entries of an uncompressed tar archive as this reader sees them, each one's path
+/// and type byte, up to the archive's end; `None` where it refuses the archive. Only
+/// for the fuzz target that compares the reader with the `tar` crate.
+#[doc(hidden)]
+pub fn entries(tar: &[u8]) -> Option<Vec<(Vec<u8>, u8)>> {
+    let mut archive = Archive { src: tar };
+    let mut entries = Vec::new();
+    while let Some(entry) = archive.next_entry().ok()? {
+        entries.push((entry.path(), entry.kind));
+        archive.skip_data(entry.size).ok()?;
+    }
+    Some(entries)
+}
+
 /// The names crates.io prints for tar entry types (the `Debug` form of `tar`'s
 /// `EntryType`).
 fn entry_type_name(kind: u8) -> String {
@@ -1218,6 +1232,24 @@ pub(crate) mod tests {
             refusal(&good().raw(h, b"").gz()),
             "invalid path found: outside/lib.rs"
         );
+    }
+
+    #[test]
+    fn entries_lists_paths_and_types_as_the_fuzz_target_compares_them() {
+        let long = format!("demo-0.1.0/{}", "l".repeat(120));
+        let tar = good().gnu_file(&long, b"x").finished();
+        let listed = entries(&tar).unwrap();
+        let expected: Vec<(Vec<u8>, u8)> = [
+            ("demo-0.1.0/", b'5'),
+            ("demo-0.1.0/Cargo.toml", b'0'),
+            ("demo-0.1.0/src/lib.rs", b'0'),
+            (long.as_str(), b'0'),
+        ]
+        .into_iter()
+        .map(|(path, kind)| (path.as_bytes().to_vec(), kind))
+        .collect();
+        assert_eq!(listed, expected);
+        assert_eq!(entries(&tar[..700]), None);
     }
 
     #[test]
