@@ -50,6 +50,7 @@
 mod app;
 mod auth;
 mod cli;
+mod digest;
 mod embed;
 mod http;
 mod project;
@@ -73,7 +74,9 @@ pub mod fuzzing {
         Body, Handler, Limits, Request, RequestHead, Response, serve_connection,
     };
     pub use crate::registry::index::{IndexLine, parse_index_file};
-    pub use crate::registry::publish::tarball::{check as check_tarball, parse_manifest};
+    pub use crate::registry::publish::tarball::{
+        check as check_tarball, entries as tar_entries, parse_manifest,
+    };
     pub use crate::registry::publish::{PublishPolicy, prepare};
     pub use crate::registry::remote::prefetch::{Plan, Release};
 }

@@ -14,10 +14,11 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::auth::Tokens;
+use crate::digest::sha256_hex;
 use crate::http::{Body, Handler, Request, RequestHead, Response, SMALL_BODY_LIMIT};
 use crate::registry::index::{CrateName, same_release};
 use crate::registry::layer::WriteOutcome;
-use crate::registry::publish::{self, PublishPolicy, sha256_hex};
+use crate::registry::publish::{self, PublishPolicy};
 use crate::registry::{LayerStack, RegistryError};
 
 /// Where downloads are served, as a `dl` template. It uses every marker cargo knows, so

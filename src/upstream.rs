@@ -156,10 +156,7 @@ impl HostPort {
             _ => default_port,
         }
         .ok_or_else(|| format!("`{authority}` is not a host:port"))?;
-        let host = written
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(written);
+        let host = unbracket(written);
         if host.is_empty() {
             return Err(format!("`{authority}` names no host"));
         }
@@ -184,6 +181,21 @@ impl fmt::Display for HostPort {
             write!(f, "{}:{}", self.host, self.port)
         }
     }
+}
+
+/// A host as written in a URL or CONNECT line, as it is compared: `[::1]` is the
+/// address `::1`. (`http`'s `Authority::host` keeps the brackets.)
+pub(crate) fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// The host of any URL `http`'s `Uri` reads (user information and port dropped),
+/// lowercase and without IPv6 brackets, as [`HostPort`] holds it.
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    Some(unbracket(uri.host()?).to_ascii_lowercase())
 }
 
 /// An absolute `http` or `https` URL, parsed once: the request made for it goes to
@@ -694,12 +706,7 @@ impl Resolver for CachingResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let host = uri.host().unwrap_or("");
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host)
-            .to_ascii_lowercase();
+        let host = unbracket(uri.host().unwrap_or("")).to_ascii_lowercase();
         let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
             Some("http") => 80,
             _ => 443,

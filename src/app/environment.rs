@@ -4,6 +4,8 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
+use ureq::http::Uri;
+
 use super::REGISTRY_NAME;
 use crate::auth::url_password;
 
@@ -69,8 +71,9 @@ impl Environment {
     /// The listener's URL as a proxy URL, with the token as its password when the
     /// proxy requires one (cargo, git and libcurl send it as `Proxy-Authorization`).
     fn proxy_url(&self) -> String {
-        match self.listener_url.split_once("://") {
-            Some((scheme, address)) if self.proxy_credentials => format!(
+        let uri = self.listener_url.parse::<Uri>().ok();
+        match uri.as_ref().map(|uri| (uri.scheme_str(), uri.authority())) {
+            Some((Some(scheme), Some(address))) if self.proxy_credentials => format!(
                 "{scheme}://{PROXY_USER}:{}@{address}",
                 url_password(&self.token)
             ),

@@ -23,6 +23,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 
+use ureq::http::Uri;
+
 use crate::auth::{TokenError, Tokens};
 use crate::cli::{self, Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::http::{self, Limits, Listening, Server, ServerOptions};
@@ -40,7 +42,7 @@ use crate::registry::{
 };
 use crate::router::Router;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
-use crate::upstream::{Upstream, UpstreamError, UpstreamOptions};
+use crate::upstream::{Upstream, UpstreamError, UpstreamOptions, url_host};
 use environment::Environment;
 use exec::run_command;
 use run_dir::RunDir;
@@ -503,7 +505,14 @@ fn build_layers(
 /// e.g. `index.crates.io` or `127.0.0.1_8080_registry`.
 fn cache_subdirectory(index_url: &str) -> String {
     let url = index_url.strip_prefix("sparse+").unwrap_or(index_url);
-    let url = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let uri = url.parse::<Uri>().ok();
+    let url = match uri.as_ref().and_then(|uri| Some((uri.authority()?, uri))) {
+        Some((authority, uri)) => {
+            let path = uri.path_and_query().map_or("", |p| p.as_str());
+            format!("{authority}{path}")
+        }
+        None => url.to_string(),
+    };
     let name: String = url
         .chars()
         .map(|c| {
@@ -580,13 +589,7 @@ fn load_ca(
 /// The host of `--base-url` (for crates.io, its index and download hosts too), and
 /// the hosts of the remote layers, so cargo configured for any of them sees the overlay.
 fn intercepted_hosts(base_url: &str, remote_hosts: Vec<String>) -> Vec<String> {
-    let host = base_url
-        .split_once("://")
-        .map_or(base_url, |(_, rest)| rest)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let host = url_host(base_url).unwrap_or_default();
     let mut hosts = if host == "crates.io" {
         CRATES_IO_HOSTS.iter().map(|h| h.to_string()).collect()
     } else {
@@ -646,6 +649,12 @@ mod tests {
                 remote(&["mirror.example"])
             ),
             ["registry.example", "mirror.example"]
+        );
+        // The one URL parser: user information and ports go, an IPv6 host loses its
+        // brackets, as the remote layers' hosts do.
+        assert_eq!(
+            intercepted_hosts("http://user@[::1]:8080/", Vec::new()),
+            ["::1"]
         );
     }
 

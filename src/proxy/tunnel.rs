@@ -112,11 +112,20 @@ fn tunnel_through(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
 
-    // Byte by byte up to the blank line: whatever follows belongs to the far host.
     stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+    read_connect_answer(&mut stream, to)?;
+    stream.set_read_timeout(None)?;
+    Ok(stream)
+}
+
+/// Reads the proxy's answer to `CONNECT {to}` with `httparse`, up to its blank line
+/// and no further: what follows belongs to the far host, so the head is read a byte at
+/// a time and nothing past it is taken from `stream`. At most [`MAX_PROXY_HEAD`] bytes;
+/// only a 200 opens the tunnel.
+fn read_connect_answer(stream: &mut impl Read, to: &HostPort) -> io::Result<()> {
     let mut answer = Vec::new();
     let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n\r\n") {
+    while !(answer.ends_with(b"\n\r\n") || answer.ends_with(b"\n\n")) {
         if answer.len() >= MAX_PROXY_HEAD || stream.read(&mut byte)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -125,16 +134,26 @@ fn tunnel_through(
         }
         answer.push(byte[0]);
     }
-    stream.set_read_timeout(None)?;
-    let status_line = String::from_utf8_lossy(&answer);
-    let status_line = status_line.lines().next().unwrap_or_default();
-    let status = status_line.split_whitespace().nth(1);
-    if status != Some("200") {
-        return Err(io::Error::other(format!(
-            "refused CONNECT {to}: {status_line}"
-        )));
+    // Room for as many header lines as the size bound leaves possible (`a:\n`).
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_PROXY_HEAD / 3];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(&answer) {
+        Ok(httparse::Status::Complete(_)) if response.code == Some(200) => Ok(()),
+        Ok(httparse::Status::Complete(_)) => Err(io::Error::other(format!(
+            "refused CONNECT {to}: HTTP/1.{} {} {}",
+            response.version.unwrap_or(1),
+            response.code.unwrap_or_default(),
+            response.reason.unwrap_or_default()
+        ))),
+        Ok(httparse::Status::Partial) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a malformed answer to CONNECT",
+        )),
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a malformed answer to CONNECT: {e}"),
+        )),
     }
-    Ok(stream)
 }
 
 /// Copies bytes both ways until either side closes or the tunnel idles out. `leftover`
@@ -237,5 +256,60 @@ fn copy(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(bytes: &[u8]) -> (io::Result<()>, usize) {
+        let to = HostPort {
+            host: "far.example".into(),
+            port: 443,
+        };
+        let mut reader = bytes;
+        let result = read_connect_answer(&mut reader, &to);
+        (result, bytes.len() - reader.len())
+    }
+
+    #[test]
+    fn the_head_is_read_and_nothing_past_it() {
+        let head = b"HTTP/1.1 200 Connection established\r\nVia: proxy\r\n\r\n";
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(b"\x16\x03\x01 the far host's first bytes");
+        let (result, consumed) = answer(&bytes);
+        result.unwrap();
+        assert_eq!(consumed, head.len());
+        answer(b"HTTP/1.0 200 OK\r\n\r\n").0.unwrap();
+    }
+
+    #[test]
+    fn anything_but_200_is_refused_with_its_status_line() {
+        let (result, _) = answer(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "refused CONNECT far.example:443: HTTP/1.1 403 Forbidden"
+        );
+        let (result, _) = answer(b"HTTP/1.1 2000 OK\r\n\r\n");
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_cut_malformed_or_endless_head_is_no_answer() {
+        for bytes in [&b""[..], b"HTTP/1.1 200 OK\r\n", b"SSH-2.0-OpenSSH\r\n\r\n"] {
+            assert_eq!(
+                answer(bytes).0.unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
+        }
+        let mut endless = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while endless.len() <= MAX_PROXY_HEAD {
+            endless.extend_from_slice(b"X-Padding: 0123456789\r\n");
+        }
+        endless.extend_from_slice(b"\r\n");
+        let (result, consumed) = answer(&endless);
+        assert_eq!(result.unwrap_err().to_string(), "no answer to CONNECT");
+        assert_eq!(consumed, MAX_PROXY_HEAD);
     }
 }

@@ -56,6 +56,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 
+use crate::upstream::unbracket;
 pub(crate) use bundle::write_ca_bundle;
 pub(crate) use ca::CertificateAuthority;
 pub(crate) use intercept::InterceptTls;
@@ -134,13 +135,6 @@ impl From<rustls::Error> for TlsError {
     fn from(e: rustls::Error) -> Self {
         TlsError::Rustls(e)
     }
-}
-
-/// `[::1]` as written in a URL or CONNECT line is the address `::1`.
-fn unbracket(host: &str) -> &str {
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
 }
 
 /// One rustls provider for the whole process: ring, passed in explicitly everywhere.

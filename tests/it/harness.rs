@@ -633,33 +633,22 @@ pub fn client_tls_config(ca_file: &Path) -> rustls::ClientConfig {
     .with_no_client_auth()
 }
 
-/// A ustar header block for `path`, checksummed.
-pub fn tar_header(path: &str, kind: u8, size: usize, link: &str) -> [u8; 512] {
-    let mut h = [0u8; 512];
-    h[..path.len()].copy_from_slice(path.as_bytes());
-    h[100..107].copy_from_slice(b"0000644");
-    h[108..115].copy_from_slice(b"0000000");
-    h[116..123].copy_from_slice(b"0000000");
-    h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
-    h[136..147].copy_from_slice(b"00000000000");
-    h[156] = kind;
-    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    h[257..265].copy_from_slice(b"ustar\x0000");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    h
-}
-
-/// A gzipped tar of `(path, type, data, link target)` entries.
+/// A gzipped tar of `(path, type, data, link target)` entries, written by the `tar`
+/// crate.
 pub fn crate_file(entries: &[(&str, u8, &str, &str)]) -> Vec<u8> {
-    let mut tar = Vec::new();
+    let mut tar = tar::Builder::new(Vec::new());
     for (path, kind, data, link) in entries {
-        tar.extend_from_slice(&tar_header(path, *kind, data.len(), link));
-        tar.extend_from_slice(data.as_bytes());
-        tar.resize(tar.len().div_ceil(512) * 512, 0);
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        header.set_entry_type(tar::EntryType::new(*kind));
+        if link.is_empty() {
+            tar.append_data(&mut header, path, data.as_bytes()).unwrap();
+        } else {
+            tar.append_link(&mut header, path, link).unwrap();
+        }
     }
-    tar.extend_from_slice(&[0; 1024]);
+    let tar = tar.into_inner().unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar).unwrap();
     gz.finish().unwrap()

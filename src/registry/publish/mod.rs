@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
+use crate::digest::sha256_hex;
 use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{CrateName, IndexDep, IndexEntry};
 
@@ -287,16 +288,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// Lowercase hex SHA-256, the form of the index `cksum` field.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    digest_hex(&ring::digest::digest(&ring::digest::SHA256, bytes))
-}
-
-/// A digest as lowercase hex, for digests computed piece by piece (streamed files).
-pub(crate) fn digest_hex(digest: &ring::digest::Digest) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

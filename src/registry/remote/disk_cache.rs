@@ -18,10 +18,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::digest::{Sha256, sha256_hex_of};
 use crate::registry::atomic::{Access, sync_dir, temp_path, write_atomic};
 use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{CrateName, IndexLine, parse_index_file};
-use crate::registry::publish::digest_hex;
 
 /// How long what a cache holds must last.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -96,7 +96,7 @@ impl DiskCache {
         let path = self.crate_file(line);
         let expected = line.field("cksum")?;
         let mut file = File::open(&path).ok()?;
-        let actual = sha256_of(&mut file).ok()?;
+        let actual = sha256_hex_of(&mut file).ok()?;
         if actual != expected {
             log::warn!(
                 "cached {} does not match its checksum; removing it and fetching it again",
@@ -125,7 +125,7 @@ impl DiskCache {
                 .create_new(true)
                 .mode(self.access().file_mode())
                 .open(&temp)?;
-            let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut hasher = Sha256::new();
             let mut buf = [0u8; 64 * 1024];
             let mut len = 0u64;
             loop {
@@ -133,11 +133,11 @@ impl DiskCache {
                 if n == 0 {
                     break;
                 }
-                context.update(&buf[..n]);
+                hasher.update(&buf[..n]);
                 file.write_all(&buf[..n])?;
                 len += n as u64;
             }
-            if Some(digest_hex(&context.finish())) != line.field("cksum") {
+            if Some(hasher.finish_hex()) != line.field("cksum") {
                 return Ok(None);
             }
             let durable = self.keeping == Keeping::Persistent;
@@ -169,22 +169,10 @@ impl DiskCache {
     }
 }
 
-fn sha256_of(reader: &mut dyn Read) -> io::Result<String> {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            return Ok(digest_hex(&context.finish()));
-        }
-        context.update(&buf[..n]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::publish::sha256_hex;
+    use crate::digest::sha256_hex;
     use crate::test_support::Scratch;
 
     fn line(cksum: &str) -> IndexLine {
