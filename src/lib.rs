@@ -55,6 +55,7 @@ mod http;
 mod project;
 mod proxy;
 mod registry;
+mod report;
 mod router;
 mod tls;
 mod upstream;
