@@ -68,8 +68,8 @@ pub(crate) enum TokenError {
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TokenError::Read { path, source } => {
-                write!(f, "cannot read the token file {}: {source}", path.display())
+            TokenError::Read { path, .. } => {
+                write!(f, "cannot read the token file {}", path.display())
             }
             TokenError::Empty { path } => write!(
                 f,
@@ -83,7 +83,14 @@ impl fmt::Display for TokenError {
     }
 }
 
-impl std::error::Error for TokenError {}
+impl std::error::Error for TokenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TokenError::Read { source, .. } => Some(source),
+            TokenError::Empty { .. } | TokenError::Random => None,
+        }
+    }
+}
 
 /// Why a proxy request was refused with 407.
 #[derive(Debug, PartialEq)]

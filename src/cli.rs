@@ -232,6 +232,9 @@ impl fmt::Display for CliError {
     }
 }
 
+/// No source: `BadValue` and `Conflict` say everything, and lexopt's errors already
+/// print their cause in their `Display`, so following their `source()` too would say
+/// it twice.
 impl std::error::Error for CliError {}
 
 impl From<lexopt::Error> for CliError {

@@ -188,6 +188,10 @@ pub enum ErrorKind {
 }
 
 /// Why an overlay could not be built or started.
+///
+/// Its `Display` says what failed (`cannot listen on 127.0.0.1:8080`); the cause, such
+/// as the I/O error, is its [`source`](std::error::Error::source), not repeated in the
+/// text. Print the whole chain to show a person everything.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
@@ -231,7 +235,9 @@ impl From<AppError> for Error {
             AppError::Tls(_) => ErrorKind::Tls,
             AppError::Upstream(_) => ErrorKind::Upstream,
             AppError::Tokens(_) => ErrorKind::Tokens,
-            AppError::Fetch(_) | AppError::Command { .. } => ErrorKind::Other,
+            AppError::Lockfile { .. } | AppError::Fetch(_) | AppError::Command { .. } => {
+                ErrorKind::Other
+            }
         };
         Error::new(kind, e)
     }

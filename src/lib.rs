@@ -56,6 +56,7 @@ mod http;
 mod project;
 mod proxy;
 mod registry;
+mod report;
 mod router;
 mod tls;
 mod upstream;

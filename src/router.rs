@@ -20,6 +20,7 @@ use crate::registry::index::{CrateName, same_release};
 use crate::registry::layer::WriteOutcome;
 use crate::registry::publish::{self, PublishPolicy};
 use crate::registry::{LayerStack, RegistryError};
+use crate::report::Report;
 
 /// Where downloads are served, as a `dl` template. It uses every marker cargo knows, so
 /// a client that expands them wrongly (another overlay using this one as a remote
@@ -411,20 +412,24 @@ impl Router {
             RegistryError::TooLarge(_) => 413,
             RegistryError::Storage { .. } => 500,
             RegistryError::Unsupported(_) => 501,
-            RegistryError::Upstream(_) => 502,
+            RegistryError::Upstream { .. } => 502,
         };
         // A missing index file is the normal answer to cargo's probing, and a 401 the
         // first step of cargo's token handshake: neither is worth a line.
+        let report = Report(error);
         if status == 404 || status == 401 {
-            log::debug!("{} {}: {error}", head.method, head.target);
+            log::debug!("{} {}: {report}", head.method, head.target);
         } else {
-            log::warn!("{} {}: {error}", head.method, head.target);
+            log::warn!("{} {}: {report}", head.method, head.target);
         }
-        // The full storage error, with server paths, goes to the log only.
+        // The full storage error, with server paths, goes to the log only; an
+        // upstream's failure is shown with its causes; every other text is exactly
+        // the registry's (crates.io's, for refused publishes).
         let detail = match error {
             RegistryError::Storage { layer, .. } => {
                 format!("storage error in layer {layer}; the server log has the details")
             }
+            RegistryError::Upstream { .. } => report.to_string(),
             _ => error.to_string(),
         };
         error_body(status, &detail)

@@ -65,7 +65,7 @@ pub(crate) struct UpstreamOptions {
 #[derive(Debug)]
 pub(crate) enum UpstreamError {
     /// `--upstream-proxy` or the environment's proxy is not a proxy URL.
-    InvalidProxy { url: String, detail: String },
+    InvalidProxy { url: String, source: ureq::Error },
     /// The URL is not one the overlay requests.
     InvalidUrl { url: String, detail: String },
     /// The destination's addresses are all of a kind this request may not reach.
@@ -76,15 +76,121 @@ pub(crate) enum UpstreamError {
         to: String,
         why: &'static str,
     },
-    /// The upstream could not be reached, or its answer not read.
-    Failed { what: String, detail: String },
+    /// More redirects than one request follows.
+    TooManyRedirects { url: String },
+    /// The upstream could not be reached, or its answer not read; ureq's error is
+    /// the source.
+    Failed {
+        what: String,
+        kind: Failure,
+        source: ureq::Error,
+    },
+}
+
+/// What kind of failure an [`UpstreamError::Failed`] is, read off ureq's error
+/// variants (and the I/O or rustls error inside), never off its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A connect, read or overall timeout.
+    Timeout,
+    /// The host name did not resolve.
+    Resolve,
+    /// No connection: refused, unreachable, reset.
+    Connect,
+    /// The TLS handshake or session failed (an untrusted certificate, say).
+    Tls,
+    /// The upstream proxy could not be used.
+    Proxy,
+    /// The answer is not HTTP the client can read.
+    Protocol,
+    /// The answer's body is larger than the request allows.
+    TooLarge,
+    /// Any other I/O error on the connection.
+    Io,
+    /// Anything else ureq reports.
+    Other,
+}
+
+impl Failure {
+    fn of(e: &ureq::Error) -> Failure {
+        use ureq::Error as E;
+        match e {
+            E::Timeout(_) => Failure::Timeout,
+            E::HostNotFound => Failure::Resolve,
+            E::ConnectionFailed => Failure::Connect,
+            E::Tls(_) | E::Pem(_) | E::Rustls(_) | E::TlsRequired | E::RequireHttpsOnly(_) => {
+                Failure::Tls
+            }
+            E::ConnectProxyFailed(_) | E::InvalidProxyUrl => Failure::Proxy,
+            E::Protocol(_)
+            | E::Http(_)
+            | E::BadUri(_)
+            | E::LargeResponseHeader(..)
+            | E::StatusCode(_)
+            | E::RedirectFailed
+            | E::TooManyRedirects
+            | E::BodyStalled => Failure::Protocol,
+            E::BodyExceedsLimit(_) => Failure::TooLarge,
+            E::Io(io) => Failure::of_io(io),
+            _ => Failure::Other,
+        }
+    }
+
+    fn of_io(e: &std::io::Error) -> Failure {
+        use std::io::ErrorKind as K;
+        let inner = e.get_ref();
+        if inner.is_some_and(|inner| inner.is::<rustls::Error>()) {
+            return Failure::Tls;
+        }
+        if inner.is_some_and(|inner| inner.is::<Unresolved>()) {
+            return Failure::Resolve;
+        }
+        match e.kind() {
+            K::TimedOut | K::WouldBlock => Failure::Timeout,
+            K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable => Failure::Connect,
+            _ => Failure::Io,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Failure::Timeout => "timed out",
+            Failure::Resolve => "the host name does not resolve",
+            Failure::Connect => "cannot connect",
+            Failure::Tls => "TLS failed",
+            Failure::Proxy => "the upstream proxy failed",
+            Failure::Protocol => "unreadable answer",
+            Failure::TooLarge => "answer too large",
+            Failure::Io => "connection failed",
+            Failure::Other => "failed",
+        })
+    }
+}
+
+impl UpstreamError {
+    /// A failed request or read, its kind taken from ureq's error.
+    fn failed(what: String, source: ureq::Error) -> UpstreamError {
+        UpstreamError::Failed {
+            what,
+            kind: Failure::of(&source),
+            source,
+        }
+    }
 }
 
 impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UpstreamError::InvalidProxy { url, detail } => {
-                write!(f, "invalid --upstream-proxy `{url}`: {detail}")
+            UpstreamError::InvalidProxy { url, .. } => {
+                write!(f, "invalid --upstream-proxy `{url}`")
             }
             UpstreamError::InvalidUrl { url, detail } => write!(f, "invalid URL `{url}`: {detail}"),
             UpstreamError::AddressRefused { url, rule } => {
@@ -93,12 +199,27 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Redirect { from, to, why } => {
                 write!(f, "{from} redirects to {to}, which is not followed: {why}")
             }
-            UpstreamError::Failed { what, detail } => write!(f, "{what} failed: {detail}"),
+            UpstreamError::TooManyRedirects { url } => {
+                write!(f, "GET {url} failed: more than {MAX_REDIRECTS} redirects")
+            }
+            UpstreamError::Failed { what, kind, .. } => write!(f, "{what}: {kind}"),
         }
     }
 }
 
-impl std::error::Error for UpstreamError {}
+impl std::error::Error for UpstreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UpstreamError::InvalidProxy { source, .. } | UpstreamError::Failed { source, .. } => {
+                Some(source)
+            }
+            UpstreamError::InvalidUrl { .. }
+            | UpstreamError::AddressRefused { .. }
+            | UpstreamError::Redirect { .. }
+            | UpstreamError::TooManyRedirects { .. } => None,
+        }
+    }
+}
 
 /// A URL's scheme: the overlay speaks only these two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,10 +510,7 @@ impl UpstreamResponse {
             .with_config()
             .limit(limit)
             .read_to_vec()
-            .map_err(|e| UpstreamError::Failed {
-                what: "reading the answer".to_string(),
-                detail: e.to_string(),
-            })
+            .map_err(|e| UpstreamError::failed("reading the answer".to_string(), e))
     }
 
     /// The body as a stream.
@@ -413,12 +531,14 @@ pub(crate) struct Upstream {
 impl Upstream {
     pub(crate) fn new(options: &UpstreamOptions) -> Result<Upstream, UpstreamError> {
         let proxy = match &options.proxy {
-            Some(url) => Some(
-                ureq::Proxy::new(url).map_err(|e| UpstreamError::InvalidProxy {
-                    url: url.clone(),
-                    detail: e.to_string(),
-                })?,
-            ),
+            Some(url) => {
+                Some(
+                    ureq::Proxy::new(url).map_err(|source| UpstreamError::InvalidProxy {
+                        url: url.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => ureq::Proxy::try_from_env().filter(|p| !points_at(p, options.own_address)),
         };
         if let Some(proxy) = &proxy {
@@ -546,9 +666,8 @@ impl Upstream {
             }
             at = next;
         }
-        Err(UpstreamError::Failed {
-            what: format!("GET {first}"),
-            detail: format!("more than {MAX_REDIRECTS} redirects"),
+        Err(UpstreamError::TooManyRedirects {
+            url: first.to_string(),
         })
     }
 
@@ -577,10 +696,7 @@ impl Upstream {
                     rule,
                 }
             }
-            e => UpstreamError::Failed {
-                what: what.clone(),
-                detail: e.to_string(),
-            },
+            e => UpstreamError::failed(what.clone(), e),
         };
         let mut request = ureq::http::Request::builder()
             .method(method)
@@ -635,6 +751,23 @@ impl fmt::Display for Refused {
 }
 
 impl std::error::Error for Refused {}
+
+/// The system resolver's error for a lookup, marked as such so the failure's kind
+/// survives ureq; it reads as the error it wraps.
+#[derive(Debug)]
+struct Unresolved(std::io::Error);
+
+impl fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Unresolved {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// ureq's resolver with a bounded cache in front (see the module docs), answering
 /// only addresses the thread's [`AddressRule`] allows.
@@ -722,7 +855,17 @@ impl Resolver for CachingResolver {
             Err(_) => match cached() {
                 Some(ips) => ips,
                 None => {
-                    let resolved = self.inner.resolve(uri, config, timeout)?;
+                    let resolved =
+                        self.inner
+                            .resolve(uri, config, timeout)
+                            .map_err(|e| match e {
+                                // The lookup's own error, marked so its kind survives.
+                                ureq::Error::Io(source) => ureq::Error::Io(std::io::Error::new(
+                                    source.kind(),
+                                    Unresolved(source),
+                                )),
+                                e => e,
+                            })?;
                     let ips: Vec<IpAddr> = resolved.iter().map(|a| a.ip()).collect();
                     self.cache().insert(host.clone(), ips.clone());
                     ips
@@ -873,13 +1016,7 @@ mod tests {
 
     #[test]
     fn the_resolver_answers_only_addresses_the_rule_allows() {
-        let upstream = Upstream::new(&UpstreamOptions {
-            timeout: Duration::from_secs(5),
-            proxy: None,
-            own_address: None,
-            forwarding: false,
-        })
-        .unwrap();
+        let upstream = client(Duration::from_secs(5));
         // A name, so the refusal comes from the resolver's answer, not the literal check.
         let url = Url::parse("http://localhost:9/").unwrap();
         let no_loopback = AddressRule {
@@ -892,6 +1029,105 @@ mod tests {
             "{:?}",
             refused.err()
         );
+    }
+
+    fn client(timeout: Duration) -> Upstream {
+        Upstream::new(&UpstreamOptions {
+            timeout,
+            proxy: None,
+            own_address: None,
+            forwarding: false,
+        })
+        .unwrap()
+    }
+
+    fn failure(result: Result<UpstreamResponse, UpstreamError>) -> Failure {
+        match result {
+            Err(UpstreamError::Failed { kind, .. }) => kind,
+            Err(e) => panic!("not a failed request: {e}"),
+            Ok(response) => panic!("an answer: {}", response.status),
+        }
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_connect_failure() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let result = client(Duration::from_secs(5)).get(&url, &[], Redirects::SameOrigin);
+        assert_eq!(failure(result), Failure::Connect);
+    }
+
+    #[test]
+    fn an_upstream_that_never_answers_is_a_timeout() {
+        // The kernel accepts the connection; nobody ever answers on it.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", silent.local_addr().unwrap());
+        let started = Instant::now();
+        let result = client(Duration::from_millis(300)).get(&url, &[], Redirects::SameOrigin);
+        let Err(error) = result else {
+            panic!("an answer from a silent listener")
+        };
+        assert!(
+            matches!(
+                error,
+                UpstreamError::Failed {
+                    kind: Failure::Timeout,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // The kind is in the words, ureq's error only in the source.
+        let text = error.to_string();
+        assert_eq!(text, format!("GET {url}: timed out"));
+        let source = std::error::Error::source(&error).unwrap().to_string();
+        assert!(!text.contains(&source), "{text} / {source}");
+    }
+
+    #[test]
+    fn failures_are_classified_by_variant() {
+        use std::io;
+        let tls = |e: rustls::Error| ureq::Error::Io(io::Error::new(io::ErrorKind::InvalidData, e));
+        for (error, kind) in [
+            (
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                Failure::Timeout,
+            ),
+            (ureq::Error::HostNotFound, Failure::Resolve),
+            (
+                ureq::Error::Io(io::Error::other(Unresolved(io::Error::other(
+                    "no such name",
+                )))),
+                Failure::Resolve,
+            ),
+            (
+                ureq::Error::Io(io::ErrorKind::ConnectionRefused.into()),
+                Failure::Connect,
+            ),
+            (tls(rustls::Error::DecryptError), Failure::Tls),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer,
+                )),
+                Failure::Tls,
+            ),
+            (ureq::Error::BodyExceedsLimit(10), Failure::TooLarge),
+            (ureq::Error::ConnectProxyFailed("no".into()), Failure::Proxy),
+            (ureq::Error::TooManyRedirects, Failure::Protocol),
+            // Words that read like a timeout or TLS do not make one.
+            (
+                ureq::Error::Io(io::Error::other("certificate timed out")),
+                Failure::Io,
+            ),
+        ] {
+            assert_eq!(Failure::of(&error), kind, "{error}");
+        }
     }
 
     #[test]

@@ -29,9 +29,9 @@ use crate::auth::{TokenError, Tokens};
 use crate::cli::{self, Config, DEFAULT_PORT, FetchConfig, LayerSpec};
 use crate::http::{self, Limits, Listening, Server, ServerOptions};
 use crate::project::cargo_home;
-use crate::project::fetch::fetch_into;
+use crate::project::fetch::{FetchError, fetch_into};
 use crate::project::lockfile::parse_lockfile;
-use crate::project::workspace::Workspace;
+use crate::project::workspace::{Workspace, WorkspaceError};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::publish::PublishPolicy;
 use crate::registry::remote::RemoteOptions;
@@ -40,6 +40,7 @@ use crate::registry::remote::download_ahead::Project;
 use crate::registry::{
     CargoPackageLayer, Layer, LayerStack, LocalLayer, RegistryError, RemoteLayer,
 };
+use crate::report::Report;
 use crate::router::Router;
 use crate::tls::{self, CertificateAuthority, InterceptTls, TlsError};
 use crate::upstream::{Upstream, UpstreamError, UpstreamOptions, url_host};
@@ -78,13 +79,18 @@ pub(crate) enum AppError {
         source: io::Error,
     },
     /// `-r cargo-package` could not find cargo's target directory.
-    CargoPackage(String),
+    CargoPackage(WorkspaceError),
     Tls(TlsError),
     /// The upstream client could not be set up.
     Upstream(UpstreamError),
     Tokens(TokenError),
-    /// `fetch` could not read its lockfile or complete.
-    Fetch(String),
+    /// `fetch` could not read its lockfile.
+    Lockfile {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// `fetch` could not complete.
+    Fetch(FetchError),
     /// The command of exec mode could not be started.
     Command {
         program: OsString,
@@ -95,10 +101,8 @@ pub(crate) enum AppError {
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AppError::Address { host, source } => {
-                write!(f, "invalid value `{host}` for --host: {source}")
-            }
-            AppError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            AppError::Address { host, .. } => write!(f, "invalid value `{host}` for --host"),
+            AppError::Bind { addr, .. } => write!(f, "cannot listen on {addr}"),
             AppError::Exposed {
                 addr,
                 anonymous_writes: true,
@@ -116,27 +120,43 @@ impl fmt::Display for AppError {
                  token per line: writes carry one, and proxy clients give one as the password \
                  of the proxy URL), or bind a loopback address (-H 127.0.0.1)"
             ),
-            AppError::Layer(e) => write!(f, "cannot open a layer: {e}"),
-            AppError::RunDir { path, source } => {
-                write!(
-                    f,
-                    "cannot create the run directory {}: {source}",
-                    path.display()
-                )
+            AppError::Layer(_) => f.write_str("cannot open a layer"),
+            AppError::RunDir { path, .. } => {
+                write!(f, "cannot create the run directory {}", path.display())
             }
-            AppError::CargoPackage(why) => write!(f, "-r cargo-package: {why}"),
+            AppError::CargoPackage(_) => f.write_str("-r cargo-package"),
+            // These say what failed themselves.
             AppError::Tls(e) => e.fmt(f),
             AppError::Upstream(e) => e.fmt(f),
-            AppError::Fetch(why) => write!(f, "fetch: {why}"),
             AppError::Tokens(e) => e.fmt(f),
-            AppError::Command { program, source } => {
-                write!(f, "cannot run `{}`: {source}", program.to_string_lossy())
+            AppError::Lockfile { path, .. } => write!(f, "fetch: cannot read {}", path.display()),
+            AppError::Fetch(_) => f.write_str("fetch"),
+            AppError::Command { program, .. } => {
+                write!(f, "cannot run `{}`", program.to_string_lossy())
             }
         }
     }
 }
 
-impl std::error::Error for AppError {}
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppError::Address { source, .. }
+            | AppError::Bind { source, .. }
+            | AppError::RunDir { source, .. }
+            | AppError::Lockfile { source, .. }
+            | AppError::Command { source, .. } => Some(source),
+            AppError::Layer(e) => Some(e),
+            AppError::CargoPackage(e) => Some(e),
+            AppError::Fetch(e) => Some(e),
+            // Transparent: their Display is this error's, so their source is too.
+            AppError::Tls(e) => e.source(),
+            AppError::Upstream(e) => e.source(),
+            AppError::Tokens(e) => e.source(),
+            AppError::Exposed { .. } => None,
+        }
+    }
+}
 
 impl From<TlsError> for AppError {
     fn from(e: TlsError) -> Self {
@@ -156,7 +176,10 @@ pub fn main() -> ExitCode {
     let action = match action {
         Ok(action) => action,
         Err(e) => {
-            eprintln!("error: {e}\n\nRun with --help to see the options.");
+            eprintln!(
+                "error: {}\n\nRun with --help to see the options.",
+                Report(&e)
+            );
             return ExitCode::from(2);
         }
     };
@@ -179,7 +202,7 @@ fn exit(result: Result<i32, AppError>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Report(&e));
             ExitCode::from(1)
         }
     }
@@ -366,8 +389,10 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
 /// `fetch`: every registry package of the lockfile, through the layers, into a
 /// local-registry directory.
 pub(crate) fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
-    let text = std::fs::read_to_string(&fetch.lockfile)
-        .map_err(|e| AppError::Fetch(format!("cannot read {}: {e}", fetch.lockfile.display())))?;
+    let text = std::fs::read_to_string(&fetch.lockfile).map_err(|source| AppError::Lockfile {
+        path: fetch.lockfile.clone(),
+        source,
+    })?;
     let packages = parse_lockfile(&text);
     let run_dir = RunDir::new()?;
     let upstream = UpstreamOptions {
@@ -381,8 +406,7 @@ pub(crate) fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
         true,
     );
     let into = DiskCache::open(fetch.into.clone(), Keeping::Persistent).map_err(AppError::Layer)?;
-    let summary =
-        fetch_into(&stack, &packages, &into).map_err(|e| AppError::Fetch(e.to_string()))?;
+    let summary = fetch_into(&stack, &packages, &into).map_err(AppError::Fetch)?;
     println!(
         "fetched {} crates into {} ({} were there already)",
         summary.downloaded + summary.already_there,
@@ -475,7 +499,7 @@ fn build_layers(
             }
             LayerSpec::Local(path) => Box::new(LocalLayer::open(path).map_err(AppError::Layer)?),
             LayerSpec::CargoPackage => {
-                let read = Workspace::read().map_err(|e| AppError::CargoPackage(e.to_string()))?;
+                let read = Workspace::read().map_err(AppError::CargoPackage)?;
                 let layer = Box::new(CargoPackageLayer::new(read.tmp_registry()));
                 workspace = Some(read);
                 layer
@@ -551,7 +575,7 @@ fn expect_workspace(router: Arc<Router>, known: Option<Workspace>) {
                     });
                 }
             }
-            Err(e) => log::debug!("no project to prefetch for: {e}"),
+            Err(e) => log::debug!("no project to prefetch for: {}", Report(&e)),
         });
     if let Err(e) = spawned {
         log::debug!("cannot read the project for prefetching: {e}");

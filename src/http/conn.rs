@@ -86,7 +86,7 @@ pub enum ConnError {
 impl fmt::Display for ConnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnError::Io(e) => write!(f, "connection error: {e}"),
+            ConnError::Io(_) => f.write_str("connection error"),
             ConnError::TimedOut(what) => write!(f, "timed out waiting for {what}"),
             ConnError::Incomplete(what) => {
                 write!(
@@ -94,6 +94,15 @@ impl fmt::Display for ConnError {
                     "the client closed the connection in the middle of {what}"
                 )
             }
+        }
+    }
+}
+
+impl std::error::Error for ConnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnError::Io(e) => Some(e),
+            ConnError::TimedOut(_) | ConnError::Incomplete(_) => None,
         }
     }
 }

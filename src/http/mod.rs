@@ -22,7 +22,7 @@ mod server;
 use std::fmt;
 use std::io::Read;
 
-pub(crate) use conn::{Connect, write_response};
+pub(crate) use conn::{ConnError, Connect, write_response};
 pub use conn::{Limits, serve_connection};
 pub(crate) use drain::{drain, resume};
 pub(crate) use server::{Listening, READ_TICK, Server, ServerOptions, Service, close_gently};

@@ -38,7 +38,15 @@ impl fmt::Display for FetchError {
     }
 }
 
-impl std::error::Error for FetchError {}
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FetchError::Package { .. } => None,
+            // Transparent: its Display is this error's, so its source is too.
+            FetchError::Registry(e) => e.source(),
+        }
+    }
+}
 
 impl From<RegistryError> for FetchError {
     fn from(e: RegistryError) -> Self {

@@ -31,17 +31,26 @@ pub(crate) enum WorkspaceError {
 impl fmt::Display for WorkspaceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WorkspaceError::Spawn(e) => write!(f, "cannot run `cargo metadata`: {e}"),
+            WorkspaceError::Spawn(_) => f.write_str("cannot run `cargo metadata`"),
             WorkspaceError::Failed(message) => write!(
                 f,
                 "`cargo metadata` failed (run from inside a cargo project): {message}"
             ),
-            WorkspaceError::Unreadable(e) => write!(f, "unreadable `cargo metadata` output: {e}"),
+            WorkspaceError::Unreadable(_) => f.write_str("unreadable `cargo metadata` output"),
         }
     }
 }
 
-impl std::error::Error for WorkspaceError {}
+impl std::error::Error for WorkspaceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkspaceError::Spawn(e) => Some(e),
+            WorkspaceError::Unreadable(e) => Some(e),
+            // cargo's own message, quoted.
+            WorkspaceError::Failed(_) => None,
+        }
+    }
+}
 
 /// The parts of `cargo metadata --format-version 1 --no-deps` the overlay reads.
 #[derive(Debug, Deserialize)]

@@ -34,9 +34,10 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::auth::{self, Tokens};
 use crate::http::{
-    Body, Connect, Handler, Limits, Request, RequestHead, Response, SMALL_BODY_LIMIT, Service,
-    close_gently, serve_connection, write_response,
+    Body, ConnError, Connect, Handler, Limits, Request, RequestHead, Response, SMALL_BODY_LIMIT,
+    Service, close_gently, serve_connection, write_response,
 };
+use crate::report::Report;
 use crate::tls::InterceptTls;
 use crate::upstream::{HostPort, Upstream, UpstreamError, Url};
 use halves::IntoHalves;
@@ -104,7 +105,7 @@ impl Frontend {
         match serve_connection(stream, &handler, &self.limits) {
             Ok(None) => {}
             Ok(Some(connect)) => self.connect(connect, peer),
-            Err(e) => log::debug!("{peer}: {e}"),
+            Err(e) => log::debug!("{peer}: {}", Report(&e)),
         }
     }
 
@@ -219,7 +220,7 @@ impl Frontend {
                     .protocol_error(405, "CONNECT inside an intercepted tunnel is not served");
                 let _ = write_response(&mut nested.stream, response, false, true);
             }
-            Err(e) => log_tls_failure(peer, host, &e.to_string()),
+            Err(e) => log_tls_failure(peer, host, &e),
         }
     }
 }
@@ -351,14 +352,40 @@ fn write_established<S: Write>(stream: &mut S) -> std::io::Result<()> {
     stream.flush()
 }
 
-fn log_tls_failure(peer: &str, host: &str, error: &str) {
-    if error.contains("certificate") || error.contains("alert") {
+fn log_tls_failure(peer: &str, host: &str, error: &ConnError) {
+    if client_refused_tls(error) {
         log::warn!(
-            "{peer}: TLS with the client for {host} failed: {error} (does the client trust the overlay's CA?)"
+            "{peer}: TLS with the client for {host} failed: {} (does the client trust the overlay's CA?)",
+            Report(error)
         );
     } else {
-        log::debug!("{peer}: intercepted connection for {host} ended: {error}");
+        log::debug!(
+            "{peer}: intercepted connection for {host} ended: {}",
+            Report(error)
+        );
     }
+}
+
+/// Whether an intercepted connection ended on a TLS failure about certificates: an
+/// alert from the client (typically `unknown_ca` or `bad_certificate`, when it does not
+/// trust the overlay's CA) or a certificate rustls refused. rustls's error arrives as
+/// the inner error of the stream's `io::Error`.
+fn client_refused_tls(error: &ConnError) -> bool {
+    let ConnError::Io(io) = error else {
+        return false;
+    };
+    let Some(tls) = io
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return false;
+    };
+    matches!(
+        tls,
+        rustls::Error::AlertReceived(_)
+            | rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+    )
 }
 
 /// The one answer for a destination that cannot be reached, whatever the reason
@@ -493,7 +520,11 @@ impl ProxyRequests<'_> {
                     .protocol_error(403, &link_local_refusal(&url.at));
             }
             Err(e) => {
-                log::warn!("forwarding {} {target}: {e}", request.head.method);
+                log::warn!(
+                    "forwarding {} {target}: {}",
+                    request.head.method,
+                    Report(&e)
+                );
                 return self
                     .frontend
                     .router
@@ -607,5 +638,39 @@ mod tests {
         let mut all = String::new();
         stream.read_to_string(&mut all).unwrap();
         assert_eq!(all, "abcd");
+    }
+
+    #[test]
+    fn tunnel_errors_leave_their_cause_to_source() {
+        let unreachable = TunnelError::Unreachable(io::ErrorKind::ConnectionRefused.into());
+        crate::report::assert_causes_once(&unreachable);
+        assert_eq!(
+            Report(&unreachable).to_string(),
+            "cannot connect: connection refused"
+        );
+    }
+
+    #[test]
+    fn tls_failures_are_told_apart_by_rustls_variant() {
+        use rustls::AlertDescription;
+        let tls = |e: rustls::Error| ConnError::Io(io::Error::new(io::ErrorKind::InvalidData, e));
+        for refused in [
+            rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+            rustls::Error::AlertReceived(AlertDescription::BadCertificate),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+            rustls::Error::NoCertificatesPresented,
+        ] {
+            assert!(client_refused_tls(&tls(refused.clone())), "{refused}");
+        }
+        for other in [
+            tls(rustls::Error::DecryptError),
+            tls(rustls::Error::General("certificate alert".into())),
+            // Text that reads like a certificate failure is not one.
+            ConnError::Io(io::Error::other("bad certificate alert")),
+            ConnError::Io(io::ErrorKind::ConnectionReset.into()),
+            ConnError::TimedOut("a request head"),
+        ] {
+            assert!(!client_refused_tls(&other), "{}", Report(&other));
+        }
     }
 }

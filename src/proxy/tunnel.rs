@@ -42,8 +42,17 @@ impl fmt::Display for TunnelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TunnelError::Refused => f.write_str("the host resolves only to refused addresses"),
-            TunnelError::Unreachable(e) => write!(f, "cannot connect: {e}"),
+            TunnelError::Unreachable(_) => f.write_str("cannot connect"),
             TunnelError::Proxy(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl std::error::Error for TunnelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TunnelError::Unreachable(e) => Some(e),
+            TunnelError::Refused | TunnelError::Proxy(_) => None,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! Each variant says what kind of failure it is, so the HTTP edge can pick a status
 //! code without knowing any registry rule, and carries the exact text a client should
 //! see: for refused publishes, the text crates.io would give, so a dry run through the
-//! overlay reads like the real thing.
+//! overlay reads like the real thing. Those texts have no cause beneath them; a storage
+//! or upstream failure keeps its cause as the source, which the router's log line and
+//! (for upstreams) its answer add through [`crate::report::Report`].
 
 use std::fmt;
 use std::io;
@@ -27,9 +29,13 @@ pub enum RegistryError {
     MethodNotAllowed(String),
     /// The route exists in cargo's protocol but the overlay does not offer it (HTTP 501).
     Unsupported(String),
-    /// An upstream registry failed or answered unexpectedly; the text names it (HTTP
-    /// 502, which cargo retries).
-    Upstream(String),
+    /// An upstream registry failed or answered unexpectedly; the text names it, and
+    /// the client's error, when there is one, is the source (HTTP 502, which cargo
+    /// retries).
+    Upstream {
+        detail: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A layer's storage failed; `path` says where (HTTP 500).
     Storage {
         layer: String,
@@ -41,6 +47,14 @@ pub enum RegistryError {
 impl RegistryError {
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {
         RegistryError::Invalid(detail.into())
+    }
+
+    /// An upstream's answer the registry cannot use; no cause below it.
+    pub(crate) fn upstream(detail: impl Into<String>) -> Self {
+        RegistryError::Upstream {
+            detail: detail.into(),
+            source: None,
+        }
     }
 
     /// Wraps an I/O error with the layer and path it happened on.
@@ -62,17 +76,11 @@ impl fmt::Display for RegistryError {
             | RegistryError::Unauthorized(detail)
             | RegistryError::Forbidden(detail)
             | RegistryError::MethodNotAllowed(detail)
-            | RegistryError::Upstream(detail)
+            | RegistryError::Upstream { detail, .. }
             | RegistryError::Unsupported(detail) => f.write_str(detail),
-            RegistryError::Storage {
-                layer,
-                path,
-                source,
-            } => write!(
-                f,
-                "storage error in layer {layer} at {}: {source}",
-                path.display()
-            ),
+            RegistryError::Storage { layer, path, .. } => {
+                write!(f, "storage error in layer {layer} at {}", path.display())
+            }
         }
     }
 }
@@ -81,6 +89,10 @@ impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RegistryError::Storage { source, .. } => Some(source),
+            RegistryError::Upstream {
+                source: Some(source),
+                ..
+            } => Some(&**source),
             _ => None,
         }
     }

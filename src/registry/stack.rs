@@ -23,6 +23,7 @@ use crate::registry::publish::Publish;
 use crate::registry::remote::RemoteLayer;
 use crate::registry::remote::download_ahead::Project;
 use crate::registry::remote::prefetch::Release;
+use crate::report::Report;
 
 /// What a publish did.
 pub(crate) struct PublishResult<'a> {
@@ -105,7 +106,10 @@ impl LayerStack {
         }
         match failure {
             Some(e) if merged.is_empty() => return Err(e),
-            Some(e) => log::warn!("serving `{name}` from the layers that answered: {e}"),
+            Some(e) => log::warn!(
+                "serving `{name}` from the layers that answered: {}",
+                Report(&e)
+            ),
             None => {}
         }
         if merged.is_empty() {
@@ -127,7 +131,7 @@ impl LayerStack {
                 Ok(Some(file)) => return Ok(Some(file)),
                 Ok(None) => {}
                 Err(e) => {
-                    log::warn!("{e}");
+                    log::warn!("{}", Report(&e));
                     failure.get_or_insert(e);
                 }
             }
@@ -170,7 +174,10 @@ impl LayerStack {
         let mut warnings = Vec::new();
         for (depth, layer) in self.layers.iter().enumerate() {
             let candidates = layer.names_like(&publish.name).unwrap_or_else(|e| {
-                log::warn!("could not list the names like `{name}` in a layer: {e}");
+                log::warn!(
+                    "could not list the names like `{name}` in a layer: {}",
+                    Report(&e)
+                );
                 Vec::new()
             });
             let mut looked_up = HashSet::new();
@@ -181,7 +188,10 @@ impl LayerStack {
                 let lines = match layer.index_lines(&candidate) {
                     Ok(lines) => lines,
                     Err(e) => {
-                        log::warn!("could not check the name `{name}` against a layer: {e}");
+                        log::warn!(
+                            "could not check the name `{name}` against a layer: {}",
+                            Report(&e)
+                        );
                         continue;
                     }
                 };
@@ -266,7 +276,7 @@ impl LayerStack {
             let page = match layer.search(query, limit) {
                 Ok(page) => page,
                 Err(e) => {
-                    log::warn!("search skipped a layer: {e}");
+                    log::warn!("search skipped a layer: {}", Report(&e));
                     continue;
                 }
             };

@@ -118,10 +118,10 @@ impl CertificateAuthority {
     fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         let cert_pem = fs::read_to_string(cert_path).map_err(|e| TlsError::io(cert_path, e))?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| TlsError::pem(cert_path, format!("no usable CERTIFICATE block ({e})")))?;
+            .map_err(|e| TlsError::pem_because(cert_path, "no usable CERTIFICATE block", e))?;
         let key_pem = read_private_file(key_path)?;
         let key = KeyPair::from_pem(&key_pem)
-            .map_err(|e| TlsError::pem(key_path, format!("not a usable private key ({e})")))?;
+            .map_err(|e| TlsError::pem_because(key_path, "not a usable private key", e))?;
         let ca = CertificateAuthority {
             cert_pem,
             cert_der,

@@ -9,6 +9,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use super::*;
+use crate::report::Report;
 
 /// Upper bound on cached leaves and configurations. The SNI a client sends picks the leaf,
 /// so without a bound a client could grow the cache without end; real use needs a handful.
@@ -114,7 +115,7 @@ impl ResolvesServerCert for InterceptResolver {
             }
             Err(e) => {
                 // `None` aborts the handshake; the client sees a handshake failure.
-                log::warn!("cannot issue a certificate for {name}: {e}");
+                log::warn!("cannot issue a certificate for {name}: {}", Report(&e));
                 None
             }
         }

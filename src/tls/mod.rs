@@ -72,7 +72,12 @@ pub(crate) enum TlsError {
     /// Reading or writing a file failed.
     Io { path: PathBuf, source: io::Error },
     /// A file is not the PEM it should be: unreadable, invalid, missing a key, mismatched.
-    Pem { path: PathBuf, why: String },
+    /// The parser's or rustls's error, when there is one, is the source.
+    Pem {
+        path: PathBuf,
+        why: String,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// rcgen could not make a key or a certificate.
     Certificate(rcgen::Error),
     /// rustls refused the configuration or the key.
@@ -93,6 +98,20 @@ impl TlsError {
         TlsError::Pem {
             path: path.to_path_buf(),
             why: why.into(),
+            source: None,
+        }
+    }
+
+    /// A file that is not the PEM it should be, for the reason `source` gives.
+    fn pem_because(
+        path: &Path,
+        why: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        TlsError::Pem {
+            path: path.to_path_buf(),
+            why: why.into(),
+            source: Some(Box::new(source)),
         }
     }
 }
@@ -100,10 +119,10 @@ impl TlsError {
 impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::Io { path, source } => write!(f, "I/O error on {}: {source}", path.display()),
-            TlsError::Pem { path, why } => write!(f, "{}: {why}", path.display()),
-            TlsError::Certificate(e) => write!(f, "cannot create a certificate: {e}"),
-            TlsError::Rustls(e) => write!(f, "cannot set up TLS: {e}"),
+            TlsError::Io { path, .. } => write!(f, "I/O error on {}", path.display()),
+            TlsError::Pem { path, why, .. } => write!(f, "{}: {why}", path.display()),
+            TlsError::Certificate(_) => f.write_str("cannot create a certificate"),
+            TlsError::Rustls(_) => f.write_str("cannot set up TLS"),
             TlsError::Unprotected { path, why } => write!(
                 f,
                 "{}: {why}; whoever can read or replace the CA key can impersonate any HTTPS \
@@ -120,6 +139,9 @@ impl std::error::Error for TlsError {
             TlsError::Io { source, .. } => Some(source),
             TlsError::Certificate(e) => Some(e),
             TlsError::Rustls(e) => Some(e),
+            TlsError::Pem {
+                source: Some(e), ..
+            } => Some(&**e),
             TlsError::Pem { .. } | TlsError::Unprotected { .. } => None,
         }
     }
@@ -187,7 +209,7 @@ pub(crate) fn listener_config_from_pem(
     let cert_bytes = fs::read(cert).map_err(|e| TlsError::io(cert, e))?;
     let chain = CertificateDer::pem_slice_iter(&cert_bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::pem(cert, format!("invalid PEM ({e})")))?;
+        .map_err(|e| TlsError::pem_because(cert, "invalid PEM", e))?;
     if chain.is_empty() {
         return Err(TlsError::pem(cert, "no CERTIFICATE block found"));
     }
@@ -197,15 +219,13 @@ pub(crate) fn listener_config_from_pem(
             key,
             "no private key found (expected a PKCS#8, PKCS#1 or SEC1 PEM block)",
         ),
-        e => TlsError::pem(key, format!("invalid PEM ({e})")),
+        e => TlsError::pem_because(key, "invalid PEM", e),
     })?;
     let certified = CertifiedKey::from_der(chain, key_der, &ring_provider()).map_err(|e| {
-        TlsError::pem(
+        TlsError::pem_because(
             key,
-            format!(
-                "not usable with the certificate in {} ({e})",
-                cert.display()
-            ),
+            format!("not usable with the certificate in {}", cert.display()),
+            e,
         )
     })?;
     server_config(Arc::new(SingleCertAndKey::from(certified)))
@@ -698,7 +718,7 @@ mod tests {
         CertificateAuthority::load_or_create(dir.path()).unwrap();
         fs::write(dir.path().join(CA_CERT_FILE), test_ca().cert_pem()).unwrap();
         match CertificateAuthority::load_or_create(dir.path()) {
-            Err(TlsError::Pem { path, why }) => {
+            Err(TlsError::Pem { path, why, .. }) => {
                 assert_eq!(path, dir.path().join(CA_CERT_FILE));
                 assert!(why.contains("do not verify"), "{why}");
             }

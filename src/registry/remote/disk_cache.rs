@@ -154,7 +154,7 @@ impl DiskCache {
             Ok(Some(len)) => len,
             Ok(None) => {
                 let _ = fs::remove_file(&temp);
-                return Err(RegistryError::Upstream(format!(
+                return Err(RegistryError::upstream(format!(
                     "the download of {}@{} does not match the index checksum",
                     line.name, line.version
                 )));

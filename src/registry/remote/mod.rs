@@ -44,7 +44,8 @@ use crate::registry::remote::disk_cache::{DiskCache, Keeping};
 use crate::registry::remote::download_ahead::{DownloadAhead, Project};
 use crate::registry::remote::index_cache::{CachedIndex, IndexCache, Lookup};
 use crate::registry::remote::prefetch::{Prefetcher, Release, WorkPool};
-use crate::upstream::{Redirects, Upstream, UpstreamResponse, Url};
+use crate::report::Report;
+use crate::upstream::{Redirects, Upstream, UpstreamError, UpstreamResponse, Url};
 
 /// How long a fetched `config.json` is trusted before it is fetched again.
 const CONFIG_REFRESH: Duration = Duration::from_secs(300);
@@ -207,8 +208,17 @@ impl RemoteLayer {
 }
 
 impl Remote {
+    /// An answer of the upstream's that the layer cannot use.
     fn upstream_error(&self, what: impl std::fmt::Display) -> RegistryError {
-        RegistryError::Upstream(format!("upstream {}: {what}", self.label))
+        RegistryError::upstream(format!("upstream {}: {what}", self.label))
+    }
+
+    /// A request to the upstream that failed: the client's error is the source.
+    fn upstream_failure(&self, e: UpstreamError) -> RegistryError {
+        RegistryError::Upstream {
+            detail: format!("upstream {}", self.label),
+            source: Some(Box::new(e)),
+        }
     }
 
     /// A read from the upstream, with the layer's token when it has one (never sent
@@ -225,7 +235,7 @@ impl Remote {
         }
         self.upstream
             .get(url, &headers, redirects)
-            .map_err(|e| self.upstream_error(e))
+            .map_err(|e| self.upstream_failure(e))
     }
 
     /// `config.json`, from the cache while it is fresh. A failed refresh keeps the old
@@ -249,7 +259,7 @@ impl Remote {
                 }
                 let bytes = response
                     .into_bytes(MAX_DOCUMENT_LEN)
-                    .map_err(|e| self.upstream_error(e))?;
+                    .map_err(|e| self.upstream_failure(e))?;
                 serde_json::from_slice::<RegistryConfig>(&bytes).map_err(|e| {
                     self.upstream_error(format!("{url} is not a registry config: {e}"))
                 })
@@ -263,7 +273,7 @@ impl Remote {
                 Ok(config)
             }
             (Err(e), Some(stale)) => {
-                log::warn!("{e}; using the config.json fetched before");
+                log::warn!("{}; using the config.json fetched before", Report(&e));
                 Ok(stale.config.clone())
             }
             (Err(e), None) => Err(e),
@@ -306,11 +316,11 @@ impl Remote {
         let response = self
             .upstream
             .send(method, &url, &headers, body)
-            .map_err(|e| self.upstream_error(e))?;
+            .map_err(|e| self.upstream_failure(e))?;
         let status = response.status;
         let body = response
             .into_bytes(MAX_DOCUMENT_LEN)
-            .map_err(|e| self.upstream_error(e))?;
+            .map_err(|e| self.upstream_failure(e))?;
         Ok(WriteOutcome::Forwarded { status, body })
     }
 }
@@ -341,7 +351,7 @@ impl Remote {
                 if let Some(disk) = &self.disk
                     && let Err(e) = disk.store_index(name, &render_index_file(&lines))
                 {
-                    log::warn!("{e}");
+                    log::warn!("{}", Report(&e));
                 }
                 let lines = Arc::new(lines);
                 self.prefetch_after(name, Arc::clone(&lines));
@@ -371,11 +381,11 @@ impl Remote {
                 // Keep an expired copy for next time; forget nothing else.
                 self.index_cache.finish(&key, stale.clone());
                 if let Some(stale) = stale {
-                    log::warn!("{e}; serving the copy fetched before");
+                    log::warn!("{}; serving the copy fetched before", Report(&e));
                     return Ok(stale.lines);
                 }
                 if let Some(lines) = self.disk.as_ref().and_then(|d| d.load_index(name)) {
-                    log::warn!("{e}; serving the copy in the cache directory");
+                    log::warn!("{}; serving the copy in the cache directory", Report(&e));
                     return Ok(Arc::new(lines));
                 }
                 Err(e)
@@ -393,7 +403,7 @@ impl Remote {
                 let etag = response.header("etag");
                 let bytes = response
                     .into_bytes(MAX_DOCUMENT_LEN)
-                    .map_err(|e| self.upstream_error(e))?;
+                    .map_err(|e| self.upstream_failure(e))?;
                 let mut lines = parse_index_file(&String::from_utf8_lossy(&bytes));
                 // A line naming another crate is not this crate's, and its name must
                 // never reach a file path (the disk cache) unchecked.
@@ -497,7 +507,7 @@ impl Remote {
             return;
         }
         if let Err(e) = self.download(line, true) {
-            log::debug!("fetching {key} ahead failed: {e}");
+            log::debug!("fetching {key} ahead failed: {}", Report(&e));
         }
         self.ahead.release(&key);
     }
@@ -539,7 +549,7 @@ impl Remote {
         }
         let bytes = response
             .into_bytes(MAX_DOCUMENT_LEN)
-            .map_err(|e| self.upstream_error(e))?;
+            .map_err(|e| self.upstream_failure(e))?;
         #[derive(serde::Deserialize)]
         struct Answer {
             crates: Vec<crate::registry::layer::SearchHit>,
