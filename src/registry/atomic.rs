@@ -4,8 +4,10 @@
 //! A file is written to a temporary name beside its final one, synced, renamed into
 //! place, and its directory synced, so readers see the old file or the new one, never a
 //! part, and the new one survives a crash once the write returns. Temporary names
-//! start with `.tmp-` and carry the writer's process id, so a later start can tell a
-//! crashed writer's leftovers from a live writer's work.
+//! start with `.tmp-` and carry the writer's host and process id,
+//! `.tmp-{host}.{pid}-{n}-{name}`, so a later start can tell a crashed writer's
+//! leftovers from a live writer's work, and never judges by a pid from another machine
+//! sharing the directory (see [`host_id`]).
 //!
 //! A layer directory may be shared with, or handed over by, someone else, who could put
 //! a symlink in it: `leak-1.0.0.crate` pointing at a file of the user running the
@@ -26,6 +28,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Makes temporary names unique among the threads of this process; the process id
@@ -72,7 +75,83 @@ impl Access {
     }
 }
 
-/// A fresh temporary path beside `path`: `.tmp-{pid}-{n}-{file name}`.
+/// Overrides [`host_id`]: a test hook, so tests can run overlays that look like
+/// different machines sharing one layer directory. Not for production use.
+pub(crate) const HOST_ID_VAR: &str = "CARGO_OVERLAY_REGISTRY_HOST_ID";
+
+/// How many hex digits of a host identity a temporary name carries.
+const HOST_ID_LEN: usize = 12;
+
+/// The identity of the set of processes this one can see by pid: the running kernel
+/// (its boot id, new at every boot and different on every machine; the host name when
+/// that is unreadable) and this process's pid namespace (containers on one machine
+/// see each other's pids under other numbers, or not at all). It is the first 12 hex
+/// digits of a SHA-256 of both: short, and safe in a file name. A pid in a temporary
+/// file's name is only checked by a process with the same identity.
+///
+/// [`HOST_ID_VAR`] replaces it, for tests; a value that is not 1 to 32 ASCII letters
+/// and digits is ignored.
+pub(crate) fn host_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        if let Some(id) = std::env::var(HOST_ID_VAR).ok().filter(|id| is_host_id(id)) {
+            return id.to_ascii_lowercase();
+        }
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .ok()
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| format!("host {}", host_name()));
+        let pid_namespace = fs::read_link("/proc/self/ns/pid")
+            .map(|link| link.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let digest = crate::digest::sha256_hex(format!("{boot}\n{pid_namespace}").as_bytes());
+        digest[..HOST_ID_LEN].to_string()
+    })
+}
+
+/// Whether `id` can be a host identity in a temporary name.
+pub(crate) fn is_host_id(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its length.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Who wrote a temporary file, as its name says.
+#[derive(Debug, PartialEq)]
+pub(crate) struct TempWriter<'a> {
+    /// The writer's [`host_id`]; none in names written before there was one.
+    pub(crate) host: Option<&'a str>,
+    /// The writer's process id, a positive number.
+    pub(crate) pid: i32,
+}
+
+/// The writer named by a temporary file name, `.tmp-{host}.{pid}-{n}-{name}` or the
+/// older `.tmp-{pid}-{n}-{name}`; none for any other name.
+pub(crate) fn temp_writer(file_name: &str) -> Option<TempWriter<'_>> {
+    let (writer, _) = file_name.strip_prefix(TEMP_PREFIX)?.split_once('-')?;
+    let (host, pid) = match writer.split_once('.') {
+        Some((host, pid)) if is_host_id(host) => (Some(host), pid),
+        Some(_) => return None,
+        None => (None, writer),
+    };
+    // Digits only: `kill` with 0 or a negative pid would address process groups.
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pid = pid.parse().ok().filter(|&pid| pid > 0)?;
+    Some(TempWriter { host, pid })
+}
+
+/// A fresh temporary path beside `path`: `.tmp-{host}.{pid}-{n}-{file name}`.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().expect("layer files have a directory");
     let file_name = path.file_name().expect("layer files have a name");
@@ -81,7 +160,8 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
 
 fn temp_name(file_name: &OsStr) -> String {
     format!(
-        "{TEMP_PREFIX}{}-{}-{}",
+        "{TEMP_PREFIX}{}.{}-{}-{}",
+        host_id(),
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
         file_name.to_string_lossy()
@@ -349,6 +429,39 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
         let err = open_beneath(&root, Path::new("pipe-1.0.0.crate")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+    }
+
+    #[test]
+    fn temp_names_carry_the_writer_host_and_pid() {
+        let name = temp_name(OsStr::new("serde-1.0.0.crate"));
+        let writer = temp_writer(&name).unwrap();
+        assert_eq!(writer.host, Some(host_id()));
+        assert_eq!(writer.pid as u32, std::process::id());
+        assert!(name.ends_with("-serde-1.0.0.crate"), "{name}");
+        assert!(is_host_id(host_id()), "{}", host_id());
+
+        let writer = |name| temp_writer(name).map(|w| (w.host, w.pid));
+        assert_eq!(
+            writer(".tmp-0a1b2c3d4e5f.123-4-serde"),
+            Some((Some("0a1b2c3d4e5f"), 123))
+        );
+        // The name before there was a host.
+        assert_eq!(writer(".tmp-123-4-serde-1.0.0.crate"), Some((None, 123)));
+        for bad in [
+            ".tmp-0-4-x",
+            ".tmp--5-4-x",
+            ".tmp-+5-4-x",
+            ".tmp-99999999999-4-x",
+            "tmp-5-4-x",
+            ".tmp-abc.-4-x",
+            ".tmp-.5-4-x",
+            ".tmp-ab_c.5-4-x",
+            ".tmp-abc.0-4-x",
+            ".tmp-abc.x5-4-x",
+            ".tmp-a.b.5-4-x",
+        ] {
+            assert_eq!(writer(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -51,9 +51,23 @@ impl Overlay {
     /// Like `start_with`, but returns the server's stderr when it exits instead of
     /// serving.
     pub fn try_start(args: &[&str]) -> Result<Overlay, String> {
+        Overlay::try_start_env(args, &[])
+    }
+
+    /// Like `start`, with `env` added to the server's environment.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Overlay {
+        let mut all = vec!["--no-proxy", "--no-tls", "-p", "0"];
+        all.extend_from_slice(args);
+        Overlay::try_start_env(&all, env)
+            .unwrap_or_else(|log| panic!("overlay did not start:\n{log}"))
+    }
+
+    /// Like `try_start`, with `env` added to the server's environment.
+    pub fn try_start_env(args: &[&str], env: &[(&str, &str)]) -> Result<Overlay, String> {
         let stderr_log = scratch("overlay-log").join("stderr.log");
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             // Debug logs let tests see each request; benchmarks set RUST_LOG=warn.
             .env(
                 "RUST_LOG",

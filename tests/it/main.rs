@@ -25,3 +25,4 @@ mod security_files;
 mod security_manifest;
 mod security_proxy;
 mod security_router;
+mod shared_layer;

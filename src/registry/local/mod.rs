@@ -25,10 +25,14 @@
 //! [`atomic`](crate::registry::atomic)), so a layer directory someone else can write into cannot
 //! make the overlay serve, or write, a file elsewhere.
 //!
-//! A temporary file is named `.tmp-{pid}-{n}-{name}` after its writer's process id. A
-//! crash leaves it behind; opening the layer removes those whose writer is gone (or
-//! that are over an hour old, in case the pid was reused), never one that a live
-//! process sharing the directory may still be writing.
+//! A temporary file is named `.tmp-{host}.{pid}-{n}-{name}` after its writer's host and
+//! process id. A crash leaves it behind; opening the layer removes those whose writer
+//! is gone (or that are over an hour old, in case the pid was reused), never one that a
+//! live process sharing the directory may still be writing. A pid is only checked when
+//! the host is this one's ([`host_id`]): on a network filesystem the file may be
+//! another machine's write in progress, which only the age rule removes. A name
+//! without a host (`.tmp-{pid}-{n}-{name}`, written before hosts were named) is
+//! judged by its pid, as it always was.
 
 pub(crate) mod package;
 
@@ -40,7 +44,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use crate::registry::atomic::{
-    Access, TEMP_PREFIX, open_beneath, open_lock_beneath, write_beneath,
+    Access, TEMP_PREFIX, host_id, open_beneath, open_lock_beneath, temp_writer, write_beneath,
 };
 use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{
@@ -487,16 +491,6 @@ fn first_write_time() -> SystemTime {
     *FIRST.get_or_init(SystemTime::now)
 }
 
-/// The pid in a temporary file's name, when it is one of ours.
-fn temp_writer_pid(file_name: &str) -> Option<i32> {
-    let (pid, _) = file_name.strip_prefix(TEMP_PREFIX)?.split_once('-')?;
-    // Digits only: `kill` with 0 or a negative pid would address process groups.
-    if !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    pid.parse().ok().filter(|&pid| pid > 0)
-}
-
 /// Whether a process with this pid exists (as far as this process can tell: one owned
 /// by another user counts as alive).
 fn process_alive(pid: i32) -> bool {
@@ -507,21 +501,37 @@ fn process_alive(pid: i32) -> bool {
     io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-/// Whether a temporary file can be removed: its writer is gone, or it is old.
+/// Whether a temporary file can be removed: it is old, or its writer ran on this host
+/// (or wrote before hosts were named) and is gone.
 fn is_stale_temp(file_name: &str, modified: Option<SystemTime>, now: SystemTime) -> bool {
+    is_stale_temp_on(host_id(), file_name, modified, now)
+}
+
+/// [`is_stale_temp`] as seen from the host `this_host`.
+fn is_stale_temp_on(
+    this_host: &str,
+    file_name: &str,
+    modified: Option<SystemTime>,
+    now: SystemTime,
+) -> bool {
     let age = modified.and_then(|m| now.duration_since(m).ok());
     if age.is_some_and(|age| age > STALE_TEMP_AGE) {
         return true;
     }
-    match temp_writer_pid(file_name) {
+    let Some(writer) = temp_writer(file_name) else {
+        // Not a name this code writes: only age removes it.
+        return false;
+    };
+    if writer.host.is_some_and(|host| host != this_host) {
+        // Another machine's pid means nothing here: only age removes it.
+        return false;
+    }
+    if writer.pid.unsigned_abs() == std::process::id() {
         // Ours if written after this process started writing; a coarse file clock
         // gets a second of slack.
-        Some(pid) if pid.unsigned_abs() == std::process::id() => {
-            modified.is_some_and(|m| m + Duration::from_secs(1) < first_write_time())
-        }
-        Some(pid) => !process_alive(pid),
-        // Not a name this code writes: only age removes it.
-        None => false,
+        modified.is_some_and(|m| m + Duration::from_secs(1) < first_write_time())
+    } else {
+        !process_alive(writer.pid)
     }
 }
 
@@ -556,6 +566,7 @@ mod tests {
             root.join(format!("meta/.tmp-{dead}-1-a-0.1.0.json")),
             root.join(format!("index/1/.tmp-{dead}-2-a")),
             root.join(format!("index/ab/cd/.tmp-{dead}-3-abcd")),
+            root.join(format!("index/ab/cd/.tmp-{}.{dead}-11-abcd", host_id())),
         ];
         for path in &stale {
             touch(path, fresh);
@@ -574,6 +585,8 @@ mod tests {
             root.join(".tmp-x-8-d"),
             root.join(".tmp-0-9-d"),
             root.join(".tmp--1-10-d"),
+            // Another host's writer, whose pid means nothing here.
+            root.join(format!(".tmp-0another0host.{dead}-12-e-0.1.0.crate")),
             // Not temporary files at all.
             root.join("a-0.1.0.crate"),
             root.join("index/ab/cd/abcd"),
@@ -594,15 +607,32 @@ mod tests {
     }
 
     #[test]
-    fn temp_names_carry_the_writer_pid() {
-        assert_eq!(temp_writer_pid(".tmp-123-4-serde-1.0.0.crate"), Some(123));
-        assert_eq!(temp_writer_pid(".tmp-0-4-x"), None);
-        assert_eq!(temp_writer_pid(".tmp--5-4-x"), None);
-        assert_eq!(temp_writer_pid(".tmp-+5-4-x"), None);
-        assert_eq!(temp_writer_pid(".tmp-99999999999-4-x"), None);
-        assert_eq!(temp_writer_pid("tmp-5-4-x"), None);
+    fn processes_alive_and_gone() {
         assert!(process_alive(std::process::id() as i32));
         assert!(!process_alive(dead_pid() as i32));
+    }
+
+    #[test]
+    fn only_this_hosts_pids_are_checked() {
+        let (here, there) = ("aaaaaaaaaaaa", "bbbbbbbbbbbb");
+        let dead = dead_pid();
+        let now = SystemTime::now();
+        let fresh = Some(now);
+        let old = Some(now - Duration::from_secs(2 * 3600));
+        let stale = |name: &str, modified| is_stale_temp_on(here, name, modified, now);
+        // This host: the pid decides.
+        assert!(stale(&format!(".tmp-{here}.{dead}-0-x"), fresh));
+        assert!(!stale(&format!(".tmp-{here}.1-0-x"), fresh));
+        // Another host: a pid that is gone here may be writing there; only age counts.
+        assert!(!stale(&format!(".tmp-{there}.{dead}-0-x"), fresh));
+        assert!(!stale(&format!(".tmp-{there}.{dead}-0-x"), None));
+        assert!(stale(&format!(".tmp-{there}.{dead}-0-x"), old));
+        // No host: the pid decides, as before.
+        assert!(stale(&format!(".tmp-{dead}-0-x"), fresh));
+        assert!(!stale(".tmp-1-0-x", fresh));
+        // Not a temporary name of ours: only age.
+        assert!(!stale(".tmp-x_y.5-0-x", fresh));
+        assert!(stale(".tmp-x_y.5-0-x", old));
     }
 
     #[test]
