@@ -31,6 +31,7 @@ use crate::http::{self, Limits, Listening, Server, ServerOptions};
 use crate::project::cargo_home;
 use crate::project::fetch::{FetchError, fetch_into};
 use crate::project::lockfile::parse_lockfile;
+use crate::project::progress::Progress;
 use crate::project::workspace::{Workspace, WorkspaceError};
 use crate::proxy::{Frontend, ProxySettings};
 use crate::registry::publish::PublishPolicy;
@@ -406,7 +407,10 @@ pub(crate) fn fetch(fetch: FetchConfig) -> Result<i32, AppError> {
         true,
     );
     let into = DiskCache::open(fetch.into.clone(), Keeping::Persistent).map_err(AppError::Layer)?;
-    let summary = fetch_into(&stack, &packages, &into).map_err(AppError::Fetch)?;
+    let mut progress = Progress::on_stderr(packages.len());
+    let summary = fetch_into(&stack, &packages, &into, &mut progress).map_err(AppError::Fetch)?;
+    // Cleared before the summary, which stays the one line on stdout.
+    progress.finish();
     println!(
         "fetched {} crates into {} ({} were there already)",
         summary.downloaded + summary.already_there,

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::project::lockfile::LockedPackage;
+use crate::project::progress::Progress;
 use crate::registry::index::{CrateName, IndexLine, render_index_file, same_release};
 use crate::registry::layer::CrateFile;
 use crate::registry::remote::disk_cache::DiskCache;
@@ -104,11 +105,13 @@ impl Source<'_> {
     }
 }
 
-/// Fetches `packages` through `stack` into `into`.
+/// Fetches `packages` through `stack` into `into`, reporting crates done and bytes
+/// downloaded to `progress` (which only displays them).
 pub(crate) fn fetch_into(
     stack: &LayerStack,
     packages: &[LockedPackage],
     into: &DiskCache,
+    progress: &mut Progress,
 ) -> Result<FetchSummary, FetchError> {
     let mut by_crate: BTreeMap<(&str, String), Vec<&LockedPackage>> = BTreeMap::new();
     for package in packages {
@@ -158,9 +161,10 @@ pub(crate) fn fetch_into(
                 let mut file = source
                     .download(&name, &line.version)?
                     .ok_or_else(|| problem(package, "no layer has the .crate file".into()))?;
-                into.store_crate(line, &mut file.reader)?;
+                into.store_crate(line, &mut progress.counting(&mut file.reader))?;
                 summary.downloaded += 1;
             }
+            progress.crate_done();
             kept.push(line.clone());
         }
         // Lines an earlier fetch kept stay, as long as their files are still whole:

@@ -1,6 +1,7 @@
 //! The user's cargo project, as the overlay reads it: its members ([`workspace`], from
 //! `cargo metadata`), its lockfile ([`lockfile`]) and cargo's home directory, and
-//! `fetch` ([`fetch`]), which fills a directory with the lockfile's packages.
+//! `fetch` ([`fetch`]), which fills a directory with the lockfile's packages, showing
+//! its progress on a terminal ([`progress`]).
 //!
 //! `fetch` lives here rather than in `app`: it is a feature about a project (its input
 //! is a `Cargo.lock`, its output what that project needs offline), built on the layer
@@ -8,6 +9,7 @@
 
 pub(crate) mod fetch;
 pub(crate) mod lockfile;
+pub(crate) mod progress;
 pub(crate) mod workspace;
 
 use std::path::PathBuf;

@@ -176,14 +176,23 @@ fn fetch_fills_a_directory_cargo_uses_with_no_server() {
             .args(["-r", &format!("remote=http://{}/", remote.addr)])
             .output()
             .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // stderr is a pipe, not a terminal: no progress line on it.
         assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            !stderr.contains('\r') && !stderr.contains("Fetching"),
+            "{stderr:?}"
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(fetch(&app.dir.join("Cargo.lock")).contains("fetched 1 crates"));
+    // The one summary line, alone on stdout.
+    assert_eq!(
+        fetch(&app.dir.join("Cargo.lock")),
+        format!(
+            "fetched 1 crates into {} (0 were there already)\n",
+            into.display()
+        )
+    );
 
     // A second project's lockfile, with a newer release, adds to the directory.
     Cargo::new(&remote)
@@ -242,4 +251,50 @@ fn fetch_fills_a_directory_cargo_uses_with_no_server() {
     let run = Cargo::for_index("sparse+http://127.0.0.1:9/")
         .ok(&offline.dir, &["run", "-q", "--offline"]);
     assert_eq!(run.stdout().trim(), "cached");
+}
+
+/// On a terminal, `fetch` draws a progress line on stderr and clears it before its
+/// summary. `script` (util-linux) gives the command a pseudo-terminal; where it is
+/// missing the test says so and passes.
+#[test]
+fn fetch_shows_progress_on_a_terminal_and_clears_it_before_the_summary() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` command to give fetch a terminal");
+        return;
+    }
+    let work = scratch("fetch-progress");
+    let remote = upstream_with_a_crate(&work);
+    let app = app(&work, &dep("cached-dep", "0.1"));
+    Cargo::new(&remote).ok(&app.dir, &["generate-lockfile"]);
+    let into = work.join("carried");
+    let command = format!(
+        "'{BIN}' fetch --lockfile '{}' --into '{}' -r remote=http://{}/",
+        app.dir.join("Cargo.lock").display(),
+        into.display(),
+        remote.addr
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("COLUMNS", "100")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty:?}");
+    // Drawn in place: carriage return, the line, clear to the end of line.
+    assert!(tty.contains("\r    Fetching ["), "{tty:?}");
+    assert!(tty.contains("/1 crates, "), "{tty:?}");
+    assert!(tty.contains("\x1b[K"), "{tty:?}");
+    // Cleared, then the summary as on a pipe (the terminal turns \n into \r\n).
+    assert!(
+        tty.ends_with(&format!(
+            "\r\x1b[Kfetched 1 crates into {} (0 were there already)\r\n",
+            into.display()
+        )),
+        "{tty:?}"
+    );
 }
