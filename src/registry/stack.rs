@@ -19,7 +19,7 @@ use crate::registry::index::{
     CrateName, IndexLine, canonical_name, render_index_file, same_release,
 };
 use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
-use crate::registry::publish::Publish;
+use crate::registry::publish::{Publish, validate};
 use crate::registry::remote::RemoteLayer;
 use crate::registry::remote::download_ahead::Project;
 use crate::registry::remote::prefetch::Release;
@@ -153,6 +153,9 @@ impl LayerStack {
         let (layer, top) = self.writable_top("publish")?;
         // A forwarding top layer leaves these rules to the registry it forwards to.
         let warnings = if self.forwards_writes() {
+            if let Some(over) = &publish.over_limit {
+                over.check(validate::DEFAULT_MAX_FEATURES)?;
+            }
             Vec::new()
         } else {
             self.check_against_layers(publish)?
@@ -169,9 +172,18 @@ impl LayerStack {
     /// a name that differs from an existing one only in case or `-`/`_` is refused
     /// (they would share an index file, and cargo matches names exactly); a version a
     /// lower layer already has with other content is allowed, with a warning.
+    ///
+    /// The same walk gathers the evidence for crates.io's per-crate feature limit: a
+    /// publish over the default is accepted up to the most any existing version of the
+    /// crate in any layer needs (features and `features2` together), with a warning,
+    /// and refused with crates.io's text otherwise. The upload itself is no evidence.
     fn check_against_layers(&self, publish: &Publish) -> Result<Vec<String>> {
         let name = publish.name.as_str();
         let mut warnings = Vec::new();
+        // crates.io checks features before it finds an earlier name, so the feature
+        // rules run first and a rename is reported after them.
+        let mut renamed = None;
+        let mut evidence: Option<(usize, String)> = None;
         for (depth, layer) in self.layers.iter().enumerate() {
             let candidates = layer.names_like(&publish.name).unwrap_or_else(|e| {
                 log::warn!(
@@ -200,10 +212,16 @@ impl LayerStack {
                     .filter(|l| canonical_name(&l.name) == publish.name.canonical())
                 {
                     if line.name != name {
-                        return Err(RegistryError::invalid(format!(
-                            "crate was previously named `{}`",
-                            line.name
-                        )));
+                        renamed.get_or_insert_with(|| line.name.clone());
+                        continue;
+                    }
+                    if publish.over_limit.is_some() {
+                        let has = features_needed(line);
+                        if evidence.as_ref().is_none_or(|(most, _)| has > *most) {
+                            let at =
+                                format!("{name}@{} in the layer {}", line.version, layer.label());
+                            evidence = Some((has, at));
+                        }
                     }
                     let changed =
                         line.field("cksum").as_deref() != Some(publish.entry.cksum.as_str());
@@ -218,6 +236,25 @@ impl LayerStack {
                     }
                 }
             }
+        }
+        if let Some(over) = &publish.over_limit {
+            let default = validate::DEFAULT_MAX_FEATURES;
+            let raised = evidence.as_ref().filter(|(most, _)| *most > default);
+            over.check(raised.map_or(default, |(most, _)| *most))?;
+            if let Some((most, at)) = raised {
+                let warning = format!(
+                    "crate `{name}` {}, over crates.io's default limit of {default}; accepted because an earlier version, {at}, already has {}",
+                    over.describe(),
+                    validate::thousands(*most)
+                );
+                log::warn!("{warning}");
+                warnings.push(warning);
+            }
+        }
+        if let Some(earlier) = renamed {
+            return Err(RegistryError::invalid(format!(
+                "crate was previously named `{earlier}`"
+            )));
         }
         Ok(warnings)
     }
@@ -300,6 +337,26 @@ impl LayerStack {
     }
 }
 
+/// The feature limit an index line's version needed: its number of features (`features`
+/// and `features2` together), or the most values one feature enables, whichever is
+/// larger. A line that does not parse shows nothing.
+fn features_needed(line: &IndexLine) -> usize {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&line.raw) else {
+        return 0;
+    };
+    let mut features: std::collections::BTreeMap<&String, usize> = Default::default();
+    for key in ["features", "features2"] {
+        if let Some(map) = value[key].as_object() {
+            for (feature, enables) in map {
+                let width = enables.as_array().map_or(0, Vec::len);
+                let entry = features.entry(feature).or_default();
+                *entry = (*entry).max(width);
+            }
+        }
+    }
+    validate::features_needed(features)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +396,23 @@ mod tests {
             label: label.to_string(),
             text,
         })
+    }
+
+    #[test]
+    fn an_index_line_needs_its_features_and_features2_together() {
+        let line = IndexLine::parse(
+            r#"{"name":"c","vers":"1.0.0","features":{"a":[],"b":["a"]},"features2":{"c":["dep:x","a"]},"v":2}"#,
+        )
+        .unwrap();
+        assert_eq!(features_needed(&line), 3);
+        let wide: Vec<String> = (0..7).map(|i| format!("\"v{i}\"")).collect();
+        let raw = format!(
+            r#"{{"name":"c","vers":"1.0.0","features":{{"a":[{}]}}}}"#,
+            wide.join(",")
+        );
+        assert_eq!(features_needed(&IndexLine::parse(&raw).unwrap()), 7);
+        let bare = IndexLine::parse(r#"{"name":"c","vers":"1.0.0"}"#).unwrap();
+        assert_eq!(features_needed(&bare), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! crates.io's checks on the `.crate` tarball and on the license, through real cargo
-//! and through hand-built uploads cargo would never send.
+//! crates.io's checks on the `.crate` tarball, on the license and on the per-crate
+//! feature limit, through real cargo and through hand-built uploads cargo would never
+//! send.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -194,4 +195,87 @@ fn real_cargo_tarballs_pass() {
         &["publish", "--registry", "overlay", "--allow-dirty"],
     );
     assert!(layer.join("verified-thing-1.0.0.crate").exists());
+}
+
+/// An upload of `name`@`vers` declaring `features` features, each enabling nothing.
+fn upload_with_features(name: &str, vers: &str, features: usize) -> Vec<u8> {
+    let path = format!("{name}-{vers}/Cargo.toml");
+    let tarball = crate_file(&[(&path, b'0', &manifest(name, vers), "")]);
+    let features: serde_json::Map<String, serde_json::Value> = (0..features)
+        .map(|i| (format!("f{i}"), serde_json::json!([])))
+        .collect();
+    let json = serde_json::json!({
+        "name": name, "vers": vers, "deps": [], "features": features, "authors": [],
+        "description": "raw", "license": "MIT", "keywords": [], "categories": [],
+        "badges": {}, "links": null, "rust_version": null,
+    })
+    .to_string();
+    let mut body = Vec::new();
+    body.extend((json.len() as u32).to_le_bytes());
+    body.extend(json.as_bytes());
+    body.extend((tarball.len() as u32).to_le_bytes());
+    body.extend(tarball);
+    body
+}
+
+/// crates.io's refusal for `declared` features against a limit of `limit`.
+fn too_many_features(limit: usize, declared: usize) -> String {
+    format!(
+        "crates.io only allows a maximum number of {limit} features, but your crate is \
+         declaring {declared} features.\n\nTake a look at \
+         https://blog.rust-lang.org/2023/10/26/broken-badges-and-23k-keywords.html to \
+         understand why this restriction was introduced.\n\nIf you have a use case that \
+         requires an increase of this limit, please send us an email to help@crates.io to \
+         discuss the details."
+    )
+}
+
+#[test]
+fn a_lower_layer_raises_the_feature_limit_of_its_crate() {
+    let work = scratch("per-crate-limits");
+    let lower = work.join("lower");
+    // The evidence: a version with 400 features in what becomes the lower layer,
+    // written the way a crates.io mirror would hold it.
+    {
+        let seed = Overlay::start(&["-r", &local_layer(&lower), "--permissive-publishing"]);
+        let response = seed.publish_raw(&upload_with_features("wide", "1.0.0", 400));
+        assert_eq!(response.status, 200, "{}", response.text());
+        seed.stop();
+    }
+    let stored = fs::read_to_string(lower.join("index/wi/de/wide")).unwrap();
+    let line = &index_lines(&stored)[0];
+    assert_eq!(line["features"].as_object().unwrap().len(), 400);
+
+    // Without that layer, the upload itself is no evidence: crates.io's refusal.
+    let alone = Overlay::start(&["-r", &local_layer(&work.join("alone"))]);
+    let response = alone.publish_raw(&upload_with_features("wide", "1.1.0", 400));
+    assert_eq!(refusal(&response), too_many_features(300, 400));
+    alone.stop();
+
+    // With it underneath: accepted up to what the crate already has, with a warning.
+    let top = work.join("top");
+    let overlay = Overlay::start(&["-r", &local_layer(&top), "-r", &local_layer(&lower)]);
+    let response = overlay.publish_raw(&upload_with_features("wide", "1.1.0", 400));
+    assert_eq!(response.status, 200, "{}", response.text());
+    let warnings = response.json()["warnings"]["other"].clone();
+    let warnings = warnings.as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.starts_with(
+            "crate `wide` has 400 features, over crates.io's default limit of 300; \
+             accepted because an earlier version, wide@1.0.0 in the layer "
+        ) && warning.ends_with(", already has 400"),
+        "{warning}"
+    );
+    assert!(top.join("wide-1.1.0.crate").exists());
+
+    // Above the evidence: refused, with the crate's raised limit in crates.io's text.
+    let response = overlay.publish_raw(&upload_with_features("wide", "1.2.0", 450));
+    assert_eq!(refusal(&response), too_many_features(400, 450));
+    assert!(!top.join("wide-1.2.0.crate").exists());
+
+    // Another crate gains nothing from `wide`'s evidence.
+    let response = overlay.publish_raw(&upload_with_features("narrow", "1.0.0", 301));
+    assert_eq!(refusal(&response), too_many_features(300, 301));
 }

@@ -125,13 +125,19 @@ pub struct Publish {
     /// The publish metadata as cargo sent it, kept for search and later API use.
     pub metadata: Vec<u8>,
     pub crate_bytes: Vec<u8>,
+    /// Features over crates.io's default limit: refused unless a layer shows this
+    /// crate already has that many (crates.io raises the limit per crate). The stack
+    /// decides, in its walk over the layers for a publish.
+    pub(crate) over_limit: Option<validate::OverLimit>,
 }
 
 /// Parses and checks an upload body, and builds its index entry.
 ///
 /// The order is crates.io's: body, JSON, name and version, then the tarball (which
 /// crates.io reads before any other metadata, since it takes the metadata from the
-/// tarball's manifest), then the metadata rules.
+/// tarball's manifest), then the metadata rules. Features over crates.io's default
+/// limit are left in [`Publish::over_limit`] for the stack, which knows whether a layer
+/// already holds a version of the crate with as many.
 pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Publish> {
     let (metadata, crate_bytes) = split_body(body, policy.max_crate_len)?;
     let krate: NewCrate = serde_json::from_slice(metadata)
@@ -141,9 +147,11 @@ pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Pub
     // unpacked size below the upload size (its `Maximums`).
     let max_unpacked_len = policy.max_unpacked_len.max(policy.max_crate_len as u64);
     tarball::check(crate_bytes, &krate.name, &krate.vers, max_unpacked_len)?;
-    if !policy.permissive {
-        validate::check_metadata(&krate)?;
-    }
+    let over_limit = if policy.permissive {
+        None
+    } else {
+        validate::check_metadata(&krate)?
+    };
     let entry = index_entry(&krate, crate_bytes, pubtime);
     Ok(Publish {
         name,
@@ -151,6 +159,7 @@ pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Pub
         entry,
         metadata: metadata.to_vec(),
         crate_bytes: crate_bytes.to_vec(),
+        over_limit,
     })
 }
 

@@ -102,7 +102,13 @@ pub(crate) fn check_identity(krate: &NewCrate) -> Result<(CrateName, semver::Ver
 }
 
 /// crates.io's metadata rules; skipped with --permissive-publishing.
-pub(crate) fn check_metadata(krate: &NewCrate) -> Result<()> {
+///
+/// Features over crates.io's default limit are not refused here: crates.io raises that
+/// limit for some crates (its per-crate `max_features`), and only the layers can tell
+/// whether this crate is one of them. Such a publish comes back as an [`OverLimit`],
+/// whose [`OverLimit::check`] runs the remaining rules, in crates.io's order, once the
+/// layers have been asked.
+pub(crate) fn check_metadata(krate: &NewCrate) -> Result<Option<OverLimit>> {
     check_required_fields(krate)?;
     if let Some(description) = &krate.description {
         // crates.io measures bytes, whatever the text says.
@@ -128,8 +134,78 @@ pub(crate) fn check_metadata(krate: &NewCrate) -> Result<()> {
             "expected at most {MAX_CATEGORIES} categories per crate"
         )));
     }
-    check_features(&krate.features)?;
-    check_dependencies(&krate.deps)
+    let needed = features_needed(krate.features.iter().map(|(k, v)| (k, v.len())));
+    if needed > MAX_FEATURES {
+        return Ok(Some(OverLimit {
+            krate: krate.clone(),
+            needed,
+        }));
+    }
+    check_features(&krate.features, MAX_FEATURES)?;
+    check_dependencies(&krate.deps)?;
+    Ok(None)
+}
+
+/// A publish whose features exceed crates.io's default limit, with the rules still to
+/// run (features, then dependencies) once the limit for this crate is known.
+#[derive(Clone, Debug)]
+pub struct OverLimit {
+    krate: NewCrate,
+    /// The limit this publish needs: its number of features, or the most values one
+    /// feature enables, whichever is larger (crates.io caps both with one number).
+    pub(crate) needed: usize,
+}
+
+impl OverLimit {
+    /// Runs the remaining rules with `max_features` as the crate's limit: crates.io's
+    /// default, or one raised by evidence in a layer.
+    pub(crate) fn check(&self, max_features: usize) -> Result<()> {
+        check_features(&self.krate.features, max_features.max(MAX_FEATURES))?;
+        check_dependencies(&self.krate.deps)
+    }
+
+    /// What exceeds the default, for the publisher's warning, e.g. "has 1,727 features".
+    pub(crate) fn describe(&self) -> String {
+        let count = self.krate.features.len();
+        if count > MAX_FEATURES {
+            format!("has {} features", thousands(count))
+        } else {
+            format!(
+                "has a feature enabling {} features or dependencies",
+                thousands(self.needed)
+            )
+        }
+    }
+}
+
+/// crates.io's default limit on features, as the warnings print it.
+pub(crate) const DEFAULT_MAX_FEATURES: usize = MAX_FEATURES;
+
+/// The feature limit a crate's features need: their number, or the most values one
+/// feature enables, whichever is larger.
+pub(crate) fn features_needed<'a>(
+    features: impl IntoIterator<Item = (&'a String, usize)>,
+) -> usize {
+    let mut count = 0;
+    let mut widest = 0;
+    for (_, enables) in features {
+        count += 1;
+        widest = widest.max(enables);
+    }
+    count.max(widest)
+}
+
+/// `1727` as `1,727`.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Which first characters a name may have: a dependency's name in `Cargo.toml` may
@@ -480,19 +556,19 @@ fn is_valid_keyword(keyword: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
 }
 
-fn check_features(features: &BTreeMap<String, Vec<String>>) -> Result<()> {
-    if features.len() > MAX_FEATURES {
+fn check_features(features: &BTreeMap<String, Vec<String>>, max_features: usize) -> Result<()> {
+    if features.len() > max_features {
         return Err(RegistryError::invalid(format!(
-            "crates.io only allows a maximum number of {MAX_FEATURES} features, but your \
+            "crates.io only allows a maximum number of {max_features} features, but your \
              crate is declaring {} features.\n\n{LIMIT_REASON}\n\n{LIMIT_CONTACT}",
             features.len()
         )));
     }
     for (feature, enables) in features {
         check_feature_name(feature)?;
-        if enables.len() > MAX_FEATURES {
+        if enables.len() > max_features {
             return Err(RegistryError::invalid(format!(
-                "crates.io only allows a maximum number of {MAX_FEATURES} features or \
+                "crates.io only allows a maximum number of {max_features} features or \
                  dependencies that another feature can enable, but the \"{feature}\" feature \
                  of your crate is enabling {} features or dependencies.\n\n\
                  {LIMIT_REASON}\n\n{LIMIT_CONTACT}",
@@ -664,8 +740,13 @@ mod tests {
         }
     }
 
+    /// The refusal without evidence from any layer: crates.io's default limits.
     fn metadata_err(krate: NewCrate) -> String {
-        match check_metadata(&krate) {
+        let result = check_metadata(&krate).and_then(|over| match over {
+            Some(over) => over.check(MAX_FEATURES),
+            None => Ok(()),
+        });
+        match result {
             Err(RegistryError::Invalid(detail)) => detail,
             other => panic!("expected an Invalid error, got {other:?}"),
         }
@@ -1150,6 +1231,97 @@ mod tests {
              If you have a use case that requires an increase of this limit, please send us an \
              email to help@crates.io to discuss the details."
         );
+    }
+
+    fn over_limit(krate: &NewCrate) -> OverLimit {
+        check_metadata(krate)
+            .unwrap()
+            .expect("features over the default limit wait for the layers")
+    }
+
+    fn limit_err(over: &OverLimit, max_features: usize) -> String {
+        match over.check(max_features) {
+            Err(RegistryError::Invalid(detail)) => detail,
+            other => panic!("expected an Invalid error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_raised_feature_limit_accepts_up_to_itself() {
+        let features = |n: usize| -> BTreeMap<String, Vec<String>> {
+            (0..n).map(|i| (format!("f{i}"), Vec::new())).collect()
+        };
+        let at_limit = NewCrate {
+            features: features(300),
+            ..complete()
+        };
+        assert!(check_metadata(&at_limit).unwrap().is_none());
+        let wide = over_limit(&NewCrate {
+            features: features(1727),
+            ..complete()
+        });
+        assert_eq!(wide.needed, 1727);
+        assert_eq!(wide.describe(), "has 1,727 features");
+        assert!(wide.check(1727).is_ok());
+        assert!(wide.check(2000).is_ok());
+        assert!(limit_err(&wide, 1726).starts_with(
+            "crates.io only allows a maximum number of 1726 features, but your crate is \
+                 declaring 1727 features.\n\n"
+        ));
+        // No evidence, or evidence below the default, is the default.
+        assert!(limit_err(&wide, 0).starts_with(
+            "crates.io only allows a maximum number of 300 features, but your crate is \
+             declaring 1727 features."
+        ));
+
+        // One feature enabling more values than the default: the same limit.
+        let values: Vec<String> = (0..400).map(|i| format!("v{i}")).collect();
+        let broad = over_limit(&NewCrate {
+            features: BTreeMap::from([("big".to_string(), values)]),
+            ..complete()
+        });
+        assert_eq!(broad.needed, 400);
+        assert_eq!(
+            broad.describe(),
+            "has a feature enabling 400 features or dependencies"
+        );
+        assert!(broad.check(400).is_ok());
+        assert!(
+            limit_err(&broad, 399)
+                .contains("but the \"big\" feature of your crate is enabling 400")
+        );
+    }
+
+    #[test]
+    fn rules_after_a_raised_feature_limit_keep_their_order() {
+        let mut features: BTreeMap<String, Vec<String>> =
+            (0..400).map(|i| (format!("f{i}"), Vec::new())).collect();
+        let deps = (0..501).map(|i| dep(&format!("d{i}"), "^1")).collect();
+        let krate = NewCrate {
+            features: features.clone(),
+            deps,
+            ..complete()
+        };
+        let over = over_limit(&krate);
+        // Without evidence the features come first, as on crates.io; with it, the
+        // dependency count.
+        assert!(limit_err(&over, 300).contains("maximum number of 300 features"));
+        assert!(limit_err(&over, 400).contains("maximum number of 500 dependencies"));
+        // Feature names are still checked under a raised limit.
+        features.insert("-bad".into(), Vec::new());
+        let over = over_limit(&NewCrate {
+            features,
+            ..complete()
+        });
+        assert!(limit_err(&over, 500).contains("invalid character `-` in feature `-bad`"));
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(300), "300");
+        assert_eq!(thousands(1727), "1,727");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[test]
