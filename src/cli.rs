@@ -282,8 +282,9 @@ Options:
       --upstream-timeout SECS The longest one upstream request may take [default: 30]
       --cache DIR             Keep what remote layers fetch in DIR (a local-registry
                               directory), and serve from it when the upstream is down
-      --index-ttl SECS        Serve upstream index files from memory this long before
-                              revalidating them [default: 600]
+      --index-ttl SECS        Serve upstream index files from memory, or from the
+                              --cache DIR copy, this long after they were fetched or
+                              revalidated, before revalidating them [default: 600]
       --index-cache-size MIB  Memory for each remote layer's index files [default: 256]
       --prefetch N            Threads fetching index files ahead of cargo; 0 turns
                               prefetching off, and exec mode's downloads ahead

@@ -59,9 +59,11 @@ fn the_cache_serves_a_build_after_the_upstream_is_gone() {
     );
     drop(remote);
 
-    // No upstream now, and a fresh CARGO_HOME: everything comes from the cache.
+    // No upstream now, and a fresh CARGO_HOME: everything comes from the cache. With
+    // `--index-ttl 0` the kept index file is stale, so its revalidation fails first.
     fs::remove_file(app.dir.join("Cargo.lock")).unwrap();
-    let args = args(&remote_url);
+    let mut args = args(&remote_url);
+    args.extend(["--index-ttl".to_string(), "0".into()]);
     let overlay = Overlay::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let run = Cargo::new(&overlay).ok(&app.dir, &["run", "-q"]);
     assert_eq!(run.stdout().trim(), "cached");
@@ -71,6 +73,70 @@ fn the_cache_serves_a_build_after_the_upstream_is_gone() {
             .contains("serving the copy in the cache directory"),
         "{}",
         overlay.log()
+    );
+}
+
+/// How many times the upstream overlay was asked for `cached-dep`'s index file.
+fn index_requests(upstream: &Overlay) -> usize {
+    upstream.log().matches("GET /ca/ch/cached-dep -> ").count()
+}
+
+#[test]
+fn a_fresh_index_file_in_the_cache_is_served_without_asking_the_upstream() {
+    let work = scratch("cache-fresh");
+    let remote = upstream_with_a_crate(&work);
+    let cache = work.join("cache");
+    let remote_arg = format!("remote=http://{}/", remote.addr);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--cache", cache.to_str().unwrap(), "-r", &remote_arg];
+        args.extend(extra);
+        let overlay = Overlay::start(&args);
+        let response = overlay.get("/ca/ch/cached-dep");
+        assert_eq!(response.status, 200);
+        assert_eq!(index_lines(&response.text()).len(), 1);
+        overlay.log()
+    };
+    let settle = |upstream: &Overlay, at_least: usize| {
+        for _ in 0..50 {
+            if index_requests(upstream) >= at_least {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        index_requests(upstream)
+    };
+
+    // A first process fetches the file and keeps it. (The publish asked for it too.)
+    let before = index_requests(&remote);
+    run(&[]);
+    let fetched = settle(&remote, before + 1);
+    assert_eq!(fetched, before + 1, "{}", remote.log());
+
+    // A second process on the same directory: the kept copy is fresh, no request.
+    let log = run(&[]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(index_requests(&remote), fetched, "{}", remote.log());
+    assert!(!log.contains("serving the copy"), "{log}");
+
+    // With `--index-ttl 0` the kept copy is stale at once: the upstream is asked.
+    run(&["--index-ttl", "0"]);
+    assert_eq!(
+        settle(&remote, fetched + 1),
+        fetched + 1,
+        "{}",
+        remote.log()
+    );
+    drop(remote);
+
+    // The upstream gone: the fresh copy answers with no warning (the revalidation
+    // above restarted its age) ...
+    let log = run(&[]);
+    assert!(!log.contains("serving the copy"), "{log}");
+    // ... and a stale one answers only after the upstream failed, with a warning.
+    let log = run(&["--index-ttl", "0"]);
+    assert!(
+        log.contains("serving the copy in the cache directory"),
+        "{log}"
     );
 }
 

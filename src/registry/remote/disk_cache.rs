@@ -4,9 +4,11 @@
 //! local-registry layout, so DIR is also a valid `local-registry` source and a valid
 //! `-r local=DIR` layer. A `.crate` is kept only once its SHA-256 matches the index
 //! checksum, and is checked again each time it is served: a corrupt copy is deleted and
-//! fetched anew, never served. When the upstream cannot be reached, the index files in
+//! fetched anew, never served. An index file stored or revalidated less than
+//! `--index-ttl` ago (its modification time) is fresh, and a new process serves it
+//! without asking the upstream. When the upstream cannot be reached, the index files in
 //! DIR answer instead (stale, with a warning), so a build that worked once works again
-//! on a machine without network.
+//! on a machine without network. No `ETag` is kept: a stale copy is fetched whole.
 //!
 //! Exec mode without `--cache` keeps a cache for the run only, in the run directory,
 //! where downloads fetched ahead of cargo wait for it: that one holds `.crate` files
@@ -17,6 +19,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::digest::{Sha256, sha256_hex_of};
 use crate::registry::atomic::{Access, sync_dir, temp_path, write_atomic};
@@ -88,6 +91,56 @@ impl DiskCache {
     pub(crate) fn load_index(&self, name: &CrateName) -> Option<Vec<IndexLine>> {
         let text = fs::read_to_string(self.index_file(name)).ok()?;
         Some(parse_index_file(&text))
+    }
+
+    /// The kept index file with its age, if it was stored or revalidated less than
+    /// `fresh_for` ago: its modification time says when. A file dated in the future
+    /// (a clock set back) counts as stale.
+    pub(crate) fn load_fresh_index(
+        &self,
+        name: &CrateName,
+        fresh_for: Duration,
+    ) -> Option<(Vec<IndexLine>, Duration)> {
+        if self.keeping == Keeping::ForThisRun {
+            return None;
+        }
+        let path = self.index_file(name);
+        let modified = fs::metadata(&path).ok()?.modified().ok()?;
+        let age = SystemTime::now().duration_since(modified).ok()?;
+        if age >= fresh_for {
+            return None;
+        }
+        let text = fs::read_to_string(&path).ok()?;
+        Some((parse_index_file(&text), age))
+    }
+
+    /// Restarts the kept index file's age: the upstream confirmed it is current. Only
+    /// its modification time changes, not a byte of it, so a reader never sees it half
+    /// written; a failure only costs the next process a revalidation.
+    pub(crate) fn touch_index(&self, name: &CrateName) {
+        self.set_index_time(name, SystemTime::now());
+    }
+
+    /// Makes the kept index file stale, so the next process revalidates it: a write
+    /// forwarded to the upstream has changed it there.
+    pub(crate) fn expire_index(&self, name: &CrateName) {
+        self.set_index_time(name, SystemTime::UNIX_EPOCH);
+    }
+
+    fn set_index_time(&self, name: &CrateName, time: SystemTime) {
+        if self.keeping == Keeping::ForThisRun {
+            return;
+        }
+        let path = self.index_file(name);
+        let result = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(time));
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::debug!("cannot set the time of {}: {e}", path.display()),
+        }
     }
 
     /// The kept `.crate` for `line`, if it is there and matches the index checksum. A
@@ -209,6 +262,17 @@ mod tests {
             .store_index(&name, &format!("{}\n", good.raw))
             .unwrap();
         assert_eq!(cache.load_index(&name).unwrap().len(), 1);
+
+        // Fresh while younger than the TTL; expired by a forwarded write; a
+        // revalidation restarts its age.
+        let minute = Duration::from_secs(60);
+        assert_eq!(cache.load_fresh_index(&name, minute).unwrap().0.len(), 1);
+        assert!(cache.load_fresh_index(&name, Duration::ZERO).is_none());
+        cache.expire_index(&name);
+        assert!(cache.load_fresh_index(&name, minute).is_none());
+        assert_eq!(cache.load_index(&name).unwrap().len(), 1, "kept for errors");
+        cache.touch_index(&name);
+        assert!(cache.load_fresh_index(&name, minute).is_some());
     }
 
     #[test]

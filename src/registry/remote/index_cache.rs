@@ -130,6 +130,11 @@ impl IndexCache {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long a file counts as fresh after the upstream confirmed it.
+    pub(crate) fn fresh_for(&self) -> Duration {
+        self.fresh_for
+    }
+
     /// Whether `key` is neither fresh nor being fetched: a prefetch would help.
     pub(crate) fn needs_fetch(&self, key: &str) -> bool {
         match self.slots().get(key) {

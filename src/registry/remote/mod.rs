@@ -18,7 +18,8 @@
 //! was meant for the overlay, and hands back the upstream's answer unchanged; without a
 //! token of its own it refuses writes. Lower down it is read-only.
 //!
-//! Index files are kept in an [`IndexCache`] and, with `--cache DIR`, on disk; each
+//! Index files are kept in an [`IndexCache`] and, with `--cache DIR`, on disk, where a
+//! copy younger than the TTL counts as fresh for a new process too; each
 //! index file fetched names the files cargo will want next, which the [`Prefetcher`]
 //! fetches in the background.
 
@@ -326,18 +327,28 @@ impl Remote {
 }
 
 impl Remote {
-    /// The upstream's index file for `name`: from memory while fresh, revalidated
-    /// with its `ETag` after, from the disk cache when the upstream cannot be reached.
-    /// Shared with the cache, not copied: prefetches and downloads only read it.
+    /// The upstream's index file for `name`: from memory while fresh, then from the
+    /// disk cache while its copy is fresh (stored or revalidated less than the TTL
+    /// ago), revalidated with its `ETag` after, from the disk cache when the upstream
+    /// cannot be reached. Shared with the cache, not copied: prefetches and downloads
+    /// only read it.
     fn index_lines(&self, name: &CrateName) -> Result<Arc<Vec<IndexLine>>> {
         let key = name.lowercase();
         let stale = match self.index_cache.lookup(&key, self.wait) {
             Lookup::Fresh(cached) => return Ok(cached.lines),
             Lookup::Fetch { stale } => stale,
         };
+        if stale.is_none()
+            && let Some(lines) = self.fresh_from_disk(&key, name)
+        {
+            return Ok(lines);
+        }
         match self.fetch_index(name, stale.as_ref()) {
             Ok(Fetched::NotModified) => {
                 let cached = stale.expect("a 304 answers a revalidation");
+                if let Some(disk) = &self.disk {
+                    disk.touch_index(name);
+                }
                 let refreshed = CachedIndex {
                     checked: Instant::now(),
                     ..cached
@@ -391,6 +402,29 @@ impl Remote {
                 Err(e)
             }
         }
+    }
+
+    /// A fresh copy in the disk cache, taken into memory with the time it has left;
+    /// when there is one, it ends the fetch the caller's lookup claimed.
+    ///
+    /// The disk cache keeps no `ETag`: once the disk copy is stale it is fetched whole
+    /// again (as the first fetch of a process always was), which keeps the cache
+    /// directory a plain local registry with nothing beside its index files.
+    fn fresh_from_disk(&self, key: &str, name: &CrateName) -> Option<Arc<Vec<IndexLine>>> {
+        let disk = self.disk.as_ref()?;
+        let (lines, age) = disk.load_fresh_index(name, self.index_cache.fresh_for())?;
+        let checked = Instant::now().checked_sub(age)?;
+        let lines = Arc::new(lines);
+        self.index_cache.finish(
+            key,
+            Some(CachedIndex {
+                lines: Arc::clone(&lines),
+                etag: None,
+                checked,
+            }),
+        );
+        self.prefetch_after(name, Arc::clone(&lines));
+        Some(lines)
     }
 
     fn fetch_index(&self, name: &CrateName, stale: Option<&CachedIndex>) -> Result<Fetched> {
@@ -644,6 +678,9 @@ impl WritableLayer for RemoteLayer {
         let outcome = self.inner.forward("PUT", "/crates/new", Some(&body));
         // cargo polls for the new version next; it must not see the cached file.
         self.inner.index_cache.forget(&publish.name.lowercase());
+        if let Some(disk) = &self.inner.disk {
+            disk.expire_index(&publish.name);
+        }
         outcome
     }
 
@@ -661,6 +698,9 @@ impl WritableLayer for RemoteLayer {
         let path = format!("/crates/{name}/{version}/{action}");
         let outcome = self.inner.forward(method, &path, None);
         self.inner.index_cache.forget(&name.lowercase());
+        if let Some(disk) = &self.inner.disk {
+            disk.expire_index(name);
+        }
         outcome
     }
 }
