@@ -484,3 +484,85 @@ fn time_whole_run(args: &[&str]) -> Duration {
     assert!(status.success(), "{status}");
     elapsed
 }
+
+/// Search over a local layer of 10,000 and of 100,000 crates: the start-up time, the
+/// first query (which builds the search index) and the median and 99th percentile of
+/// the next 50 queries, through the HTTP API.
+///
+/// ```text
+/// RUST_LOG=warn cargo test --release --test it -- --ignored --nocapture search_latency
+/// ```
+#[test]
+#[ignore = "benchmark: run with --ignored --release"]
+fn search_latency() {
+    let _serial = one_at_a_time();
+    const WORDS: [&str; 8] = [
+        "serde", "tokio", "async", "parser", "http", "json", "macro", "cli",
+    ];
+    for crates in [10_000usize, 100_000] {
+        let reg = scratch(&format!("bench-search-{crates}")).join("reg");
+        let generated = Instant::now();
+        fs::create_dir_all(reg.join("meta")).unwrap();
+        for i in 0..crates {
+            let name = format!("{}-{i:06}", WORDS[i % WORDS.len()]);
+            let index = reg.join("index").join(&name[..2]).join(&name[2..4]);
+            fs::create_dir_all(&index).unwrap();
+            let line = format!(
+                "{{\"name\":\"{name}\",\"vers\":\"1.{}.0\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}},\"yanked\":false}}\n",
+                i % 7,
+                "0".repeat(64)
+            );
+            fs::write(index.join(&name), line).unwrap();
+            let meta = format!(
+                "{{\"name\":\"{name}\",\"vers\":\"1.{}.0\",\"description\":\"A crate about {} number {i}\"}}",
+                i % 7,
+                WORDS[(i / 3) % WORDS.len()]
+            );
+            fs::write(reg.join(format!("meta/{name}-1.{}.0.json", i % 7)), meta).unwrap();
+        }
+        println!(
+            "{crates} crates: generated in {:.1} s",
+            generated.elapsed().as_secs_f64()
+        );
+        // Directories changed under two seconds ago are read again by every query
+        // (see `registry/local/search.rs`): measure the layer as it is once settled.
+        thread::sleep(Duration::from_millis(2500));
+        let layer = local_layer(&reg);
+        let mut startup: Vec<Duration> = (0..5)
+            .map(|_| time_to_ready(&["--no-proxy", "--no-tls", "-p", "0", "-r", &layer]))
+            .collect();
+        let overlay = Overlay::start(&["-r", &layer]);
+        let queries = [
+            "json",
+            "number 4242",
+            "tokio-0001",
+            "nothing-matches",
+            "cli",
+        ];
+        let started = Instant::now();
+        assert_eq!(
+            overlay.get("/api/v1/crates?q=serde&per_page=10").status,
+            200
+        );
+        let first = started.elapsed();
+        let mut times: Vec<Duration> = (0..50)
+            .map(|i| {
+                let q = queries[i % queries.len()].replace(' ', "%20");
+                let started = Instant::now();
+                let response = overlay.get(&format!("/api/v1/crates?q={q}&per_page=10"));
+                let elapsed = started.elapsed();
+                assert_eq!(response.status, 200);
+                elapsed
+            })
+            .collect();
+        println!(
+            "{crates} crates: start-up median {:.1} ms; first query {:.1} ms; then median {:.2} ms, p99 {:.2} ms (50 queries)",
+            millis(percentile(&mut startup, 50)),
+            millis(first),
+            millis(percentile(&mut times, 50)),
+            millis(percentile(&mut times, 99)),
+        );
+        drop(overlay);
+        fs::remove_dir_all(&reg).unwrap();
+    }
+}

@@ -181,6 +181,65 @@ fn search_lists_local_crates() {
     assert_eq!(overlay.get("/api/v1/crates?q=x&per_page=0").status, 400);
 }
 
+/// Search keeps what it needs in memory after its first query; a crate published a
+/// moment ago, and one another process writes straight into the layer directory, are
+/// found by the next query all the same.
+#[test]
+fn search_sees_new_crates_on_the_next_query() {
+    let work = scratch("search-fresh");
+    let reg = work.join("reg");
+    let overlay = Overlay::start(&["-r", &local_layer(&reg)]);
+    let cargo = Cargo::new(&overlay);
+    cargo.publish(&Fixture::library(&work.join("a"), "fresh-one", "0.1.0", "x").dir);
+    let names = |q: &str| -> Vec<String> {
+        let page = overlay
+            .get(&format!("/api/v1/crates?q={q}&per_page=100"))
+            .json();
+        page["crates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["name"].as_str().unwrap(),
+                    c["max_version"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(names("fresh"), ["fresh-one 0.1.0"]);
+    // Published through the server a moment after the index was built.
+    cargo.publish(&Fixture::library(&work.join("b"), "fresh-two", "0.2.0", "x").dir);
+    assert_eq!(names("fresh"), ["fresh-one 0.1.0", "fresh-two 0.2.0"]);
+    // Written by another process: index file and metadata, each renamed into place.
+    let put = |relative: &str, text: &str| {
+        let path = reg.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let tmp = path.with_file_name(".tmp-elsewhere");
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, &path).unwrap();
+    };
+    put(
+        "meta/outsider-3.0.0.json",
+        r#"{"name":"outsider","vers":"3.0.0","description":"a fresh face"}"#,
+    );
+    put(
+        "index/ou/ts/outsider",
+        &format!(
+            "{{\"name\":\"outsider\",\"vers\":\"3.0.0\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}},\"yanked\":false}}\n",
+            "0".repeat(64)
+        ),
+    );
+    assert_eq!(
+        names("fresh"),
+        ["fresh-one 0.1.0", "fresh-two 0.2.0", "outsider 3.0.0"]
+    );
+    // A yank through the server: a crate with no version left is no longer found.
+    cargo.ok(&work, &["yank", "--registry", "overlay", "fresh-two@0.2.0"]);
+    assert_eq!(names("fresh"), ["fresh-one 0.1.0", "outsider 3.0.0"]);
+}
+
 #[test]
 fn index_etags_answer_304_until_a_publish_changes_them() {
     let work = scratch("etag");

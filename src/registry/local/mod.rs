@@ -35,12 +35,13 @@
 //! judged by its pid, as it always was.
 
 pub(crate) mod package;
+mod search;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::registry::atomic::{
@@ -50,9 +51,7 @@ use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{
     CrateName, IndexLine, canonical_name, parse_index_file, same_release,
 };
-use crate::registry::layer::{
-    CrateFile, Layer, SearchHit, SearchPage, WritableLayer, WriteOutcome,
-};
+use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
 use crate::registry::publish::Publish;
 
 pub(crate) struct LocalLayer {
@@ -60,6 +59,8 @@ pub(crate) struct LocalLayer {
     label: String,
     /// Who may read what the layer writes.
     access: Access,
+    /// What search needs, built on the first search (see [`search`]).
+    search_index: Mutex<Option<search::SearchIndex>>,
 }
 
 impl LocalLayer {
@@ -102,6 +103,7 @@ impl LocalLayer {
             root,
             label,
             access: Access::Umask,
+            search_index: Mutex::new(None),
         }
     }
 
@@ -176,6 +178,13 @@ impl LocalLayer {
         let bytes = self
             .read_file(&Self::metadata_file(&line.name, &line.version))
             .ok()??;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        value["description"].as_str().map(str::to_string)
+    }
+
+    /// The description in `meta/{file_name}`.
+    fn description_file(&self, file_name: &str) -> Option<String> {
+        let bytes = self.read_file(&Path::new("meta").join(file_name)).ok()??;
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         value["description"].as_str().map(str::to_string)
     }
@@ -257,7 +266,58 @@ impl LocalLayer {
         }
     }
 
+    /// Search as it was before the index: a walk over every index file. The index's
+    /// tests compare with it.
+    #[cfg(test)]
+    fn scan_search(&self, query: &str) -> Result<SearchPage> {
+        let query = canonical_name(query);
+        let mut hits = Vec::new();
+        for lower_name in self.all_names()? {
+            let Some(name) = CrateName::new(&lower_name) else {
+                continue;
+            };
+            let lines = self.index_lines(&name)?;
+            let Some(best) = lines
+                .iter()
+                .filter(|l| !l.yanked)
+                .max_by(|a, b| a.version.cmp(&b.version))
+            else {
+                continue;
+            };
+            let description = self.description(best);
+            let matches = name.canonical().contains(&query)
+                || description
+                    .as_deref()
+                    .is_some_and(|d| canonical_name(d).contains(&query));
+            if matches {
+                hits.push(crate::registry::layer::SearchHit {
+                    name: best.name.clone(),
+                    max_version: best.version.to_string(),
+                    description,
+                });
+            }
+        }
+        Ok(SearchPage {
+            total: hits.len(),
+            hits,
+        })
+    }
+
+    /// After a write of `name`'s index file, under its lock: its search entry again.
+    fn update_search(&self, name: &CrateName) {
+        let mut index = self
+            .search_index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(index) = index.as_mut()
+            && let Err(e) = index.update(self, name)
+        {
+            log::warn!("{}: search index: {e}", self.label);
+        }
+    }
+
     /// The lowercase names of every crate in the index.
+    #[cfg(test)]
     fn all_names(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         let mut dirs = vec![self.root.join("index")];
@@ -370,37 +430,13 @@ impl Layer for LocalLayer {
     }
 
     fn search(&self, query: &str, _limit: usize) -> Result<SearchPage> {
-        let query = canonical_name(query);
-        let mut hits = Vec::new();
-        for lower_name in self.all_names()? {
-            let Some(name) = CrateName::new(&lower_name) else {
-                continue;
-            };
-            let lines = self.index_lines(&name)?;
-            let Some(best) = lines
-                .iter()
-                .filter(|l| !l.yanked)
-                .max_by(|a, b| a.version.cmp(&b.version))
-            else {
-                continue;
-            };
-            let description = self.description(best);
-            let matches = name.canonical().contains(&query)
-                || description
-                    .as_deref()
-                    .is_some_and(|d| canonical_name(d).contains(&query));
-            if matches {
-                hits.push(SearchHit {
-                    name: best.name.clone(),
-                    max_version: best.version.to_string(),
-                    description,
-                });
-            }
-        }
-        Ok(SearchPage {
-            total: hits.len(),
-            hits,
-        })
+        let mut index = self
+            .search_index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let index = index.get_or_insert_with(Default::default);
+        index.refresh(self)?;
+        Ok(index.search(query))
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {
@@ -439,6 +475,7 @@ impl WritableLayer for LocalLayer {
         text.push_str(&line.raw);
         text.push('\n');
         self.write(&Self::index_file(&publish.name), text.as_bytes())?;
+        self.update_search(&publish.name);
         Ok(WriteOutcome::Stored)
     }
 
@@ -475,6 +512,7 @@ impl WritableLayer for LocalLayer {
             )));
         }
         self.write(&Self::index_file(name), rewritten.as_bytes())?;
+        self.update_search(name);
         Ok(WriteOutcome::Stored)
     }
 }

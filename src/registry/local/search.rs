@@ -1,0 +1,437 @@
+//! What a local layer's search needs, kept in memory: for each crate in the index, its
+//! name, its highest version that is not yanked and that version's description.
+//!
+//! Built on the first search (not at start-up), by the same walk the search once made
+//! on every query. Kept current without that walk: each query compares the modification
+//! time of every index directory and of `meta/` with the one it last saw, and re-reads
+//! only the directories that changed. Every write into a layer, by this process, by
+//! another one sharing the directory or by cargo in its tmp-registry, creates or
+//! renames a file into its directory, which changes that directory's modification time.
+//! `meta/` holds one file per publish, so a change there is narrowed down by the inode
+//! of each of its files (read with the directory listing, without a `stat` each): only
+//! the descriptions whose file was replaced are read again. A directory whose time is
+//! under two seconds old is read again at the next query all the same, as a coarse
+//! filesystem clock may not move for a write just after the read. This process's own
+//! publishes and yanks also update their crate's entry at once, under its lock.
+//!
+//! Memory: per crate its names and version twice over (as published and folded for
+//! matching), its description twice, and its metadata file's name and inode: about
+//! 200 bytes plus twice the description, a few hundred bytes in all (tens of MB for
+//! 100,000 crates).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::os::unix::fs::DirEntryExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::LocalLayer;
+use crate::registry::error::Result;
+use crate::registry::index::{CrateName, canonical_name};
+use crate::registry::layer::{SearchHit, SearchPage};
+
+/// One crate as search sees it.
+struct Entry {
+    hit: SearchHit,
+    /// The name folded as crates.io compares names, for matching.
+    canonical: String,
+    canonical_description: Option<String>,
+    /// The file name in `meta/` of the description's version.
+    meta_file: String,
+}
+
+/// One directory below `index/`, as last read.
+struct DirState {
+    modified: Option<SystemTime>,
+    subdirs: Vec<PathBuf>,
+    entries: Vec<Entry>,
+}
+
+/// The search index of one layer.
+#[derive(Default)]
+pub(super) struct SearchIndex {
+    dirs: BTreeMap<PathBuf, DirState>,
+    meta_modified: Option<SystemTime>,
+    /// Inode of each file in `meta/`, by name.
+    meta_inodes: HashMap<String, u64>,
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A directory's time as a mark to compare the next query's with: `None` (read again
+/// next time) while it is recent, as a filesystem's clock may be coarse enough that a
+/// write just after this read leaves the time as it is.
+fn settled(modified: Option<SystemTime>) -> Option<SystemTime> {
+    let now = SystemTime::now();
+    modified.filter(|m| now.duration_since(*m).is_ok_and(|age| age >= SETTLED))
+}
+
+/// How old a directory's time must be to be trusted (see [`settled`]); generous, for
+/// the clocks of network filesystems.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl SearchIndex {
+    /// Builds the index, or brings it up to date with the directory.
+    pub(super) fn refresh(&mut self, layer: &LocalLayer) -> Result<()> {
+        let meta = layer.root.join("meta");
+        let meta_modified = settled(modified(&meta));
+        let meta_changed = self.meta_modified != meta_modified || meta_modified.is_none();
+        let mut replaced = Vec::new();
+        if meta_changed {
+            let mut inodes = HashMap::with_capacity(self.meta_inodes.len());
+            for entry in layer.entries(&meta)? {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if self.meta_inodes.get(&name) != Some(&entry.ino()) {
+                    replaced.push(name.clone());
+                }
+                inodes.insert(name, entry.ino());
+            }
+            replaced.extend(
+                self.meta_inodes
+                    .keys()
+                    .filter(|k| !inodes.contains_key(*k))
+                    .cloned(),
+            );
+            self.meta_inodes = inodes;
+        }
+        // Directories first, whose re-read entries have fresh descriptions; then the
+        // descriptions whose file changed.
+        self.refresh_dir(layer, &layer.root.join("index"))?;
+        if !replaced.is_empty() {
+            let replaced: std::collections::HashSet<String> = replaced.into_iter().collect();
+            for dir in self.dirs.values_mut() {
+                for entry in &mut dir.entries {
+                    if replaced.contains(&entry.meta_file) {
+                        entry.set_description(layer.description_file(&entry.meta_file));
+                    }
+                }
+            }
+        }
+        self.meta_modified = meta_modified;
+        Ok(())
+    }
+
+    /// Re-reads `dir` if it changed, and then its subdirectories alike.
+    fn refresh_dir(&mut self, layer: &LocalLayer, dir: &Path) -> Result<()> {
+        let now = settled(modified(dir));
+        let known = self.dirs.get(dir).map(|d| d.modified);
+        if known.is_some_and(|m| m.is_some() && m == now) {
+            let subdirs = self.dirs[dir].subdirs.clone();
+            for sub in subdirs {
+                self.refresh_dir(layer, &sub)?;
+            }
+            return Ok(());
+        }
+        // Changed, new or gone: read it again (the time was taken first, so a change
+        // while reading shows at the next query).
+        let mut subdirs = Vec::new();
+        let mut entries = Vec::new();
+        let mut listing = layer.entries(dir)?;
+        listing.sort_by_key(|e| e.file_name());
+        for item in listing {
+            let file_name = item.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with('.') {
+                continue;
+            }
+            match item.file_type() {
+                Ok(t) if t.is_dir() => subdirs.push(item.path()),
+                Ok(t) if t.is_file() => {
+                    if let Some(name) = CrateName::new(&file_name)
+                        && let Some(entry) = Entry::read(layer, &name)?
+                    {
+                        entries.push(entry);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let old = self.dirs.insert(
+            dir.to_path_buf(),
+            DirState {
+                modified: now,
+                subdirs: subdirs.clone(),
+                entries,
+            },
+        );
+        if let Some(old) = old {
+            for gone in old.subdirs.iter().filter(|s| !subdirs.contains(s)) {
+                self.forget(gone);
+            }
+        }
+        for sub in subdirs {
+            self.refresh_dir(layer, &sub)?;
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, dir: &Path) {
+        if let Some(old) = self.dirs.remove(dir) {
+            for sub in old.subdirs {
+                self.forget(&sub);
+            }
+        }
+    }
+
+    /// After this process wrote `name`'s index file: its directory's entries again.
+    pub(super) fn update(&mut self, layer: &LocalLayer, name: &CrateName) -> Result<()> {
+        let index_file = layer.root.join(LocalLayer::index_file(name));
+        let dir = index_file.parent().expect("index paths have a directory");
+        let Some(state) = self.dirs.get_mut(dir) else {
+            // A new directory: the next query finds it through its parent's change.
+            return Ok(());
+        };
+        let fresh = Entry::read(layer, name)?;
+        let lower = name.lowercase();
+        state
+            .entries
+            .retain(|e| e.hit.name.to_ascii_lowercase() != lower);
+        if let Some(fresh) = fresh {
+            state.entries.push(fresh);
+            state.entries.sort_by(|a, b| {
+                a.hit
+                    .name
+                    .to_ascii_lowercase()
+                    .cmp(&b.hit.name.to_ascii_lowercase())
+            });
+        }
+        Ok(())
+    }
+
+    /// The crates whose name or description contains `query` (folded as crates.io
+    /// compares names).
+    pub(super) fn search(&self, query: &str) -> SearchPage {
+        let query = canonical_name(query);
+        let hits: Vec<SearchHit> = self
+            .dirs
+            .values()
+            .flat_map(|d| &d.entries)
+            .filter(|e| {
+                e.canonical.contains(&query)
+                    || e.canonical_description
+                        .as_deref()
+                        .is_some_and(|d| d.contains(&query))
+            })
+            .map(|e| e.hit.clone())
+            .collect();
+        SearchPage {
+            total: hits.len(),
+            hits,
+        }
+    }
+}
+
+impl Entry {
+    /// The entry of the index file of `name`; `None` when every version is yanked.
+    fn read(layer: &LocalLayer, name: &CrateName) -> Result<Option<Entry>> {
+        use crate::registry::layer::Layer;
+        let lines = layer.index_lines(name)?;
+        let Some(best) = lines
+            .iter()
+            .filter(|l| !l.yanked)
+            .max_by(|a, b| a.version.cmp(&b.version))
+        else {
+            return Ok(None);
+        };
+        let meta_file = LocalLayer::metadata_file(&best.name, &best.version)
+            .file_name()
+            .expect("metadata files have a name")
+            .to_string_lossy()
+            .into_owned();
+        let mut entry = Entry {
+            hit: SearchHit {
+                name: best.name.clone(),
+                max_version: best.version.to_string(),
+                description: None,
+            },
+            canonical: name.canonical(),
+            canonical_description: None,
+            meta_file,
+        };
+        entry.set_description(layer.description(best));
+        Ok(Some(entry))
+    }
+
+    fn set_description(&mut self, description: Option<String>) {
+        self.canonical_description = description.as_deref().map(canonical_name);
+        self.hit.description = description;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::layer::{Layer, WritableLayer};
+    use crate::test_support::Scratch;
+    use std::io::Write;
+
+    /// Writes `name`'s index file and metadata directly, atomically (as another
+    /// process or cargo would).
+    fn put(root: &Path, name: &str, versions: &[(&str, bool)], description: Option<&str>) {
+        let lower = name.to_ascii_lowercase();
+        let index = root
+            .join("index")
+            .join(CrateName::new(name).unwrap().index_path());
+        fs::create_dir_all(index.parent().unwrap()).unwrap();
+        let mut text = String::new();
+        for (version, yanked) in versions {
+            text.push_str(&format!(
+                "{{\"name\":\"{name}\",\"vers\":\"{version}\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}},\"yanked\":{yanked}}}\n",
+                "0".repeat(64)
+            ));
+            fs::create_dir_all(root.join("meta")).unwrap();
+            let meta = root.join(format!("meta/{lower}-{version}.json"));
+            let value = match description {
+                Some(d) => {
+                    serde_json::json!({ "name": name, "vers": version, "description": format!("{d} {version}") })
+                }
+                None => serde_json::json!({ "name": name, "vers": version }),
+            };
+            atomic_put(&meta, value.to_string().as_bytes());
+        }
+        atomic_put(&index, text.as_bytes());
+    }
+
+    fn atomic_put(path: &Path, bytes: &[u8]) {
+        let tmp = path.with_file_name(".tmp-test");
+        fs::File::create(&tmp).unwrap().write_all(bytes).unwrap();
+        fs::rename(&tmp, path).unwrap();
+    }
+
+    fn sorted(page: SearchPage) -> (usize, Vec<SearchHit>) {
+        let mut hits = page.hits;
+        hits.sort_by(|a, b| a.name.cmp(&b.name));
+        (page.total, hits)
+    }
+
+    fn same(layer: &LocalLayer, queries: &[&str]) {
+        for q in queries {
+            let indexed = sorted(layer.search(q, 10).unwrap());
+            let scanned = sorted(layer.scan_search(q).unwrap());
+            assert_eq!(indexed, scanned, "query {q:?}");
+        }
+    }
+
+    const QUERIES: &[&str] = &[
+        "",
+        "a",
+        "serde",
+        "Serde-JSON",
+        "x_y",
+        "word7",
+        "3.1",
+        "zzz",
+        "nothing-here",
+        "b",
+    ];
+
+    #[test]
+    fn indexed_search_answers_as_the_scan_did() {
+        let root = Scratch::new("search-index");
+        let words = ["serde", "json", "tokio", "x", "y", "abc", "Word", "io", "b"];
+        for i in 0..300 {
+            let name = format!(
+                "{}{}{}",
+                words[i % words.len()],
+                ["-", "_", ""][i % 3],
+                if i % 5 == 0 {
+                    String::new()
+                } else {
+                    format!("{}{i}", words[(i / 7) % words.len()])
+                }
+            );
+            let name = if i % 11 == 0 {
+                name[..name.len().min(2 + i % 3)].to_string()
+            } else {
+                name
+            };
+            let versions: Vec<(String, bool)> = (0..(1 + i % 4))
+                .map(|v| (format!("{}.{v}.{}", i % 3, i % 2), (i + v) % 6 == 0))
+                .collect();
+            let versions: Vec<(&str, bool)> =
+                versions.iter().map(|(v, y)| (v.as_str(), *y)).collect();
+            let description =
+                (i % 4 != 0).then(|| format!("about word{} and {}", i % 13, words[i % 9]));
+            put(&root, &name, &versions, description.as_deref());
+        }
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        same(&layer, QUERIES);
+        // Outside writers: a new crate, a new version with a new description, a crate
+        // now all yanked, a description rewritten in place.
+        put(&root, "brand-new", &[("1.0.0", false)], Some("fresh zzz"));
+        put(
+            &root,
+            "serde",
+            &[("0.0.0", false), ("9.0.0", false)],
+            Some("Serde-JSON again"),
+        );
+        put(&root, "tokio", &[("1.0.0", true)], Some("gone"));
+        put(&root, "abc", &[("0.1.0", false)], Some("nothing-here now"));
+        same(&layer, QUERIES);
+        assert_eq!(layer.search("zzz", 10).unwrap().total, 1);
+        // This process's own writes.
+        let line = layer
+            .index_lines(&CrateName::new("serde").unwrap())
+            .unwrap();
+        assert_eq!(line.len(), 2);
+        layer
+            .set_yanked(
+                &CrateName::new("serde").unwrap(),
+                &"9.0.0".parse().unwrap(),
+                true,
+            )
+            .unwrap();
+        same(&layer, QUERIES);
+        let hit = sorted(layer.search("serde", 10).unwrap()).1;
+        assert!(
+            hit.iter()
+                .any(|h| h.name == "serde" && h.max_version == "0.0.0")
+        );
+        // A directory removed by hand.
+        fs::remove_dir_all(root.join("index/se")).unwrap();
+        same(&layer, QUERIES);
+    }
+
+    /// Sets the time of every directory below `dir` (and its own) an hour back.
+    fn age_dirs(dir: &Path) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                age_dirs(&entry.path());
+            }
+        }
+        let hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::open(dir).unwrap().set_modified(hour_ago).unwrap();
+    }
+
+    #[test]
+    fn queries_read_only_the_directories_that_changed() {
+        let root = Scratch::new("search-unchanged");
+        put(&root, "kept", &[("1.0.0", false)], Some("kept"));
+        put(&root, "other", &[("1.0.0", false)], Some("other"));
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        age_dirs(&root);
+        assert_eq!(layer.search("kept", 10).unwrap().total, 1);
+        // Rewritten in place, which no writer of a layer does: the directory's time
+        // stays, so the index does not look again, where the scan did.
+        let kept = root.join("index/ke/pt/kept");
+        let text = fs::read_to_string(&kept).unwrap().replace("1.0.0", "2.0.0");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&kept)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let hits = layer.search("kept", 10).unwrap().hits;
+        assert_eq!(hits[0].max_version, "1.0.0");
+        assert_eq!(
+            layer.scan_search("kept").unwrap().hits[0].max_version,
+            "2.0.0"
+        );
+        // A file renamed into its directory, as every write of a layer does, is seen.
+        put(&root, "other", &[("3.0.0", false)], Some("other"));
+        let hits = layer.search("other", 10).unwrap().hits;
+        assert_eq!(hits[0].max_version, "3.0.0");
+        assert_eq!(hits[0].description.as_deref(), Some("other 3.0.0"));
+    }
+}
