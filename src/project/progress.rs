@@ -9,6 +9,8 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::registry::publish::validate::thousands;
+
 /// At most about ten redraws a second, whatever the number of crates or reads.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
@@ -178,19 +180,6 @@ pub(crate) fn render(state: &State, width: usize) -> String {
         bar.push_str(&" ".repeat(bar_width - filled - 1));
     }
     format!("{head} [{bar}] {counts}")
-}
-
-/// `1204` as `1,204`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `50_541_363` as `48.2 MiB`.

@@ -677,12 +677,21 @@ pub fn manifest(name: &str, version: &str) -> String {
 
 /// The upload body cargo sends: `u32` LE JSON length, JSON, `u32` LE crate length, crate.
 pub fn upload(name: &str, version: &str, crate_bytes: &[u8]) -> Vec<u8> {
-    let json = serde_json::json!({
+    upload_with(&upload_metadata(name, version), crate_bytes)
+}
+
+/// The publish metadata `upload` sends for `name`@`version`, for tests to change.
+pub fn upload_metadata(name: &str, version: &str) -> serde_json::Value {
+    serde_json::json!({
         "name": name, "vers": version, "deps": [], "features": {}, "authors": [],
         "description": "raw", "license": "MIT", "keywords": [], "categories": [],
         "badges": {}, "links": null, "rust_version": null,
     })
-    .to_string();
+}
+
+/// An upload body of `metadata` and `crate_bytes`, framed as cargo frames it.
+pub fn upload_with(metadata: &serde_json::Value, crate_bytes: &[u8]) -> Vec<u8> {
+    let json = metadata.to_string();
     let mut body = Vec::new();
     body.extend((json.len() as u32).to_le_bytes());
     body.extend(json.as_bytes());

@@ -201,21 +201,12 @@ fn real_cargo_tarballs_pass() {
 fn upload_with_features(name: &str, vers: &str, features: usize) -> Vec<u8> {
     let path = format!("{name}-{vers}/Cargo.toml");
     let tarball = crate_file(&[(&path, b'0', &manifest(name, vers), "")]);
-    let features: serde_json::Map<String, serde_json::Value> = (0..features)
+    let mut metadata = crate::harness::upload_metadata(name, vers);
+    metadata["features"] = (0..features)
         .map(|i| (format!("f{i}"), serde_json::json!([])))
-        .collect();
-    let json = serde_json::json!({
-        "name": name, "vers": vers, "deps": [], "features": features, "authors": [],
-        "description": "raw", "license": "MIT", "keywords": [], "categories": [],
-        "badges": {}, "links": null, "rust_version": null,
-    })
-    .to_string();
-    let mut body = Vec::new();
-    body.extend((json.len() as u32).to_le_bytes());
-    body.extend(json.as_bytes());
-    body.extend((tarball.len() as u32).to_le_bytes());
-    body.extend(tarball);
-    body
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    crate::harness::upload_with(&metadata, &tarball)
 }
 
 /// crates.io's refusal for `declared` features against a limit of `limit`.
