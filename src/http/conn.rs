@@ -24,7 +24,7 @@
 //! (RFC 9112 section 6.3).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -601,11 +601,21 @@ fn write_framed<W: Write>(
         head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
+    let in_memory: &[u8] = match &response.body {
+        Body::Bytes(bytes) => bytes,
+        Body::Shared(bytes) => bytes,
+        _ => &[],
+    };
+    if has_body && !in_memory.is_empty() {
+        // Head and body in one system call, and one segment where they fit.
+        let mut parts = [IoSlice::new(head.as_bytes()), IoSlice::new(in_memory)];
+        write_all_vectored(stream, &mut parts)?;
+    } else {
+        stream.write_all(head.as_bytes())?;
+    }
     if has_body {
         match response.body {
-            Body::Empty => {}
-            Body::Bytes(bytes) => stream.write_all(&bytes)?,
+            Body::Empty | Body::Bytes(_) | Body::Shared(_) => {}
             Body::Stream { mut reader, len } => {
                 let copied = io::copy(&mut reader, stream)?;
                 if copied != len {
@@ -624,6 +634,19 @@ fn write_framed<W: Write>(
     }
     stream.flush()?;
     Ok(!close)
+}
+
+/// `Write::write_all` for several buffers (the standard library's is not stable yet).
+fn write_all_vectored<W: Write>(stream: &mut W, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !parts.is_empty() {
+        match stream.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Sends `reader` in the chunked coding (RFC 9112 section 7.1), one chunk per read.

@@ -21,6 +21,7 @@ mod server;
 
 use std::fmt;
 use std::io::Read;
+use std::sync::Arc;
 
 pub(crate) use conn::{ConnError, Connect, write_response};
 pub use conn::{Limits, serve_connection};
@@ -69,6 +70,8 @@ pub struct Request {
 pub enum Body {
     Empty,
     Bytes(Vec<u8>),
+    /// Bytes shared with a cache, sent without a copy.
+    Shared(Arc<[u8]>),
     Stream {
         reader: Box<dyn Read + Send>,
         len: u64,
@@ -83,6 +86,7 @@ impl fmt::Debug for Body {
         match self {
             Body::Empty => f.write_str("Empty"),
             Body::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Body::Shared(bytes) => write!(f, "Shared({} bytes)", bytes.len()),
             Body::Stream { len, .. } => write!(f, "Stream({len} bytes)"),
             Body::Unsized(_) => f.write_str("Unsized"),
         }
@@ -95,6 +99,7 @@ impl Body {
         match self {
             Body::Empty => Some(0),
             Body::Bytes(bytes) => Some(bytes.len() as u64),
+            Body::Shared(bytes) => Some(bytes.len() as u64),
             Body::Stream { len, .. } => Some(*len),
             Body::Unsized(_) => None,
         }
