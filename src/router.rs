@@ -14,7 +14,6 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::auth::Tokens;
-use crate::digest::sha256_hex;
 use crate::http::{Body, Handler, Request, RequestHead, Response, SMALL_BODY_LIMIT};
 use crate::registry::index::{CrateName, same_release};
 use crate::registry::layer::WriteOutcome;
@@ -272,11 +271,11 @@ impl Router {
     }
 
     fn index(&self, head: &RequestHead, name: &CrateName) -> Result<Response, RegistryError> {
-        let body = self
+        let index = self
             .stack
             .index_file(name)?
             .ok_or_else(|| RegistryError::NotFound(format!("no crate named `{name}`")))?;
-        let etag = format!("\"{}\"", sha256_hex(body.as_bytes()));
+        let etag = &*index.etag;
         let cached = head.header("if-none-match").is_some_and(|tags| {
             tags.split(',')
                 .map(str::trim)
@@ -285,8 +284,7 @@ impl Router {
         let response = if cached {
             Response::new(304, Body::Empty)
         } else {
-            Response::new(200, Body::Bytes(body.into_bytes()))
-                .with_header("Content-Type", "text/plain")
+            Response::new(200, Body::Shared(index.body)).with_header("Content-Type", "text/plain")
         };
         // no-cache: clients must revalidate, so a publish is visible at once.
         Ok(response

@@ -11,6 +11,7 @@ use crate::registry::error::Result;
 use crate::registry::index::{CrateName, IndexLine};
 use crate::registry::publish::Publish;
 use crate::registry::remote::RemoteLayer;
+use crate::registry::rendered::SourceStamp;
 
 /// An open `.crate` file, to be streamed to the client.
 pub(crate) struct CrateFile {
@@ -52,6 +53,14 @@ pub(crate) trait Layer: Send + Sync {
 
     /// The index lines this layer has for `name`; empty when it has none.
     fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>>;
+
+    /// What [`index_lines`](Self::index_lines) would answer for `name` depends on,
+    /// learned without reading it: while it stays the same, so does the answer (see
+    /// [`rendered`](crate::registry::rendered)). `None` when the layer cannot vouch
+    /// for its next answer, which is then read afresh; the default.
+    fn index_stamp(&self, _name: &CrateName) -> Option<SourceStamp> {
+        None
+    }
 
     /// The `.crate` for `name` at `version` (build metadata ignored), if this layer has it.
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>>;

@@ -11,6 +11,7 @@ pub(crate) mod layer;
 pub(crate) mod local;
 pub(crate) mod publish;
 pub(crate) mod remote;
+pub(crate) mod rendered;
 pub(crate) mod stack;
 
 pub(crate) use error::RegistryError;

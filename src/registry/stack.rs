@@ -23,6 +23,7 @@ use crate::registry::publish::{Publish, validate};
 use crate::registry::remote::RemoteLayer;
 use crate::registry::remote::download_ahead::Project;
 use crate::registry::remote::prefetch::Release;
+use crate::registry::rendered::{RenderedCache, RenderedIndex, SourceStamp};
 use crate::report::Report;
 
 /// What a publish did.
@@ -34,15 +35,28 @@ pub(crate) struct PublishResult<'a> {
     pub(crate) warnings: Vec<String>,
 }
 
+/// The merged index lines of a crate.
+struct Merged {
+    lines: Vec<IndexLine>,
+    /// Whether every layer answered; when one failed, the rest were merged.
+    complete: bool,
+}
+
 pub(crate) struct LayerStack {
     layers: Vec<Box<dyn Layer>>,
     read_only: bool,
+    /// Merged index files rendered before, kept while their sources are unchanged.
+    rendered: RenderedCache,
 }
 
 impl LayerStack {
     /// `layers` top first. With `read_only`, publishes and yanks are refused.
     pub(crate) fn new(layers: Vec<Box<dyn Layer>>, read_only: bool) -> LayerStack {
-        LayerStack { layers, read_only }
+        LayerStack {
+            layers,
+            read_only,
+            rendered: RenderedCache::default(),
+        }
     }
 
     /// The remote layers, top first: the ones that fetch ahead of cargo.
@@ -70,16 +84,43 @@ impl LayerStack {
         &self.layers
     }
 
-    /// The merged index file for `name`, or `None` when no layer has the crate.
-    pub(crate) fn index_file(&self, name: &CrateName) -> Result<Option<String>> {
-        Ok(self
-            .index_lines(name)?
-            .map(|lines| render_index_file(&lines)))
+    /// The merged index file for `name`, or `None` when no layer has the crate: the
+    /// body rendered before while every layer vouches that its source is unchanged
+    /// (see [`rendered`](crate::registry::rendered)), else rendered afresh.
+    pub(crate) fn index_file(&self, name: &CrateName) -> Result<Option<RenderedIndex>> {
+        let key = name.lowercase();
+        // Taken before the layers are read; see `rendered` for why the order matters.
+        let stamps: Option<Vec<SourceStamp>> = self
+            .layers
+            .iter()
+            .map(|layer| layer.index_stamp(name))
+            .collect();
+        if let Some(stamps) = &stamps
+            && let Some(rendered) = self.rendered.get(&key, stamps)
+        {
+            return Ok(Some(rendered));
+        }
+        let Some(merged) = self.merged_lines(name)? else {
+            return Ok(None);
+        };
+        let rendered = RenderedIndex::new(render_index_file(&merged.lines));
+        // A body some layer failed to give its lines to is served, not kept.
+        if let Some(stamps) = stamps
+            && merged.complete
+        {
+            self.rendered.insert(&key, stamps, &rendered);
+        }
+        Ok(Some(rendered))
     }
 
     /// The merged index lines for `name`, oldest version first, or `None` when no
     /// layer has the crate.
     pub(crate) fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>> {
+        Ok(self.merged_lines(name)?.map(|merged| merged.lines))
+    }
+
+    /// [`index_lines`](Self::index_lines), saying whether every layer answered.
+    fn merged_lines(&self, name: &CrateName) -> Result<Option<Merged>> {
         let mut merged: Vec<IndexLine> = Vec::new();
         // Releases already merged, as `same_release` compares them (build metadata
         // aside): a set, since crates with thousands of versions exist.
@@ -104,19 +145,25 @@ impl LayerStack {
                 }
             }
         }
-        match failure {
+        let complete = match failure {
             Some(e) if merged.is_empty() => return Err(e),
-            Some(e) => log::warn!(
-                "serving `{name}` from the layers that answered: {}",
-                Report(&e)
-            ),
-            None => {}
-        }
+            Some(e) => {
+                log::warn!(
+                    "serving `{name}` from the layers that answered: {}",
+                    Report(&e)
+                );
+                false
+            }
+            None => true,
+        };
         if merged.is_empty() {
             return Ok(None);
         }
         merged.sort_by(|a, b| a.version.cmp(&b.version));
-        Ok(Some(merged))
+        Ok(Some(Merged {
+            lines: merged,
+            complete,
+        }))
     }
 
     /// The `.crate` for `name` at `version` from the first layer that has it.
@@ -361,11 +408,21 @@ fn features_needed(line: &IndexLine) -> usize {
 mod tests {
     use super::*;
     use crate::registry::index::parse_index_file;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
-    /// A read-only layer with fixed index lines for one crate.
+    /// A read-only layer with the index lines of one crate, which a test may change,
+    /// and the stamp it gives them.
+    #[derive(Default)]
+    struct Source {
+        text: Mutex<String>,
+        stamp: Mutex<Option<SourceStamp>>,
+        reads: AtomicUsize,
+    }
+
     struct Fixed {
         label: String,
-        text: String,
+        source: Arc<Source>,
     }
 
     impl Layer for Fixed {
@@ -374,7 +431,12 @@ mod tests {
         }
 
         fn index_lines(&self, _name: &CrateName) -> Result<Vec<IndexLine>> {
-            Ok(parse_index_file(&self.text))
+            self.source.reads.fetch_add(1, Ordering::Relaxed);
+            Ok(parse_index_file(&self.source.text.lock().unwrap()))
+        }
+
+        fn index_stamp(&self, _name: &CrateName) -> Option<SourceStamp> {
+            self.source.stamp.lock().unwrap().clone()
         }
 
         fn open_crate(&self, _: &CrateName, _: &semver::Version) -> Result<Option<CrateFile>> {
@@ -386,16 +448,67 @@ mod tests {
         }
     }
 
-    fn layer(label: &str, versions: &[&str]) -> Box<dyn Layer> {
-        let text = versions
+    fn lines_of(label: &str, versions: &[&str]) -> String {
+        versions
             .iter()
             .map(|v| format!(r#"{{"name":"c","vers":"{v}","cksum":"{label}"}}"#))
             .collect::<Vec<_>>()
-            .join("\n");
-        Box::new(Fixed {
+            .join("\n")
+    }
+
+    fn watched_layer(label: &str, versions: &[&str]) -> (Box<dyn Layer>, Arc<Source>) {
+        let source = Arc::new(Source::default());
+        *source.text.lock().unwrap() = lines_of(label, versions);
+        let layer = Fixed {
             label: label.to_string(),
-            text,
-        })
+            source: Arc::clone(&source),
+        };
+        (Box::new(layer), source)
+    }
+
+    fn layer(label: &str, versions: &[&str]) -> Box<dyn Layer> {
+        watched_layer(label, versions).0
+    }
+
+    #[test]
+    fn a_merged_file_is_read_again_only_when_a_layer_stamps_it_differently() {
+        let (top, top_source) = watched_layer("top", &["1.0.0"]);
+        let (bottom, bottom_source) = watched_layer("bottom", &["2.0.0"]);
+        let stack = LayerStack::new(vec![top, bottom], true);
+        let name = CrateName::new("c").unwrap();
+        let versions = || {
+            let body = stack.index_file(&name).unwrap().unwrap().body;
+            parse_index_file(std::str::from_utf8(&body).unwrap())
+                .iter()
+                .map(|line| line.version.to_string())
+                .collect::<Vec<_>>()
+        };
+        let reads = || top_source.reads.load(Ordering::Relaxed);
+
+        // Without stamps, every answer is read afresh.
+        versions();
+        versions();
+        assert_eq!(reads(), 2);
+
+        *top_source.stamp.lock().unwrap() = Some(SourceStamp::Held(1));
+        *bottom_source.stamp.lock().unwrap() = Some(SourceStamp::Absent);
+        assert_eq!(versions(), ["1.0.0", "2.0.0"]);
+        assert_eq!(versions(), ["1.0.0", "2.0.0"]);
+        assert_eq!(reads(), 3, "the second answer came from memory");
+
+        // A change in any layer shows at once, with its new stamp.
+        *bottom_source.text.lock().unwrap() = lines_of("bottom", &["2.0.0", "3.0.0"]);
+        *bottom_source.stamp.lock().unwrap() = Some(SourceStamp::Held(7));
+        assert_eq!(versions(), ["1.0.0", "2.0.0", "3.0.0"]);
+        assert_eq!(versions(), ["1.0.0", "2.0.0", "3.0.0"]);
+        assert_eq!(reads(), 4);
+
+        // A layer that stops vouching for its answer is read every time.
+        *top_source.stamp.lock().unwrap() = None;
+        *top_source.text.lock().unwrap() = lines_of("top", &["1.5.0"]);
+        assert_eq!(versions(), ["1.5.0", "2.0.0", "3.0.0"]);
+        versions();
+        assert_eq!(reads(), 6);
     }
 
     #[test]

@@ -112,3 +112,102 @@ fn a_restart_never_removes_another_hosts_temp_files() {
     }
     other.stop();
 }
+
+/// Puts a file's modification time `age` in the past, beyond the moment in which the
+/// overlay does not trust a file's identity (`registry/rendered.rs`): its answer is
+/// then kept in memory.
+fn age(path: &Path, age: Duration) {
+    let file = fs::File::options().append(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+fn versions(overlay: &Overlay, path: &str) -> Vec<String> {
+    let response = overlay.get(path);
+    assert_eq!(response.status, 200, "{}", response.text());
+    index_lines(&response.text())
+        .iter()
+        .map(|line| line["vers"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_cached_index_file_shows_the_next_change_another_process_makes() {
+    let work = scratch("shared-cached-get");
+    let layer = work.join("layer");
+    let (a, b) = (instance(&layer, HERE), instance(&layer, THERE));
+    let publish = |overlay: &Overlay, version: &str| {
+        let path = format!("watched-{version}/Cargo.toml");
+        let manifest = crate::harness::manifest("watched", version);
+        let body = upload(
+            "watched",
+            version,
+            &crate_file(&[(&path, b'0', &manifest, "")]),
+        );
+        let response = overlay.publish_raw(&body);
+        assert_eq!(response.status, 200, "{}", response.text());
+    };
+    let index = layer.join("index/wa/tc/watched");
+    let path = "/wa/tc/watched";
+
+    publish(&b, "1.0.0");
+    age(&index, Duration::from_secs(60));
+    for _ in 0..3 {
+        assert_eq!(versions(&a, path), ["1.0.0"]);
+    }
+    // A publish through the other instance renames a new file into place.
+    publish(&b, "1.1.0");
+    assert_eq!(versions(&a, path), ["1.0.0", "1.1.0"]);
+
+    // An edit in place keeps the file; its size tells, even with its time set back to
+    // what it was when the answer was kept.
+    age(&index, Duration::from_secs(60));
+    assert_eq!(versions(&a, path), ["1.0.0", "1.1.0"]);
+    let kept = fs::metadata(&index).unwrap().modified().unwrap();
+    let text = fs::read_to_string(&index).unwrap();
+    let copied = text.lines().last().unwrap().replace("1.1.0", "1.2.0");
+    let mut file = fs::File::options().append(true).open(&index).unwrap();
+    std::io::Write::write_all(&mut file, format!("{copied}\n").as_bytes()).unwrap();
+    file.set_modified(kept).unwrap();
+    assert_eq!(versions(&a, path), ["1.0.0", "1.1.0", "1.2.0"]);
+}
+
+#[test]
+fn a_cached_index_file_shows_a_crate_cargo_repackages_into_its_tmp_registry() {
+    let work = scratch("shared-cached-tmp-registry");
+    let line = |version: &str| {
+        format!(
+            "{{\"name\":\"repack\",\"vers\":\"{version}\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}}}}\n",
+            "0".repeat(64)
+        )
+    };
+    let plant_release = |root: &Path, version: &str| {
+        let index = root.join("index/re/pa/repack");
+        fs::create_dir_all(index.parent().unwrap()).unwrap();
+        fs::write(&index, line(version)).unwrap();
+        let crate_file = root.join(format!("repack-{version}.crate"));
+        fs::write(&crate_file, b"packaged").unwrap();
+        age(&index, Duration::from_secs(60));
+        age(&crate_file, Duration::from_secs(60));
+        crate_file
+    };
+    let lower = work.join("lower");
+    plant_release(&lower, "0.2.0");
+    // Left by an earlier `cargo publish --workspace`: served only once cargo writes
+    // the `.crate` again (see `registry/local/package.rs`).
+    let tmp_registry = work.join("target/package/tmp-registry");
+    let repackaged = plant_release(&tmp_registry, "0.3.0");
+    let overlay = Overlay::start(&[
+        "-r",
+        &local_layer(&tmp_registry),
+        "-r",
+        &local_layer(&lower),
+    ]);
+    let path = "/re/pa/repack";
+    for _ in 0..3 {
+        assert_eq!(versions(&overlay, path), ["0.2.0"]);
+    }
+    // cargo packages the same version again: the index file does not change, the
+    // `.crate` does.
+    fs::write(&repackaged, b"packaged again").unwrap();
+    assert_eq!(versions(&overlay, path), ["0.2.0", "0.3.0"]);
+}

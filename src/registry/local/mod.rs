@@ -53,6 +53,7 @@ use crate::registry::index::{
 };
 use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
 use crate::registry::publish::Publish;
+use crate::registry::rendered::SourceStamp;
 
 pub(crate) struct LocalLayer {
     root: PathBuf,
@@ -135,7 +136,7 @@ impl LocalLayer {
     /// The whole of a file below the root, `None` when there is none.
     fn read_file(&self, relative: &Path) -> Result<Option<Vec<u8>>> {
         let mut bytes = Vec::new();
-        match open_beneath(&self.root, relative).and_then(|mut f| f.read_to_end(&mut bytes)) {
+        match open_beneath(&self.root, relative).and_then(|(mut f, _)| f.read_to_end(&mut bytes)) {
             Ok(_) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.storage_error(relative, e)),
@@ -363,6 +364,18 @@ impl Layer for LocalLayer {
         Ok(parse_index_file(&self.read_index_text(name)?))
     }
 
+    /// The index file's identity. It is opened rather than only looked up: on a
+    /// network filesystem an open fetches fresh attributes (close-to-open
+    /// consistency), where a lookup may answer from its attribute cache. An error
+    /// other than a missing file vouches for nothing: the read that follows reports it.
+    fn index_stamp(&self, name: &CrateName) -> Option<SourceStamp> {
+        match open_beneath(&self.root, &Self::index_file(name)) {
+            Ok((_, metadata)) => SourceStamp::of_file(&metadata),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(SourceStamp::Absent),
+            Err(_) => None,
+        }
+    }
+
     fn names_like(&self, name: &CrateName) -> Result<Vec<CrateName>> {
         // An index file's directory depends on the name's first four characters
         // only: the spellings of their `-` and `_` name every directory to list.
@@ -405,8 +418,8 @@ impl Layer for LocalLayer {
             return Ok(None);
         }
         let relative = Self::crate_file_name(line);
-        let file = match open_beneath(&self.root, &relative) {
-            Ok(file) => file,
+        let (file, metadata) = match open_beneath(&self.root, &relative) {
+            Ok(opened) => opened,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 log::warn!(
                     "{}: index lists {}@{} but {} is missing",
@@ -419,13 +432,9 @@ impl Layer for LocalLayer {
             }
             Err(e) => return Err(self.storage_error(&relative, e)),
         };
-        let len = file
-            .metadata()
-            .map_err(|e| self.storage_error(&relative, e))?
-            .len();
         Ok(Some(CrateFile {
             reader: Box::new(file),
-            len: Some(len),
+            len: Some(metadata.len()),
         }))
     }
 

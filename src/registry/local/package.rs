@@ -24,6 +24,7 @@ use crate::registry::error::Result;
 use crate::registry::index::{CrateName, IndexLine, same_release};
 use crate::registry::layer::{CrateFile, Layer, SearchPage};
 use crate::registry::local::LocalLayer;
+use crate::registry::rendered::SourceStamp;
 
 pub(crate) struct CargoPackageLayer {
     files: LocalLayer,
@@ -89,6 +90,14 @@ impl Layer for CargoPackageLayer {
         let mut lines = self.files.index_lines(name)?;
         lines.retain(|line| self.is_fresh(line));
         Ok(lines)
+    }
+
+    /// Never vouched for: an answer depends on the `.crate` files' times as much as on
+    /// the index file (cargo packages a version again without changing its line), so
+    /// it is read afresh every time. The directory is small and matters only while
+    /// cargo publishes.
+    fn index_stamp(&self, _name: &CrateName) -> Option<SourceStamp> {
+        None
     }
 
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {

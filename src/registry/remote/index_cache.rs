@@ -9,6 +9,7 @@
 //! parses out of it); the least recently checked entries go first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ pub(crate) struct CachedIndex {
     pub(crate) etag: Option<String>,
     /// When the upstream last confirmed it.
     pub(crate) checked: Instant,
+    /// Names these lines: a new copy gets a new one, a revalidation keeps it. It lets a
+    /// body rendered from them be kept while they are (see
+    /// [`rendered`](crate::registry::rendered)).
+    pub(crate) generation: u64,
 }
 
 enum Slot {
@@ -44,6 +49,21 @@ pub(crate) enum Lookup {
 }
 
 impl CachedIndex {
+    /// A copy of the upstream's file, confirmed at `checked`.
+    pub(crate) fn new(
+        lines: Arc<Vec<IndexLine>>,
+        etag: Option<String>,
+        checked: Instant,
+    ) -> CachedIndex {
+        static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+        CachedIndex {
+            lines,
+            etag,
+            checked,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
     /// About how much memory the entry holds.
     pub(crate) fn bytes(&self) -> usize {
         self.lines
@@ -133,6 +153,17 @@ impl IndexCache {
     /// How long a file counts as fresh after the upstream confirmed it.
     pub(crate) fn fresh_for(&self) -> Duration {
         self.fresh_for
+    }
+
+    /// The generation of `key`'s copy while it is fresh: until then a lookup answers
+    /// with these very lines.
+    pub(crate) fn fresh_generation(&self, key: &str) -> Option<u64> {
+        match self.slots().get(key) {
+            Some(Slot::Ready(cached)) if cached.checked.elapsed() < self.fresh_for => {
+                Some(cached.generation)
+            }
+            _ => None,
+        }
     }
 
     /// Whether `key` is neither fresh nor being fetched: a prefetch would help.
@@ -252,11 +283,7 @@ mod tests {
     use std::thread;
 
     fn cached(etag: &str) -> CachedIndex {
-        CachedIndex {
-            lines: Arc::new(Vec::new()),
-            etag: Some(etag.to_string()),
-            checked: Instant::now(),
-        }
+        CachedIndex::new(Arc::new(Vec::new()), Some(etag.to_string()), Instant::now())
     }
 
     #[test]
@@ -338,11 +365,8 @@ mod tests {
             ))
             .unwrap()
         };
-        let file = |n: usize| CachedIndex {
-            lines: Arc::new((0..n).map(line).collect()),
-            etag: None,
-            checked: Instant::now(),
-        };
+        let file =
+            |n: usize| CachedIndex::new(Arc::new((0..n).map(line).collect()), None, Instant::now());
         let one_kib_lines = file(10).bytes();
         assert!((10_000..12_000).contains(&one_kib_lines), "{one_kib_lines}");
 

@@ -45,6 +45,7 @@ use crate::registry::remote::disk_cache::{DiskCache, Keeping};
 use crate::registry::remote::download_ahead::{DownloadAhead, Project};
 use crate::registry::remote::index_cache::{CachedIndex, IndexCache, Lookup};
 use crate::registry::remote::prefetch::{Prefetcher, Release, WorkPool};
+use crate::registry::rendered::SourceStamp;
 use crate::report::Report;
 use crate::upstream::{Redirects, Upstream, UpstreamError, UpstreamResponse, Url};
 
@@ -368,11 +369,7 @@ impl Remote {
                 self.prefetch_after(name, Arc::clone(&lines));
                 self.index_cache.finish(
                     &key,
-                    Some(CachedIndex {
-                        lines: Arc::clone(&lines),
-                        etag,
-                        checked: Instant::now(),
-                    }),
+                    Some(CachedIndex::new(Arc::clone(&lines), etag, Instant::now())),
                 );
                 Ok(lines)
             }
@@ -380,11 +377,7 @@ impl Remote {
                 let lines = Arc::new(Vec::new());
                 self.index_cache.finish(
                     &key,
-                    Some(CachedIndex {
-                        lines: Arc::clone(&lines),
-                        etag: None,
-                        checked: Instant::now(),
-                    }),
+                    Some(CachedIndex::new(Arc::clone(&lines), None, Instant::now())),
                 );
                 Ok(lines)
             }
@@ -417,11 +410,7 @@ impl Remote {
         let lines = Arc::new(lines);
         self.index_cache.finish(
             key,
-            Some(CachedIndex {
-                lines: Arc::clone(&lines),
-                etag: None,
-                checked,
-            }),
+            Some(CachedIndex::new(Arc::clone(&lines), None, checked)),
         );
         self.prefetch_after(name, Arc::clone(&lines));
         Some(lines)
@@ -644,6 +633,12 @@ impl Layer for RemoteLayer {
 
     fn index_lines(&self, name: &CrateName) -> Result<Vec<IndexLine>> {
         Ok(self.inner.index_lines(name)?.to_vec())
+    }
+
+    /// The copy in memory while it is fresh: a lookup answers with it until then.
+    fn index_stamp(&self, name: &CrateName) -> Option<SourceStamp> {
+        let generation = self.inner.index_cache.fresh_generation(&name.lowercase())?;
+        Some(SourceStamp::Held(generation))
     }
 
     fn open_crate(&self, name: &CrateName, version: &semver::Version) -> Result<Option<CrateFile>> {
