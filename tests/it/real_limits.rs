@@ -150,7 +150,7 @@ fn a_real_web_sys_release_is_accepted_on_the_evidence_of_crates_io() {
 /// but not the upload limit: that is decided from the request's head, before the body
 /// names the crate, and an index line does not carry a `.crate`'s size. So the
 /// re-publish gets crates.io's 413 by default and passes once the operator raises
-/// `--max-upload-size`, with the feature warning.
+/// `--max-upload-size`, with a warning for each limit.
 #[test]
 fn a_real_windows_release_needs_the_operator_to_raise_the_upload_limit() {
     if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
@@ -172,6 +172,14 @@ fn a_real_windows_release_needs_the_operator_to_raise_the_upload_limit() {
     let out = publish_over_crates_io(&dir, &layer, &["--max-upload-size", "16777216"]);
     println!("{}", out.stderr());
     assert!(out.0.status.success(), "{}", out.all());
+    // The size passes on the operator's word, and the warning says what crates.io
+    // needs; the features pass on crates.io's evidence.
+    out.assert_stderr_has("warning: the .crate of `windows`@0.48.0-overlay.1 is 11,");
+    out.assert_stderr_has(
+        " bytes, over crates.io's default upload limit of 10,485,760; accepted because \
+         --max-upload-size is 16,777,216, but crates.io takes it only if it has raised the \
+         limit for this crate",
+    );
     out.assert_stderr_has(
         "warning: crate `windows` has 667 features, over crates.io's default limit of \
          300; accepted because an earlier version, windows@",
