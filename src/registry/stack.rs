@@ -205,7 +205,17 @@ impl LayerStack {
             }
             Vec::new()
         } else {
-            self.check_against_layers(publish)?
+            let from_layers = self.check_against_layers(publish)?;
+            // The upload's own warnings (its size) first: crates.io checks size first.
+            for warning in &publish.warnings {
+                log::warn!("{warning}");
+            }
+            publish
+                .warnings
+                .iter()
+                .cloned()
+                .chain(from_layers)
+                .collect()
         };
         let outcome = top.publish(publish)?;
         Ok(PublishResult {

@@ -18,6 +18,7 @@ mod hardening;
 mod prefetch;
 mod proxy;
 mod publish_checks;
+mod real_limits;
 mod registry;
 mod remote;
 mod security_auth;

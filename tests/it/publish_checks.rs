@@ -1,6 +1,6 @@
-//! crates.io's checks on the `.crate` tarball, on the license and on the per-crate
-//! feature limit, through real cargo and through hand-built uploads cargo would never
-//! send.
+//! crates.io's checks on the `.crate` tarball, on the license, on the per-crate feature
+//! limit and on its default upload size, through real cargo and through hand-built
+//! uploads cargo would never send.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -269,4 +269,59 @@ fn a_lower_layer_raises_the_feature_limit_of_its_crate() {
     // Another crate gains nothing from `wide`'s evidence.
     let response = overlay.publish_raw(&upload_with_features("narrow", "1.0.0", 301));
     assert_eq!(refusal(&response), too_many_features(300, 301));
+}
+
+/// `len` bytes that do not compress, so a `.crate` holding them is about as large.
+fn incompressible(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            // xorshift64: enough to defeat DEFLATE.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
+
+/// crates.io raises its 10 MiB upload limit for some crates, and the overlay cannot
+/// tell which (the limit is decided from the request head, and index lines carry no
+/// size): the operator raises `--max-upload-size` for every crate. A publish over
+/// crates.io's default is then accepted with a warning cargo prints, so a rehearsal
+/// does not pass silently where crates.io may refuse.
+#[test]
+fn a_crate_over_crates_io_default_size_passes_a_raised_limit_with_a_warning() {
+    let work = scratch("upload-size");
+    let layer = work.join("reg");
+    let krate = Fixture::library(&work, "bulky", "1.0.0", "bulky");
+    fs::write(
+        krate.dir.join("data.bin"),
+        incompressible(10 * 1024 * 1024 + 1),
+    )
+    .unwrap();
+
+    // The default limit is crates.io's: refused from the head, nothing stored.
+    let overlay = Overlay::start(&["-r", &local_layer(&layer)]);
+    let out = Cargo::new(&overlay).publish_fails(&krate.dir);
+    out.assert_stderr_has("(status 413 Payload Too Large): max upload size is: 10485760");
+    assert_eq!(files_under(&layer), Vec::<PathBuf>::new());
+    overlay.stop();
+
+    let overlay = Overlay::start(&["-r", &local_layer(&layer), "--max-upload-size", "16777216"]);
+    let out = Cargo::new(&overlay).publish(&krate.dir);
+    let size = fs::metadata(layer.join("bulky-1.0.0.crate")).unwrap().len();
+    assert!(size > 10 * 1024 * 1024, "{size} bytes");
+    // Its size, `10,4..,...` bytes, stands between the two parts.
+    out.assert_stderr_has("warning: the .crate of `bulky`@1.0.0 is 10,");
+    out.assert_stderr_has(
+        " bytes, over crates.io's default upload limit of 10,485,760; accepted because \
+         --max-upload-size is 16,777,216, but crates.io takes it only if it has raised the \
+         limit for this crate",
+    );
+
+    // A crate within crates.io's default gets no such warning.
+    let small = Fixture::library(&work, "small", "1.0.0", "small");
+    let out = Cargo::new(&overlay).publish(&small.dir);
+    assert!(!out.stderr().contains("upload limit"), "{}", out.all());
 }

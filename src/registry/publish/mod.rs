@@ -129,6 +129,9 @@ pub struct Publish {
     /// crate already has that many (crates.io raises the limit per crate). The stack
     /// decides, in its walk over the layers for a publish.
     pub(crate) over_limit: Option<validate::OverLimit>,
+    /// Things the publisher should know that the upload alone shows: a `.crate` over
+    /// crates.io's default size, let through by a raised `--max-upload-size`.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Parses and checks an upload body, and builds its index entry.
@@ -153,6 +156,13 @@ pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Pub
         validate::check_metadata(&krate)?
     };
     let entry = index_entry(&krate, crate_bytes, pubtime);
+    let warnings = if policy.permissive {
+        Vec::new()
+    } else {
+        size_warning(&krate, crate_bytes.len(), policy.max_crate_len)
+            .into_iter()
+            .collect()
+    };
     Ok(Publish {
         name,
         version,
@@ -160,6 +170,28 @@ pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Pub
         metadata: metadata.to_vec(),
         crate_bytes: crate_bytes.to_vec(),
         over_limit,
+        warnings,
+    })
+}
+
+/// A `.crate` over crates.io's default upload limit gets through only where the
+/// operator raised `--max-upload-size`. crates.io raises that limit per crate, and the
+/// overlay cannot tell which crates (the limit is applied to the request's head, before
+/// the body names the crate, and index lines carry no sizes), so it says what crates.io
+/// would need: a rehearsal through the overlay should not pass silently where crates.io
+/// may refuse.
+fn size_warning(krate: &NewCrate, crate_len: usize, max_crate_len: usize) -> Option<String> {
+    (crate_len > DEFAULT_MAX_CRATE_LEN).then(|| {
+        format!(
+            "the .crate of `{}`@{} is {} bytes, over crates.io's default upload limit of {}; \
+             accepted because --max-upload-size is {}, but crates.io takes it only if it has \
+             raised the limit for this crate",
+            krate.name,
+            krate.vers,
+            validate::thousands(crate_len),
+            validate::thousands(DEFAULT_MAX_CRATE_LEN),
+            validate::thousands(max_crate_len),
+        )
     })
 }
 
@@ -379,6 +411,22 @@ mod tests {
         let huge = (MAX_METADATA_LEN as u32 + 1).to_le_bytes();
         let result = prepare(&huge, &policy, "2026-01-01T00:00:00Z");
         assert!(matches!(result, Err(RegistryError::TooLarge(_))));
+    }
+
+    #[test]
+    fn only_a_crate_over_crates_io_default_size_is_warned_about() {
+        let krate: NewCrate = serde_json::from_str(GOOD).unwrap();
+        let raised = 16 * 1024 * 1024;
+        assert_eq!(size_warning(&krate, DEFAULT_MAX_CRATE_LEN, raised), None);
+        assert_eq!(
+            size_warning(&krate, DEFAULT_MAX_CRATE_LEN + 1, raised).as_deref(),
+            Some(
+                "the .crate of `demo`@0.1.0 is 10,485,761 bytes, over crates.io's default \
+                 upload limit of 10,485,760; accepted because --max-upload-size is \
+                 16,777,216, but crates.io takes it only if it has raised the limit for this \
+                 crate"
+            )
+        );
     }
 
     #[test]
