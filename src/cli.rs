@@ -309,7 +309,8 @@ Options:
       --permissive-publishing Skip crates.io's metadata checks (names, versions, sizes
                               and the tarball are always checked)
       --max-upload-size BYTES The largest .crate a publish may upload; bigger ones get 413
-                              before their body is read [default: 10485760, crates.io's]
+                              before their body is read; above crates.io's 10485760, a
+                              publish is accepted with a warning [default: 10485760]
       --max-connections N     Connections served at once; more get 503 [default: 512]
       --idle-timeout SECS     Close a kept-alive connection idle this long [default: 60]
       --shutdown-timeout SECS On Ctrl-C or SIGTERM, wait this long for requests in
