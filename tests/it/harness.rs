@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-overlay-registry");
 
+/// Whether a test that needs the real crates.io may run: only with
+/// `OVERLAY_TEST_CRATES_IO=1`. Otherwise it says, loudly, that `test` is skipped.
+pub fn reaches_crates_io(test: &str) -> bool {
+    let allowed = std::env::var_os("OVERLAY_TEST_CRATES_IO").is_some();
+    if !allowed {
+        eprintln!("SKIPPED {test}: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)");
+    }
+    allowed
+}
+
 /// A scratch directory under cargo's target dir, unique per test, emptied at start.
 pub fn scratch(name: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

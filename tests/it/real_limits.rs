@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Cargo, CargoOutput, local_layer, scratch};
+use crate::harness::{self, Cargo, CargoOutput, local_layer, scratch};
 
 /// What a re-publish asks of cargo: no verify build (the crates need other targets'
 /// toolchains), and the unpacked tree is no git checkout.
@@ -86,10 +86,9 @@ fn indexed_features(layer: &Path, prefix: &str, name: &str, version: &str) -> us
 /// count as evidence.
 #[test]
 fn a_real_web_sys_release_is_accepted_on_the_evidence_of_crates_io() {
-    if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
-        eprintln!(
-            "SKIPPED a_real_web_sys_release_is_accepted_on_the_evidence_of_crates_io: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)"
-        );
+    if !harness::reaches_crates_io(
+        "a_real_web_sys_release_is_accepted_on_the_evidence_of_crates_io",
+    ) {
         return;
     }
     let work = scratch("real-limits-web-sys");
@@ -153,10 +152,9 @@ fn a_real_web_sys_release_is_accepted_on_the_evidence_of_crates_io() {
 /// `--max-upload-size`, with a warning for each limit.
 #[test]
 fn a_real_windows_release_needs_the_operator_to_raise_the_upload_limit() {
-    if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
-        eprintln!(
-            "SKIPPED a_real_windows_release_needs_the_operator_to_raise_the_upload_limit: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)"
-        );
+    if !harness::reaches_crates_io(
+        "a_real_windows_release_needs_the_operator_to_raise_the_upload_limit",
+    ) {
         return;
     }
     let work = scratch("real-limits-windows");

@@ -236,10 +236,7 @@ fn search_shows_local_and_remote_crates() {
 /// crates.io dependency. Needs the network; enable with OVERLAY_TEST_CRATES_IO=1.
 #[test]
 fn the_default_stack_builds_against_the_real_crates_io() {
-    if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
-        eprintln!(
-            "SKIPPED the_default_stack_builds_against_the_real_crates_io: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)"
-        );
+    if !harness::reaches_crates_io("the_default_stack_builds_against_the_real_crates_io") {
         return;
     }
     let work = scratch("crates-io");
