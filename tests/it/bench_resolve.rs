@@ -1,15 +1,24 @@
 //! Resolve benchmarks: cold and warm `cargo generate-lockfile` of large graphs through
-//! the overlay, with and without prefetch, and against cargo talking to crates.io
-//! directly. Ignored by default; run with a release build:
+//! the overlay, with and without prefetch, against cargo talking to crates.io
+//! directly, and against the static floor: nginx serving the same index files as a
+//! plain sparse registry on loopback. Ignored by default; run one at a time with a
+//! release build:
 //!
 //! ```text
-//! cargo test --release --test it -- --ignored --nocapture bench_resolve::
+//! RUST_LOG=warn cargo test --release --test it -- --ignored --nocapture --test-threads=1 bench_resolve::
 //! ```
 //!
 //! `delayed_local_upstream` is hermetic: a generated registry of 400 crates served by a
-//! second overlay behind a relay that delays every request by 20 ms. `real_crates_io`
-//! needs the network and runs only with OVERLAY_TEST_CRATES_IO=1. Each comparison
-//! alternates its variants round by round and reports medians.
+//! second overlay behind a relay that delays every request by 20 ms.
+//! `warm_against_static_floor` takes the same graph warm: serve mode with its memory
+//! cache filled, exec mode with a filled `--cache DIR` (a new process per run, the CI
+//! case), and nginx (`apt-get install nginx-light`, not a CI dependency; without it the
+//! test says it is skipped) as the floor; it reports the ratios to the floor.
+//! `real_crates_io` needs the network and runs only with OVERLAY_TEST_CRATES_IO=1; it
+//! measures the same warm variants and floor on `tests/fixtures/big-graph`. Each
+//! comparison alternates its variants round by round, with a fresh `CARGO_HOME` per
+//! run, and reports medians; OVERLAY_BENCH_ROUNDS sets the rounds (5, and 15 for
+//! `warm_against_static_floor`).
 
 use crate::harness;
 
@@ -17,14 +26,19 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Cargo, Overlay, local_layer, scratch};
 
-const ROUNDS: usize = 5;
 const CRATES: usize = 400;
 const DELAY: Duration = Duration::from_millis(20);
+/// Rounds of `warm_against_static_floor`: a round takes about a second, and single
+/// runs move by tens of percent on a shared machine.
+const FLOOR_ROUNDS: usize = 15;
 
 /// Writes index files for `CRATES` crates named `gen-N`, three versions each, each
 /// depending on up to four crates with higher numbers: a graph cargo must walk level
@@ -77,9 +91,15 @@ fn project(dir: &Path) -> PathBuf {
 
 /// A relay to `target` that holds every chunk the client sends for `delay` before
 /// passing it on: each request then costs one extra `delay`, like a distant upstream.
-fn delaying_relay(target: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+/// The counter counts the GETs it passed on.
+fn delaying_relay(
+    target: std::net::SocketAddr,
+    delay: Duration,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let gets = Arc::new(AtomicUsize::new(0));
+    let counter = gets.clone();
     thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(mut client) = client else { continue };
@@ -88,9 +108,12 @@ fn delaying_relay(target: std::net::SocketAddr, delay: Duration) -> std::net::So
             };
             let (mut client_reader, mut server_writer) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let counter = counter.clone();
             thread::spawn(move || {
                 let mut buf = [0u8; 64 * 1024];
                 while let Ok(n) = client_reader.read(&mut buf) {
+                    let requests = buf[..n].windows(4).filter(|w| w == b"GET ").count();
+                    counter.fetch_add(requests, Ordering::Relaxed);
                     if n == 0 || {
                         thread::sleep(delay);
                         server_writer.write_all(&buf[..n]).is_err()
@@ -106,16 +129,77 @@ fn delaying_relay(target: std::net::SocketAddr, delay: Duration) -> std::net::So
             });
         }
     });
-    addr
+    (addr, gets)
 }
 
-/// Seconds a cold `cargo generate-lockfile` takes in exec mode with `overlay_args`.
-fn exec_resolve(project: &Path, overlay_args: &[&str]) -> f64 {
+/// The hermetic setup under `work`: the generated registry served by a second overlay
+/// behind the delaying relay (`remote`, a `-r` value), the project, and an empty local
+/// layer (`top`) in front.
+struct Hermetic {
+    _upstream: Overlay,
+    /// The GETs the relay passed to the upstream so far.
+    upstream_gets: Arc<AtomicUsize>,
+    remote: String,
+    top: String,
+    project: PathBuf,
+}
+
+impl Hermetic {
+    fn new(work: &Path) -> Hermetic {
+        let registry = work.join("upstream");
+        generate_registry(&registry);
+        let upstream = Overlay::start(&["-r", &local_layer(&registry)]);
+        let (relay, upstream_gets) = delaying_relay(upstream.addr, DELAY);
+        Hermetic {
+            _upstream: upstream,
+            upstream_gets,
+            remote: format!("remote=http://{relay}/"),
+            top: local_layer(&work.join("top")),
+            project: project(&work.join("project")),
+        }
+    }
+}
+
+/// Rounds per comparison: `OVERLAY_BENCH_ROUNDS`, or `default` (fewer while
+/// developing, more on a busy machine).
+fn rounds(default: usize) -> usize {
+    std::env::var("OVERLAY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Seconds `run` takes, after removing `project`'s lockfile so that it resolves anew.
+fn timed(project: &Path, run: impl FnOnce()) -> f64 {
     let _ = fs::remove_file(project.join("Cargo.lock"));
     let started = Instant::now();
-    let out = Cargo::plain().exec(project, overlay_args, &["generate-lockfile"]);
-    assert!(out.0.status.success(), "{}", out.all());
+    run();
     started.elapsed().as_secs_f64()
+}
+
+/// Seconds `cargo generate-lockfile` takes with `cargo` (its own fresh `CARGO_HOME`).
+fn resolve(project: &Path, cargo: Cargo) -> f64 {
+    timed(project, || {
+        cargo.ok(project, &["generate-lockfile"]);
+    })
+}
+
+/// Seconds `cargo generate-lockfile` takes in exec mode with `overlay_args`, with a
+/// fresh `CARGO_HOME`.
+fn exec_resolve(project: &Path, overlay_args: &[&str]) -> f64 {
+    let cargo = Cargo::plain();
+    timed(project, || {
+        let out = cargo.exec(project, overlay_args, &["generate-lockfile"]);
+        assert!(out.0.status.success(), "{}", out.all());
+    })
+}
+
+/// The packages in `project`'s lockfile.
+fn locked_packages(project: &Path) -> usize {
+    fs::read_to_string(project.join("Cargo.lock"))
+        .unwrap()
+        .matches("[[package]]")
+        .count()
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -133,34 +217,288 @@ fn report(label: &str, times: &[f64]) -> f64 {
     m
 }
 
+/// The nginx binary, if one runs here (`nginx -v`): `OVERLAY_BENCH_NGINX`, or else
+/// `nginx` on the `PATH` or `/usr/sbin/nginx`.
+fn nginx_binary() -> Option<String> {
+    let candidates = match std::env::var("OVERLAY_BENCH_NGINX") {
+        Ok(binary) => vec![binary],
+        Err(_) => vec!["nginx".to_string(), "/usr/sbin/nginx".to_string()],
+    };
+    candidates.into_iter().find(|binary| {
+        Command::new(binary)
+            .arg("-v")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn say_nginx_missing(what: &str) {
+    eprintln!(
+        "\n*** SKIPPED {what}: the static floor needs nginx, which is not installed here.\n\
+         *** On a benchmark machine (not CI): apt-get install nginx-light\n"
+    );
+}
+
+/// nginx serving a directory on a loopback port, one process (`daemon off;
+/// master_process off;`), its configuration, logs and temporary files in a scratch
+/// directory. Killed when dropped, so also when the benchmark panics.
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Starts `binary` serving `root` at `addr` and waits until it accepts connections.
+    fn start(binary: &str, root: &Path, addr: std::net::SocketAddr) -> Nginx {
+        let dir = scratch("nginx");
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n\
+             access_log {d}/access.log;\nclient_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\nfastcgi_temp_path {d}/fastcgi;\n\
+             uwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
+             types {{ application/json json; }}\ndefault_type text/plain;\n\
+             server {{ listen {addr}; root {}; }}\n}}\n",
+            root.display()
+        );
+        fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let mut nginx = Nginx { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            let exited = nginx.child.try_wait().unwrap().is_some();
+            assert!(
+                !exited && Instant::now() < deadline,
+                "nginx did not start:\n{}",
+                fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    /// The requests it answered so far (lines in its access log).
+    fn requests(&self) -> usize {
+        fs::read_to_string(self.dir.join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port on loopback (free when asked; nginx takes it right after).
+fn free_loopback_addr() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The three warm variants of one resolve, each run with a fresh `CARGO_HOME`:
+/// - the static floor: nginx serving, as a plain sparse registry on loopback, the
+///   bodies the warm serve-mode overlay serves for every index file it cached;
+/// - serve mode (default configuration: proxy and TLS listener), its memory cache
+///   filled by one resolve;
+/// - exec mode with `--cache DIR`, a new overlay process per run, `DIR` filled by one
+///   earlier run: the CI case.
+struct Warm<'a> {
+    project: &'a Path,
+    exec_args: Vec<String>,
+    /// The serve-mode overlay's `--cache` directory: every index file it fetched.
+    serve_cache: PathBuf,
+    serve: Overlay,
+    floor: Option<(Nginx, String)>,
+    /// Floor, serve mode, exec mode.
+    times: [Vec<f64>; 3],
+}
+
+impl<'a> Warm<'a> {
+    /// Starts the overlay, fills both caches with one resolve each and, with `nginx`,
+    /// writes the static registry under `work` and starts nginx on it.
+    fn new(work: &Path, project: &'a Path, layers: &[&str], nginx: Option<&str>) -> Warm<'a> {
+        let serve_cache = work.join("serve-cache");
+        let exec_cache = work.join("exec-cache");
+        let with_cache = |dir: &Path| {
+            let mut args = vec!["--cache".to_string(), dir.display().to_string()];
+            args.extend(layers.iter().map(|a| a.to_string()));
+            args
+        };
+        let mut serve_args = vec!["-p".to_string(), "0".to_string()];
+        serve_args.extend(with_cache(&serve_cache));
+        let serve = Overlay::start_with(&serve_args.iter().map(String::as_str).collect::<Vec<_>>());
+        resolve(project, Cargo::new(&serve));
+        let exec_args = with_cache(&exec_cache);
+        let mut warm = Warm {
+            project,
+            exec_args,
+            serve_cache,
+            serve,
+            floor: None,
+            times: Default::default(),
+        };
+        exec_resolve(project, &warm.exec_args());
+        warm.floor = nginx.map(|binary| {
+            let addr = free_loopback_addr();
+            let root = work.join("static-registry");
+            let files = warm.write_static_registry(&root, addr);
+            let nginx = Nginx::start(binary, &root, addr);
+            let config = format!(
+                "[source.crates-io]\nreplace-with = \"static-floor\"\n\
+                 [source.static-floor]\nregistry = \"sparse+http://{addr}/\"\n"
+            );
+            println!("static floor: nginx on {addr}, {files} index files");
+            (nginx, config)
+        });
+        // nginx's first resolve, like the overlays', is not measured.
+        warm.run_floor();
+        warm
+    }
+
+    fn exec_args(&self) -> Vec<&str> {
+        self.exec_args.iter().map(String::as_str).collect()
+    }
+
+    /// Writes into `root` the body the warm overlay serves for each index file in its
+    /// `--cache` directory, in the sparse layout, and a `config.json` whose `dl` points
+    /// at `addr` (a resolve downloads nothing). Returns the number of index files.
+    fn write_static_registry(&self, root: &Path, addr: std::net::SocketAddr) -> usize {
+        let ca_file = PathBuf::from(self.serve.var("CARGO_HTTP_CAINFO").unwrap());
+        let index = self.serve_cache.join("index");
+        let mut files = 0;
+        let mut pending = vec![index.clone()];
+        while let Some(dir) = pending.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path.strip_prefix(&index).unwrap();
+                let url_path = format!("/{}", relative.display());
+                let response = harness::https_get(&ca_file, self.serve.addr, &url_path);
+                assert_eq!(response.status, 200, "{url_path}: {}", response.text());
+                let out = root.join(relative);
+                fs::create_dir_all(out.parent().unwrap()).unwrap();
+                fs::write(out, &response.body).unwrap();
+                files += 1;
+            }
+        }
+        fs::write(
+            root.join("config.json"),
+            format!("{{\"dl\":\"http://{addr}/dl/{{crate}}/{{version}}/download\"}}\n"),
+        )
+        .unwrap();
+        files
+    }
+
+    /// One resolve against nginx, if there is a floor: its seconds.
+    fn run_floor(&self) -> Option<f64> {
+        let (_, config) = self.floor.as_ref()?;
+        Some(resolve(self.project, Cargo::plain().with_config(config)))
+    }
+
+    /// One round: each variant once, the order rotating from round to round.
+    fn round(&mut self, round: usize) {
+        for i in 0..3 {
+            let variant = (round + i) % 3;
+            let seconds = match variant {
+                0 => self.run_floor(),
+                1 => Some(resolve(self.project, Cargo::new(&self.serve))),
+                _ => Some(exec_resolve(self.project, &self.exec_args())),
+            };
+            self.times[variant].extend(seconds);
+        }
+    }
+
+    /// Prints the medians and the warm runs' ratios to the floor; returns the serve
+    /// and exec medians.
+    fn report(&self) -> (f64, f64) {
+        let [floor, serve, exec] = &self.times;
+        let floor = self.floor.as_ref().map(|(nginx, _)| {
+            let m = report("floor: nginx, static sparse registry", floor);
+            // The warm-up resolve and every measured one asked for the same files.
+            let per_run = nginx.requests() / (floor.len() + 1);
+            println!("  cargo's requests per resolve (nginx access log): {per_run}");
+            m
+        });
+        let s = report("overlay warm, serve mode (memory cache)", serve);
+        let e = report("overlay warm, exec mode (--cache DIR)", exec);
+        if let Some(f) = floor {
+            println!(
+                "ratio serve mode / floor: {:.2} (goal: at most 1.05)",
+                s / f
+            );
+            println!("ratio exec mode / floor: {:.2} (goal: at most 1.05)", e / f);
+        }
+        (s, e)
+    }
+}
+
 #[test]
 #[ignore = "benchmark: run with --ignored --release"]
 fn delayed_local_upstream() {
-    let work = scratch("bench-resolve-local");
-    let registry = work.join("upstream");
-    generate_registry(&registry);
-    let upstream = Overlay::start(&["-r", &local_layer(&registry)]);
-    let relay = delaying_relay(upstream.addr, DELAY);
-    let remote = format!("remote=http://{relay}/");
-    let project = project(&work.join("project"));
-    let top = local_layer(&work.join("top"));
-
+    let hermetic = Hermetic::new(&scratch("bench-resolve-local"));
+    let (project, top, remote) = (&hermetic.project, &hermetic.top, &hermetic.remote);
     let (mut without, mut with) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds(5) {
         without.push(exec_resolve(
-            &project,
-            &["--prefetch", "0", "-r", &top, "-r", &remote],
+            project,
+            &["--prefetch", "0", "-r", top, "-r", remote],
         ));
-        with.push(exec_resolve(&project, &["-r", &top, "-r", &remote]));
+        with.push(exec_resolve(project, &["-r", top, "-r", remote]));
     }
-    let packages = fs::read_to_string(project.join("Cargo.lock"))
-        .unwrap()
-        .matches("[[package]]")
-        .count();
+    let packages = locked_packages(project);
     println!("cold generate-lockfile, {packages} packages, upstream with {DELAY:?} per request:");
     let a = report("overlay, prefetch off", &without);
     let b = report("overlay, prefetch on (default)", &with);
     println!("speed-up from prefetch: {:.1}x", a / b);
+}
+
+/// The warm variants against the static floor, on the generated graph behind the
+/// delayed upstream. The relay counts what the warm runs still ask the upstream.
+#[test]
+#[ignore = "benchmark: run with --ignored --release; needs nginx (not in CI)"]
+fn warm_against_static_floor() {
+    let Some(nginx) = nginx_binary() else {
+        say_nginx_missing("warm_against_static_floor");
+        return;
+    };
+    let work = scratch("bench-resolve-floor");
+    let hermetic = Hermetic::new(&work);
+    let (project, top, remote) = (&hermetic.project, &hermetic.top, &hermetic.remote);
+    let mut warm = Warm::new(&work, project, &["-r", top, "-r", remote], Some(&nginx));
+    let before = hermetic.upstream_gets.load(Ordering::Relaxed);
+    let rounds = rounds(FLOOR_ROUNDS);
+    for round in 0..rounds {
+        warm.round(round);
+    }
+    let asked = hermetic.upstream_gets.load(Ordering::Relaxed) - before;
+    println!(
+        "warm generate-lockfile, {} packages, fresh CARGO_HOME each run, {rounds} rounds:",
+        locked_packages(project)
+    );
+    warm.report();
+    println!("upstream GETs during the measured runs: {asked}");
 }
 
 #[test]
@@ -172,6 +510,10 @@ fn real_crates_io() {
         );
         return;
     }
+    let nginx = nginx_binary();
+    if nginx.is_none() {
+        say_nginx_missing("real_crates_io's static floor (the other variants run)");
+    }
     let work = scratch("bench-resolve-real");
     let project = work.join("big-graph");
     harness::copy_tree(
@@ -181,94 +523,67 @@ fn real_crates_io() {
     let _ = fs::remove_file(project.join("Cargo.lock"));
 
     let direct = |multiplexing: bool| {
-        let _ = fs::remove_file(project.join("Cargo.lock"));
         let cargo = Cargo::plain();
-        let started = Instant::now();
-        let out = cargo
-            .command(&project, &["generate-lockfile"])
-            .env("CARGO_HTTP_MULTIPLEXING", multiplexing.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        started.elapsed().as_secs_f64()
+        timed(&project, || {
+            let out = cargo
+                .command(&project, &["generate-lockfile"])
+                .env("CARGO_HTTP_MULTIPLEXING", multiplexing.to_string())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
     };
-    // Warm: one long-running overlay whose memory cache the first resolve filled;
-    // every measured run still uses a fresh CARGO_HOME. Its --cache directory, a
-    // local-registry of every index file cargo reads, then serves the two floors.
-    let cache = work.join("cache");
-    let warm_overlay = Overlay::start_with(&[
-        "-p",
-        "0",
-        "--cache",
-        cache.to_str().unwrap(),
-        "-r",
-        "local",
-        "-r",
-        "crates.io",
-    ]);
-    let timed = |cargo: Cargo| {
-        let _ = fs::remove_file(project.join("Cargo.lock"));
-        let started = Instant::now();
-        cargo.ok(&project, &["generate-lockfile"]);
-        started.elapsed().as_secs_f64()
-    };
-    timed(Cargo::new(&warm_overlay));
-
-    // The floors: cargo reading the same index files with no network. From a
-    // local-registry directory (no HTTP at all), and from a sparse registry on
-    // loopback (plain HTTP, no proxy, no TLS).
+    let layers = ["-r", "local", "-r", "crates.io"];
+    // Warm: the serve-mode overlay's --cache directory, a local-registry of every
+    // index file cargo reads, also serves the floor without HTTP at all.
+    let mut warm = Warm::new(&work, &project, &layers, nginx.as_deref());
     let local_registry = format!(
         "[source.crates-io]\nreplace-with = \"files\"\n[source.files]\nlocal-registry = {:?}\n",
-        cache.display().to_string()
-    );
-    let files_server = Overlay::start(&["--read-only", "-r", &local_layer(&cache)]);
-    let sparse_loopback = format!(
-        "[source.crates-io]\nreplace-with = \"files\"\n[source.files]\nregistry = \"sparse+http://{}/\"\n",
-        files_server.addr
+        warm.serve_cache.display().to_string()
     );
 
-    let (mut h2, mut h1, mut cold, mut cold_off, mut warm_runs) =
+    let (mut h2, mut h1, mut cold, mut cold_off, mut floor_files) =
         (vec![], vec![], vec![], vec![], vec![]);
-    let (mut floor_files, mut floor_sparse) = (vec![], vec![]);
-    for _ in 0..ROUNDS {
+    for round in 0..rounds(5) {
         h2.push(direct(true));
-        cold.push(exec_resolve(&project, &["-r", "local", "-r", "crates.io"]));
+        cold.push(exec_resolve(&project, &layers));
         h1.push(direct(false));
         cold_off.push(exec_resolve(
             &project,
             &["--prefetch", "0", "-r", "local", "-r", "crates.io"],
         ));
-        warm_runs.push(timed(Cargo::new(&warm_overlay)));
-        floor_files.push(timed(Cargo::plain().with_config(&local_registry)));
-        floor_sparse.push(timed(Cargo::plain().with_config(&sparse_loopback)));
+        warm.round(round);
+        floor_files.push(resolve(
+            &project,
+            Cargo::plain().with_config(&local_registry),
+        ));
     }
-    let packages = fs::read_to_string(project.join("Cargo.lock"))
-        .unwrap()
-        .matches("[[package]]")
-        .count();
     println!(
-        "generate-lockfile of tests/fixtures/big-graph ({packages} packages), fresh CARGO_HOME each run:"
+        "generate-lockfile of tests/fixtures/big-graph ({} packages), fresh CARGO_HOME each run:",
+        locked_packages(&project)
     );
     let direct_h2 = report("direct cargo, HTTP/2", &h2);
     report("direct cargo, HTTP/1.1 (multiplexing off)", &h1);
     report("overlay cold, prefetch off", &cold_off);
     let c = report("overlay cold, prefetch on (default)", &cold);
-    let w = report("overlay warm (memory cache)", &warm_runs);
     let f = report("floor: local-registry directory, no HTTP", &floor_files);
-    let s = report("floor: sparse registry on loopback", &floor_sparse);
+    let (s, e) = warm.report();
     println!("ratio overlay cold / direct HTTP/2: {:.2}", c / direct_h2);
-    println!("ratio overlay warm / direct HTTP/2: {:.2}", w / direct_h2);
+    println!(
+        "ratio overlay warm, serve / direct HTTP/2: {:.2}",
+        s / direct_h2
+    );
+    println!(
+        "ratio overlay warm, exec / direct HTTP/2: {:.2}",
+        e / direct_h2
+    );
     println!(
         "ratio floor, local-registry / direct HTTP/2: {:.2}",
         f / direct_h2
-    );
-    println!(
-        "ratio floor, sparse on loopback / direct HTTP/2: {:.2}",
-        s / direct_h2
     );
 }
 
@@ -319,7 +634,7 @@ fn real_crates_io_fetch() {
     let variants: [&dyn Fn() -> Cargo; 3] = [&direct, &exec, &serve];
     let mut times: [Vec<f64>; 3] = Default::default();
     // The order rotates from round to round.
-    for round in 0..5 {
+    for round in 0..rounds(5) {
         for i in 0..3 {
             let variant = (round + i) % 3;
             times[variant].push(timed(variants[variant]));
