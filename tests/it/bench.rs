@@ -22,6 +22,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, StreamOwned};
 
 use crate::harness::{BIN, Overlay, local_layer, scratch};
+use crate::nginx;
 
 /// Held by each benchmark while it runs: the test harness runs tests in parallel, and
 /// benchmarks sharing two cores would measure each other.
@@ -69,6 +70,116 @@ fn local_index_get_throughput() {
             total as f64 / secs,
         );
     }
+}
+
+/// The issue's yardstick for index GETs: the same index file served by the overlay
+/// and by nginx (a static file server with both cores: `worker_processes auto`),
+/// loaded by `wrk -t2 -c16 -d5s`, round after round. The overlay serves it twice: left
+/// alone (its rendered answer is kept in memory) and rewritten by another thread every
+/// millisecond (renamed into place, so every answer is read and rendered afresh). With
+/// `OVERLAY_BENCH_BASELINE=PATH` an older build at PATH serves both ways too, for a
+/// before and after. Needs nginx and wrk (`apt-get install nginx-light wrk`; not CI
+/// dependencies); skipped, loudly, without them.
+#[test]
+#[ignore = "benchmark: run with --ignored --release; needs nginx and wrk"]
+fn local_index_get_against_nginx() {
+    let _serial = one_at_a_time();
+    const ROUNDS: usize = 5;
+    let Some(nginx) = nginx::binary() else {
+        return nginx::say_missing("local_index_get_against_nginx", "nginx");
+    };
+    if Command::new("wrk").arg("-v").output().is_err() {
+        return nginx::say_missing("local_index_get_against_nginx", "wrk");
+    }
+    let (reg, _) = seed_index("bench-nginx");
+    let file = reg.join("index/be/nc/bench");
+    settle(&file);
+    let static_server = nginx::Nginx::start(&nginx, &reg.join("index"), nginx::Mode::Throughput);
+    let layer = local_layer(&reg);
+    let mut servers = vec![("overlay".to_string(), Overlay::start(&["-r", &layer]))];
+    if let Ok(baseline) = std::env::var("OVERLAY_BENCH_BASELINE") {
+        let args = ["--no-proxy", "--no-tls", "-p", "0", "-r", &layer];
+        servers.push((
+            "baseline".to_string(),
+            Overlay::start_program(&baseline, &args),
+        ));
+    }
+
+    let mut figures: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut record = |label: String, rate: f64| match figures.iter_mut().find(|(l, _)| *l == label)
+    {
+        Some((_, rates)) => rates.push(rate),
+        None => figures.push((label, vec![rate])),
+    };
+    for round in 0..ROUNDS {
+        record("nginx".into(), wrk_rate(static_server.addr));
+        for (label, overlay) in servers.iter().cycle().skip(round).take(servers.len()) {
+            record(format!("{label}, file unchanged"), wrk_rate(overlay.addr));
+            let rewritten = rewriting(&file, || wrk_rate(overlay.addr));
+            record(format!("{label}, file rewritten every ms"), rewritten);
+            settle(&file);
+        }
+    }
+    let median = |rates: &[f64]| {
+        let mut sorted = rates.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let floor = median(&figures[0].1);
+    for (label, rates) in &figures {
+        let shown: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "{label:<36} median {:>7.0} requests/s, {:.2} of nginx ({})",
+            median(rates),
+            median(rates) / floor,
+            shown.join(", ")
+        );
+    }
+}
+
+/// `wrk -t2 -c16 -d5s` against the bench index file at `addr`: requests per second.
+fn wrk_rate(addr: SocketAddr) -> f64 {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c16", "-d5s", &format!("http://{addr}/be/nc/bench")])
+        .output()
+        .expect("wrk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "{text}");
+    text.lines()
+        .find_map(|line| line.strip_prefix("Requests/sec:"))
+        .and_then(|rate| rate.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rate in wrk's output:\n{text}"))
+}
+
+/// Runs `measure` while another thread writes `file` anew every millisecond, as a
+/// publish does (a temporary file renamed into place).
+fn rewriting<T>(file: &Path, measure: impl FnOnce() -> T) -> T {
+    let bytes = fs::read(file).unwrap();
+    let temp = file.with_extension("rewrite");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                fs::write(&temp, &bytes).unwrap();
+                fs::rename(&temp, file).unwrap();
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let result = measure();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    })
+}
+
+/// Puts `file`'s modification time a minute back, past the second in which the overlay
+/// does not trust a file's identity and reads it for every request.
+fn settle(file: &Path) {
+    fs::File::options()
+        .append(true)
+        .open(file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
 }
 
 /// What interception costs: the same index file fetched (A) straight from a plain

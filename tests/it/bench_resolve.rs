@@ -26,13 +26,13 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Cargo, Overlay, local_layer, scratch};
+use crate::nginx::{self, Nginx};
 
 const CRATES: usize = 400;
 const DELAY: Duration = Duration::from_millis(20);
@@ -217,103 +217,6 @@ fn report(label: &str, times: &[f64]) -> f64 {
     m
 }
 
-/// The nginx binary, if one runs here (`nginx -v`): `OVERLAY_BENCH_NGINX`, or else
-/// `nginx` on the `PATH` or `/usr/sbin/nginx`.
-fn nginx_binary() -> Option<String> {
-    let candidates = match std::env::var("OVERLAY_BENCH_NGINX") {
-        Ok(binary) => vec![binary],
-        Err(_) => vec!["nginx".to_string(), "/usr/sbin/nginx".to_string()],
-    };
-    candidates.into_iter().find(|binary| {
-        Command::new(binary)
-            .arg("-v")
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-fn say_nginx_missing(what: &str) {
-    eprintln!(
-        "\n*** SKIPPED {what}: the static floor needs nginx, which is not installed here.\n\
-         *** On a benchmark machine (not CI): apt-get install nginx-light\n"
-    );
-}
-
-/// nginx serving a directory on a loopback port, one process (`daemon off;
-/// master_process off;`), its configuration, logs and temporary files in a scratch
-/// directory. Killed when dropped, so also when the benchmark panics.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    /// Starts `binary` serving `root` at `addr` and waits until it accepts connections.
-    fn start(binary: &str, root: &Path, addr: std::net::SocketAddr) -> Nginx {
-        let dir = scratch("nginx");
-        let d = dir.display();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n\
-             access_log {d}/access.log;\nclient_body_temp_path {d}/body;\n\
-             proxy_temp_path {d}/proxy;\nfastcgi_temp_path {d}/fastcgi;\n\
-             uwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n\
-             types {{ application/json json; }}\ndefault_type text/plain;\n\
-             server {{ listen {addr}; root {}; }}\n}}\n",
-            root.display()
-        );
-        fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(binary)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx starts");
-        let mut nginx = Nginx { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            let exited = nginx.child.try_wait().unwrap().is_some();
-            assert!(
-                !exited && Instant::now() < deadline,
-                "nginx did not start:\n{}",
-                fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    /// The requests it answered so far (lines in its access log).
-    fn requests(&self) -> usize {
-        fs::read_to_string(self.dir.join("access.log"))
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free port on loopback (free when asked; nginx takes it right after).
-fn free_loopback_addr() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// The three warm variants of one resolve, each run with a fresh `CARGO_HOME`:
 /// - the static floor: nginx serving, as a plain sparse registry on loopback, the
 ///   bodies the warm serve-mode overlay serves for every index file it cached;
@@ -358,10 +261,12 @@ impl<'a> Warm<'a> {
         };
         exec_resolve(project, &warm.exec_args());
         warm.floor = nginx.map(|binary| {
-            let addr = free_loopback_addr();
             let root = work.join("static-registry");
+            fs::create_dir_all(&root).unwrap();
+            // nginx reads the files as it serves them: they may come after it starts.
+            let nginx = Nginx::start(binary, &root, nginx::Mode::Counting);
+            let addr = nginx.addr;
             let files = warm.write_static_registry(&root, addr);
-            let nginx = Nginx::start(binary, &root, addr);
             let config = format!(
                 "[source.crates-io]\nreplace-with = \"static-floor\"\n\
                  [source.static-floor]\nregistry = \"sparse+http://{addr}/\"\n"
@@ -479,8 +384,8 @@ fn delayed_local_upstream() {
 #[test]
 #[ignore = "benchmark: run with --ignored --release; needs nginx (not in CI)"]
 fn warm_against_static_floor() {
-    let Some(nginx) = nginx_binary() else {
-        say_nginx_missing("warm_against_static_floor");
+    let Some(nginx) = nginx::binary() else {
+        nginx::say_missing("warm_against_static_floor", "nginx");
         return;
     };
     let work = scratch("bench-resolve-floor");
@@ -504,15 +409,15 @@ fn warm_against_static_floor() {
 #[test]
 #[ignore = "benchmark: run with --ignored --release; needs OVERLAY_TEST_CRATES_IO=1"]
 fn real_crates_io() {
-    if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
-        eprintln!(
-            "SKIPPED real_crates_io: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)"
-        );
+    if !harness::reaches_crates_io("real_crates_io") {
         return;
     }
-    let nginx = nginx_binary();
+    let nginx = nginx::binary();
     if nginx.is_none() {
-        say_nginx_missing("real_crates_io's static floor (the other variants run)");
+        nginx::say_missing(
+            "real_crates_io's static floor (the other variants run)",
+            "nginx",
+        );
     }
     let work = scratch("bench-resolve-real");
     let project = work.join("big-graph");
@@ -590,10 +495,7 @@ fn real_crates_io() {
 #[test]
 #[ignore = "benchmark: run with --ignored --release; needs OVERLAY_TEST_CRATES_IO=1"]
 fn real_crates_io_fetch() {
-    if std::env::var_os("OVERLAY_TEST_CRATES_IO").is_none() {
-        eprintln!(
-            "SKIPPED real_crates_io_fetch: set OVERLAY_TEST_CRATES_IO=1 to run it (needs crates.io)"
-        );
+    if !harness::reaches_crates_io("real_crates_io_fetch") {
         return;
     }
     let work = scratch("bench-fetch-real");

@@ -74,8 +74,23 @@ impl Overlay {
 
     /// Like `try_start`, with `env` added to the server's environment.
     pub fn try_start_env(args: &[&str], env: &[(&str, &str)]) -> Result<Overlay, String> {
+        Overlay::try_start_program(BIN, args, env)
+    }
+
+    /// Starts another build of the overlay, at `program`, with exactly `args`: a
+    /// benchmark's baseline.
+    pub fn start_program(program: &str, args: &[&str]) -> Overlay {
+        Overlay::try_start_program(program, args, &[])
+            .unwrap_or_else(|log| panic!("{program} did not start:\n{log}"))
+    }
+
+    fn try_start_program(
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Overlay, String> {
         let stderr_log = scratch("overlay-log").join("stderr.log");
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(program)
             .args(args)
             .envs(env.iter().copied())
             // Debug logs let tests see each request; benchmarks set RUST_LOG=warn.

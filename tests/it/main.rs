@@ -15,6 +15,7 @@ mod cache;
 mod cli;
 mod crash;
 mod hardening;
+mod nginx;
 mod prefetch;
 mod proxy;
 mod publish_checks;
