@@ -299,16 +299,23 @@ pub fn http(
 /// A GET of `path` on a fresh TLS connection to the listener at `addr`, trusting the
 /// CA certificates in `ca_file`.
 pub fn https_get(ca_file: &Path, addr: SocketAddr, path: &str) -> HttpResponse {
+    let tls = tls_stream(ca_file, addr).unwrap();
+    exchange(tls, &addr.to_string(), "GET", path, &[], b"")
+}
+
+/// A TLS connection to the listener at `addr`, trusting only `ca_file`, with a read
+/// timeout of 30 s; the handshake happens on its first read or write.
+pub fn tls_stream(
+    ca_file: &Path,
+    addr: SocketAddr,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     let session =
         rustls::ClientConnection::new(std::sync::Arc::new(client_tls_config(ca_file)), name)
             .unwrap();
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let tls = rustls::StreamOwned::new(session, stream);
-    exchange(tls, &addr.to_string(), "GET", path, &[], b"")
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(rustls::StreamOwned::new(session, stream))
 }
 
 /// Sends one request with `Connection: close` and reads the answer until the server

@@ -7,7 +7,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::harness::{
     Cargo, Fixture, Overlay, echo_server, example_workspace, http, local_layer, parse_response,
@@ -294,22 +293,10 @@ fn tunnels_work_inside_the_tls_listener() {
         "-r",
         &local_layer(&work.join("reg")),
     ]);
-    let mut stream = tls_client(&ca_file, overlay.addr);
+    let mut stream = harness::tls_stream(&ca_file, overlay.addr).unwrap();
     let (status, _) = send_connect(&mut stream, &format!("localhost:{port}"));
     assert_eq!(status, 200);
     assert_echoes(&mut stream);
-}
-
-/// A TLS connection to the overlay's listener, trusting only the CA in `ca_file`.
-fn tls_client(
-    ca_file: &Path,
-    addr: std::net::SocketAddr,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::ServerName;
-    let config = harness::client_tls_config(ca_file);
-    let name = ServerName::IpAddress(addr.ip().into());
-    let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    rustls::StreamOwned::new(session, TcpStream::connect(addr).unwrap())
 }
 
 #[test]
@@ -395,7 +382,7 @@ fn a_persistent_ca_is_kept_across_runs() {
     let second = Overlay::start_with(&args);
     assert_eq!(fs::read_to_string(ca_dir.join("ca.pem")).unwrap(), cert);
     // The reloaded CA still signs what clients trust.
-    let mut stream = tls_client(&ca_dir.join("ca.pem"), second.addr);
+    let mut stream = harness::tls_stream(&ca_dir.join("ca.pem"), second.addr).unwrap();
     let (status, _) = send_connect(&mut stream, "127.0.0.1:9");
     assert_eq!(status, 403);
 }

@@ -409,12 +409,7 @@ fn the_tls_listener_answers_503_past_max_connections() {
 
 /// `GET /config.json` over TLS on a new connection; the raw answer.
 fn tls_get(ca_file: &Path, addr: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let config = harness::client_tls_config(ca_file);
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let socket = TcpStream::connect(addr)?;
-    socket.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut tls = rustls::StreamOwned::new(session, socket);
+    let mut tls = harness::tls_stream(ca_file, addr)?;
     let request = format!("GET /config.json HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
