@@ -68,19 +68,6 @@ fn assert_refused(what: &str, response: &HttpResponse, status: u16, text: &str) 
     );
 }
 
-/// `n` bytes that look like nothing: a fixed xorshift sequence.
-fn garbage(n: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
     let work = scratch("hardening-storm");
@@ -166,7 +153,12 @@ fn a_storm_of_bad_requests_is_answered_and_the_server_keeps_serving() {
             400,
             malformed,
         ),
-        ("garbage bytes", garbage(4096), 400, malformed),
+        (
+            "garbage bytes",
+            harness::incompressible(4096),
+            400,
+            malformed,
+        ),
         (
             "no Host",
             b"GET /config.json HTTP/1.1\r\n\r\n".to_vec(),

@@ -771,3 +771,17 @@ pub fn upload_with_manifest(name: &str, vers: &str, manifest: &str) -> Vec<u8> {
     let path = format!("{name}-{vers}/Cargo.toml");
     upload(name, vers, &crate_file(&[(&path, b'0', manifest, "")]))
 }
+
+/// `len` bytes that look like nothing and do not compress (a fixed xorshift
+/// sequence), so a `.crate` holding them is about as large.
+pub fn incompressible(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}

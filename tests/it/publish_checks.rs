@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::harness::{
-    Cargo, Fixture, Overlay, crate_file, index_lines, local_layer, manifest, refusal, scratch,
-    upload,
+    self, Cargo, Fixture, Overlay, crate_file, index_lines, local_layer, manifest, refusal,
+    scratch, upload,
 };
 
 /// Every file under `dir`, relative, sorted (empty when `dir` does not exist).
@@ -271,20 +271,6 @@ fn a_lower_layer_raises_the_feature_limit_of_its_crate() {
     assert_eq!(refusal(&response), too_many_features(300, 301));
 }
 
-/// `len` bytes that do not compress, so a `.crate` holding them is about as large.
-fn incompressible(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    (0..len)
-        .map(|_| {
-            // xorshift64: enough to defeat DEFLATE.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
-}
-
 /// crates.io raises its 10 MiB upload limit for some crates, and the overlay cannot
 /// tell which (the limit is decided from the request head, and index lines carry no
 /// size): the operator raises `--max-upload-size` for every crate. A publish over
@@ -297,7 +283,7 @@ fn a_crate_over_crates_io_default_size_passes_a_raised_limit_with_a_warning() {
     let krate = Fixture::library(&work, "bulky", "1.0.0", "bulky");
     fs::write(
         krate.dir.join("data.bin"),
-        incompressible(10 * 1024 * 1024 + 1),
+        harness::incompressible(10 * 1024 * 1024 + 1),
     )
     .unwrap();
 
