@@ -615,7 +615,14 @@ fn search_latency() {
         let generated = Instant::now();
         fs::create_dir_all(reg.join("meta")).unwrap();
         for i in 0..crates {
-            let name = format!("{}-{i:06}", WORDS[i % WORDS.len()]);
+            // Up to 40,000 different first four letters, a spread like real names
+            // have (crates.io's index has some tens of thousands of directories):
+            // each query checks every index directory for changes.
+            let spread = i * 7919 % 40_000;
+            let letters: String = (0..4u32)
+                .map(|k| char::from(b'a' + (spread / 26usize.pow(k) % 26) as u8))
+                .collect();
+            let name = format!("{letters}-{}-{i:06}", WORDS[i % WORDS.len()]);
             let index = reg.join("index").join(&name[..2]).join(&name[2..4]);
             fs::create_dir_all(&index).unwrap();
             let line = format!(
