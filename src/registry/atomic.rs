@@ -30,6 +30,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Makes temporary names unique among the threads of this process; the process id
 /// makes them unique among processes.
@@ -401,6 +402,25 @@ fn open_at(
 }
 
 fn is_symlink_at(dir: &File, name: &CString) -> bool {
+    stat_at(dir, name).is_ok_and(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+/// The modification time of `name` in `dir` (a symlink's own, not its target's),
+/// looked up relative to `dir`: one system call, where a path is resolved from the
+/// root again. Search checks tens of thousands of index directories this way.
+pub(crate) fn modified_at(dir: &File, name: &OsStr) -> io::Result<SystemTime> {
+    let stat = stat_at(dir, &c_name(name)?)?;
+    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+    Ok(match u64::try_from(stat.st_mtime) {
+        Ok(secs) => UNIX_EPOCH + Duration::new(secs, nanos),
+        Err(_) => {
+            UNIX_EPOCH - Duration::new(stat.st_mtime.unsigned_abs(), 0) + Duration::new(0, nanos)
+        }
+    })
+}
+
+/// `fstatat` of `name` in `dir`, not following a symlink.
+fn stat_at(dir: &File, name: &CString) -> io::Result<libc::stat> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `name` is NUL-terminated, `stat` is large enough for the result.
     let done = unsafe {
@@ -411,8 +431,11 @@ fn is_symlink_at(dir: &File, name: &CString) -> bool {
             libc::AT_SYMLINK_NOFOLLOW,
         )
     };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
     // SAFETY: fstatat filled `stat` when it returned 0.
-    done == 0 && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFLNK
+    Ok(unsafe { stat.assume_init() })
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {
@@ -433,6 +456,27 @@ mod tests {
             .0
             .read_to_string(&mut text)?;
         Ok(text)
+    }
+
+    #[test]
+    fn modified_at_reads_the_entry_itself() {
+        let work = Scratch::new("modified-at");
+        fs::write(work.join("file"), b"x").unwrap();
+        symlink(work.join("file"), work.join("link")).unwrap();
+        let dir = File::open(&*work).unwrap();
+        for name in ["file", "link"] {
+            let expected = fs::symlink_metadata(work.join(name))
+                .unwrap()
+                .modified()
+                .unwrap();
+            assert_eq!(
+                modified_at(&dir, OsStr::new(name)).unwrap(),
+                expected,
+                "{name}"
+            );
+        }
+        let missing = modified_at(&dir, OsStr::new("missing")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! name, its highest version that is not yanked and that version's description.
 //!
 //! Built on the first search (not at start-up), by the same walk the search once made
-//! on every query. Kept current without that walk: each query compares the modification
-//! time of every index directory and of `meta/` with the one it last saw, and re-reads
-//! only the directories that changed. Every write into a layer, by this process, by
-//! another one sharing the directory or by cargo in its tmp-registry, creates or
-//! renames a file into its directory, which changes that directory's modification time.
-//! `meta/` holds one file per publish, so a change there is narrowed down by the inode
+//! on every query. Kept current without that walk: a check compares the modification
+//! time of every index directory (looked up relative to its parent) and of `meta/` with
+//! the one it last saw, and re-reads only the directories that changed. Every write
+//! into a layer, by this process, by another one sharing the directory or by cargo in
+//! its tmp-registry, creates or renames a file into its directory, which changes that
+//! directory's modification time. A check costs a system call per index directory,
+//! tens of thousands on a large layer, so it runs at the first query a second
+//! ([`CHECK_EVERY`]), not at every one: another process's write shows in search within
+//! a second. `meta/` holds one file per publish, so a change there is narrowed down by the inode
 //! of each of its files (read with the directory listing, without a `stat` each): only
 //! the descriptions whose file was replaced are read again. A directory whose time is
 //! under two seconds old is read again at the next query all the same, as a coarse
@@ -20,13 +23,16 @@
 //! 100,000 crates).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io;
 use std::os::unix::fs::DirEntryExt;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::LocalLayer;
-use crate::registry::error::Result;
+use crate::registry::atomic::modified_at;
+use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{CrateName, canonical_name};
 use crate::registry::layer::{SearchHit, SearchPage};
 
@@ -40,20 +46,40 @@ struct Entry {
     meta_file: String,
 }
 
-/// One directory below `index/`, as last read.
+/// One directory of the index (`index/` itself, `index/se`, `index/se/rd`), as last
+/// read.
+#[derive(Default)]
 struct DirState {
+    /// Its modification time when it was read; `None` to read it again at the next
+    /// query (new, or changed too recently to trust, see [`settled`]).
     modified: Option<SystemTime>,
-    subdirs: Vec<PathBuf>,
+    /// Its subdirectories, by name.
+    subdirs: BTreeMap<String, DirState>,
+    /// The crates whose index files it holds.
     entries: Vec<Entry>,
 }
 
 /// The search index of one layer.
-#[derive(Default)]
 pub(super) struct SearchIndex {
-    dirs: BTreeMap<PathBuf, DirState>,
+    index: DirState,
     meta_modified: Option<SystemTime>,
     /// Inode of each file in `meta/`, by name.
     meta_inodes: HashMap<String, u64>,
+    /// When the directories were last checked for outside writes.
+    checked: Option<Instant>,
+    /// How long queries answer from memory before the directories are checked again.
+    check_every: Duration,
+}
+
+/// How often, at most, queries check the directories for outside writes: a check
+/// looks up the time of every index directory, about 130 ms for 40,000 directories
+/// here, which a query a second pays rather than every one.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+impl Default for SearchIndex {
+    fn default() -> SearchIndex {
+        SearchIndex::checking_every(CHECK_EVERY)
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -70,11 +96,38 @@ fn settled(modified: Option<SystemTime>) -> Option<SystemTime> {
 
 /// How old a directory's time must be to be trusted (see [`settled`]); generous, for
 /// the clocks of network filesystems.
-const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+const SETTLED: Duration = Duration::from_secs(2);
 
 impl SearchIndex {
-    /// Builds the index, or brings it up to date with the directory.
+    pub(super) fn checking_every(check_every: Duration) -> SearchIndex {
+        SearchIndex {
+            index: DirState::default(),
+            meta_modified: None,
+            meta_inodes: HashMap::new(),
+            checked: None,
+            check_every,
+        }
+    }
+
+    /// Builds the index, or brings it up to date with the directory if it was last
+    /// checked over [`CHECK_EVERY`] ago. This process's own writes need no check:
+    /// [`update`](Self::update) applies them at once.
     pub(super) fn refresh(&mut self, layer: &LocalLayer) -> Result<()> {
+        if self
+            .checked
+            .is_some_and(|checked| checked.elapsed() < self.check_every)
+        {
+            return Ok(());
+        }
+        // Taken before the check: a write while it runs shows at the next one.
+        let started = Instant::now();
+        self.check(layer)?;
+        self.checked = Some(started);
+        Ok(())
+    }
+
+    /// Brings the index up to date with the directory.
+    fn check(&mut self, layer: &LocalLayer) -> Result<()> {
         let meta = layer.root.join("meta");
         let meta_modified = settled(modified(&meta));
         let meta_changed = self.meta_modified != meta_modified || meta_modified.is_none();
@@ -98,90 +151,33 @@ impl SearchIndex {
         }
         // Directories first, whose re-read entries have fresh descriptions; then the
         // descriptions whose file changed.
-        self.refresh_dir(layer, &layer.root.join("index"))?;
+        let index = layer.root.join("index");
+        self.index
+            .refresh(layer, &index, settled(modified(&index)))?;
         if !replaced.is_empty() {
             let replaced: std::collections::HashSet<String> = replaced.into_iter().collect();
-            for dir in self.dirs.values_mut() {
-                for entry in &mut dir.entries {
-                    if replaced.contains(&entry.meta_file) {
-                        entry.set_description(layer.description_file(&entry.meta_file));
-                    }
+            self.index.for_each_entry_mut(&mut |entry| {
+                if replaced.contains(&entry.meta_file) {
+                    entry.set_description(layer.description_file(&entry.meta_file));
                 }
-            }
+            });
         }
         self.meta_modified = meta_modified;
         Ok(())
     }
 
-    /// Re-reads `dir` if it changed, and then its subdirectories alike.
-    fn refresh_dir(&mut self, layer: &LocalLayer, dir: &Path) -> Result<()> {
-        let now = settled(modified(dir));
-        let known = self.dirs.get(dir).map(|d| d.modified);
-        if known.is_some_and(|m| m.is_some() && m == now) {
-            let subdirs = self.dirs[dir].subdirs.clone();
-            for sub in subdirs {
-                self.refresh_dir(layer, &sub)?;
-            }
-            return Ok(());
-        }
-        // Changed, new or gone: read it again (the time was taken first, so a change
-        // while reading shows at the next query).
-        let mut subdirs = Vec::new();
-        let mut entries = Vec::new();
-        let mut listing = layer.entries(dir)?;
-        listing.sort_by_key(|e| e.file_name());
-        for item in listing {
-            let file_name = item.file_name().to_string_lossy().into_owned();
-            if file_name.starts_with('.') {
-                continue;
-            }
-            match item.file_type() {
-                Ok(t) if t.is_dir() => subdirs.push(item.path()),
-                Ok(t) if t.is_file() => {
-                    if let Some(name) = CrateName::new(&file_name)
-                        && let Some(entry) = Entry::read(layer, &name)?
-                    {
-                        entries.push(entry);
-                    }
-                }
-                _ => {}
-            }
-        }
-        let old = self.dirs.insert(
-            dir.to_path_buf(),
-            DirState {
-                modified: now,
-                subdirs: subdirs.clone(),
-                entries,
-            },
-        );
-        if let Some(old) = old {
-            for gone in old.subdirs.iter().filter(|s| !subdirs.contains(s)) {
-                self.forget(gone);
-            }
-        }
-        for sub in subdirs {
-            self.refresh_dir(layer, &sub)?;
-        }
-        Ok(())
-    }
-
-    fn forget(&mut self, dir: &Path) {
-        if let Some(old) = self.dirs.remove(dir) {
-            for sub in old.subdirs {
-                self.forget(&sub);
-            }
-        }
-    }
-
     /// After this process wrote `name`'s index file: its directory's entries again.
     pub(super) fn update(&mut self, layer: &LocalLayer, name: &CrateName) -> Result<()> {
-        let index_file = layer.root.join(LocalLayer::index_file(name));
+        let index_file = LocalLayer::index_file(name);
         let dir = index_file.parent().expect("index paths have a directory");
-        let Some(state) = self.dirs.get_mut(dir) else {
-            // A new directory: the next query finds it through its parent's change.
-            return Ok(());
-        };
+        let mut state = &mut self.index;
+        for component in dir.iter().skip(1) {
+            match state.subdirs.get_mut(&*component.to_string_lossy()) {
+                Some(sub) => state = sub,
+                // A new directory: the next query finds it through its parent's change.
+                None => return Ok(()),
+            }
+        }
         let fresh = Entry::read(layer, name)?;
         let lower = name.lowercase();
         state
@@ -203,21 +199,99 @@ impl SearchIndex {
     /// compares names).
     pub(super) fn search(&self, query: &str) -> SearchPage {
         let query = canonical_name(query);
-        let hits: Vec<SearchHit> = self
-            .dirs
-            .values()
-            .flat_map(|d| &d.entries)
-            .filter(|e| {
-                e.canonical.contains(&query)
-                    || e.canonical_description
-                        .as_deref()
-                        .is_some_and(|d| d.contains(&query))
-            })
-            .map(|e| e.hit.clone())
-            .collect();
+        let mut hits = Vec::new();
+        self.index.for_each_entry(&mut |e| {
+            let matches = e.canonical.contains(&query)
+                || e.canonical_description
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&query));
+            if matches {
+                hits.push(e.hit.clone());
+            }
+        });
         SearchPage {
             total: hits.len(),
             hits,
+        }
+    }
+}
+
+impl DirState {
+    /// Brings this directory, at `path`, whose modification time is now `now`, up to
+    /// date, and then its subdirectories. A directory whose time did not change is
+    /// not listed again; only its subdirectories' times are looked up, each relative
+    /// to it (`modified_at`): one system call a directory, tens of thousands a query
+    /// on a large layer.
+    fn refresh(&mut self, layer: &LocalLayer, path: &Path, now: Option<SystemTime>) -> Result<()> {
+        if self.modified.is_none() || self.modified != now {
+            self.read(layer, path, now)?;
+        }
+        if self.subdirs.is_empty() {
+            return Ok(());
+        }
+        let dir = match File::open(path) {
+            Ok(dir) => dir,
+            // Gone since it was listed: its parent's next listing drops it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RegistryError::storage(&layer.label, path, e)),
+        };
+        for (name, sub) in &mut self.subdirs {
+            let now = settled(modified_at(&dir, OsStr::new(name)).ok());
+            if sub.modified.is_some() && sub.modified == now && sub.subdirs.is_empty() {
+                continue;
+            }
+            sub.refresh(layer, &path.join(name), now)?;
+        }
+        Ok(())
+    }
+
+    /// Lists the directory again (its time `now` was taken first, so a change while
+    /// reading shows at the next query), keeping what is known of the subdirectories
+    /// still there.
+    fn read(&mut self, layer: &LocalLayer, path: &Path, now: Option<SystemTime>) -> Result<()> {
+        let mut subdirs = BTreeMap::new();
+        let mut entries = Vec::new();
+        let mut listing = layer.entries(path)?;
+        listing.sort_by_key(|e| e.file_name());
+        for item in listing {
+            let file_name = item.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with('.') {
+                continue;
+            }
+            match item.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let known = self.subdirs.remove(&file_name).unwrap_or_default();
+                    subdirs.insert(file_name, known);
+                }
+                Ok(t) if t.is_file() => {
+                    if let Some(name) = CrateName::new(&file_name)
+                        && let Some(entry) = Entry::read(layer, &name)?
+                    {
+                        entries.push(entry);
+                    }
+                }
+                _ => {}
+            }
+        }
+        *self = DirState {
+            modified: now,
+            subdirs,
+            entries,
+        };
+        Ok(())
+    }
+
+    fn for_each_entry<'a>(&'a self, visit: &mut impl FnMut(&'a Entry)) {
+        self.entries.iter().for_each(&mut *visit);
+        for sub in self.subdirs.values() {
+            sub.for_each_entry(visit);
+        }
+    }
+
+    fn for_each_entry_mut(&mut self, visit: &mut impl FnMut(&mut Entry)) {
+        self.entries.iter_mut().for_each(&mut *visit);
+        for sub in self.subdirs.values_mut() {
+            sub.for_each_entry_mut(visit);
         }
     }
 }
@@ -305,6 +379,14 @@ mod tests {
         (page.total, hits)
     }
 
+    /// Opens the layer at `root` with its directories checked at every query, as if
+    /// each came over a second after the one before.
+    fn checked_at_every_query(root: &Path) -> LocalLayer {
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        *layer.search_index.lock().unwrap() = Some(SearchIndex::checking_every(Duration::ZERO));
+        layer
+    }
+
     fn same(layer: &LocalLayer, queries: &[&str]) {
         for q in queries {
             let indexed = sorted(layer.search(q, 10).unwrap());
@@ -355,7 +437,7 @@ mod tests {
                 (i % 4 != 0).then(|| format!("about word{} and {}", i % 13, words[i % 9]));
             put(&root, &name, &versions, description.as_deref());
         }
-        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        let layer = checked_at_every_query(&root);
         same(&layer, QUERIES);
         // Outside writers: a new crate, a new version with a new description, a crate
         // now all yanked, a description rewritten in place.
@@ -409,7 +491,7 @@ mod tests {
         let root = Scratch::new("search-unchanged");
         put(&root, "kept", &[("1.0.0", false)], Some("kept"));
         put(&root, "other", &[("1.0.0", false)], Some("other"));
-        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        let layer = checked_at_every_query(&root);
         age_dirs(&root);
         assert_eq!(layer.search("kept", 10).unwrap().total, 1);
         // Rewritten in place, which no writer of a layer does: the directory's time
@@ -433,5 +515,30 @@ mod tests {
         let hits = layer.search("other", 10).unwrap().hits;
         assert_eq!(hits[0].max_version, "3.0.0");
         assert_eq!(hits[0].description.as_deref(), Some("other 3.0.0"));
+    }
+
+    #[test]
+    fn outside_writes_show_once_the_directories_are_checked_again() {
+        let root = Scratch::new("search-interval");
+        put(&root, "early", &[("1.0.0", false)], Some("x"));
+        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        let every = Duration::from_millis(300);
+        *layer.search_index.lock().unwrap() = Some(SearchIndex::checking_every(every));
+        assert_eq!(layer.search("early", 10).unwrap().total, 1);
+        put(&root, "late", &[("1.0.0", false)], Some("x"));
+        // Within the interval, from memory; after it, checked.
+        let asked = Instant::now();
+        let within = layer.search("late", 10).unwrap().total;
+        if asked.elapsed() < every / 2 {
+            assert_eq!(within, 0);
+        }
+        std::thread::sleep(every);
+        assert_eq!(layer.search("late", 10).unwrap().total, 1);
+        // This process's own writes show at once, whatever the interval.
+        let name = CrateName::new("early").unwrap();
+        layer
+            .set_yanked(&name, &"1.0.0".parse().unwrap(), true)
+            .unwrap();
+        assert_eq!(layer.search("early", 10).unwrap().total, 0);
     }
 }
