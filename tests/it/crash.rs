@@ -26,16 +26,18 @@ const ROUNDS: usize = 3;
 struct Server {
     child: Child,
     addr: SocketAddr,
+    log: PathBuf,
 }
 
 impl Server {
     fn start(reg: &Path) -> Server {
+        let log = scratch("crash-log").join("stderr.log");
         let mut child = Command::new(BIN)
             .args(["--no-proxy", "--no-tls", "-p", "0", "--anonymous-writes"])
             .args(["-r", &local_layer(reg)])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .expect("the overlay starts");
         let env =
@@ -43,7 +45,16 @@ impl Server {
         Server {
             child,
             addr: harness::listen_address(&env),
+            log,
         }
+    }
+
+    /// Waits until the background sweep has removed some temporary files (at info
+    /// level the overlay says nothing when there were none).
+    fn wait_for_sweep(&self) {
+        harness::wait_until("the sweep of temporary files to end", || {
+            fs::read_to_string(&self.log).is_ok_and(|log| log.contains(harness::SWEPT))
+        });
     }
 
     fn kill(mut self) {
@@ -244,8 +255,11 @@ fn acknowledged_publishes_survive_sigkill_and_restarts_clean_up() {
     let mut acked = BTreeSet::new();
     for round in 0..ROUNDS {
         let server = Server::start(&reg);
-        // A restart cleans up after the previous kill and still serves the layer.
-        assert!(temp_files(&reg).is_empty(), "{:?}", temp_files(&reg));
+        // A restart cleans up after the previous kill, in the background, and still
+        // serves the layer.
+        harness::wait_until("the temporary files to be removed", || {
+            temp_files(&reg).is_empty()
+        });
         check_layer(&reg, &acked);
         let slice = &uploads[round * per_round..(round + 1) * per_round];
         let round_acked = storm(server, slice, per_round / 3);
@@ -274,6 +288,7 @@ fn acknowledged_publishes_survive_sigkill_and_restarts_clean_up() {
     fs::write(&live_temp, "half a crate").unwrap();
 
     let server = Server::start(&reg);
+    server.wait_for_sweep();
     assert_eq!(temp_files(&reg), std::slice::from_ref(&live_temp));
     fs::remove_file(&live_temp).unwrap();
     let indexed = check_layer(&reg, &acked);

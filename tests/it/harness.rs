@@ -36,6 +36,20 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// What the overlay logs when it has swept a local layer for temporary files that
+/// crashed writers left: at info level when it removed some, else at debug level.
+pub const SWEPT: &str = "temporary files left by an interrupted write";
+
+/// Checks `done` every few milliseconds until it holds; panics after 10 s, saying what
+/// it was waiting for.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A running overlay. Stopped (SIGTERM, then waited for) when dropped.
 pub struct Overlay {
     child: Child,
@@ -137,6 +151,14 @@ impl Overlay {
 
     pub fn log(&self) -> String {
         fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Waits until the overlay has swept its local layer for temporary files that
+    /// crashed writers left, which it does in the background after start-up.
+    pub fn wait_for_sweep(&self) {
+        wait_until("the sweep of temporary files to end", || {
+            self.log().contains(SWEPT)
+        });
     }
 
     /// Sends SIGTERM and waits; returns the exit code.

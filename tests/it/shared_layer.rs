@@ -94,6 +94,7 @@ fn a_restart_never_removes_another_hosts_temp_files() {
     plant(&abandoned, Duration::from_secs(2 * 3600));
 
     let overlay = instance(&layer, HERE);
+    overlay.wait_for_sweep();
     for path in &theirs {
         assert!(path.exists(), "{} was removed", path.display());
     }
@@ -102,11 +103,13 @@ fn a_restart_never_removes_another_hosts_temp_files() {
     // A restart keeps them too; the other host removes its own.
     overlay.stop();
     let overlay = instance(&layer, HERE);
+    overlay.wait_for_sweep();
     for path in &theirs {
         assert!(path.exists(), "{} was removed", path.display());
     }
     overlay.stop();
     let other = instance(&layer, THERE);
+    other.wait_for_sweep();
     for path in &theirs {
         assert!(!path.exists(), "{} was kept", path.display());
     }

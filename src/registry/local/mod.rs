@@ -32,7 +32,10 @@
 //! the host is this one's ([`host_id`]): on a network filesystem the file may be
 //! another machine's write in progress, which only the age rule removes. A name
 //! without a host (`.tmp-{pid}-{n}-{name}`, written before hosts were named) is
-//! judged by its pid, as it always was.
+//! judged by its pid, as it always was. That sweep, a walk of every index directory,
+//! runs on a thread of its own (`overlay-sweep`), so start-up does not grow with the
+//! layer; nothing waits for it, and what a process that ends first leaves is for the
+//! next open.
 
 pub(crate) mod package;
 mod search;
@@ -42,6 +45,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::thread;
 use std::time::{Duration, SystemTime};
 
 use crate::registry::atomic::{
@@ -66,13 +70,16 @@ pub(crate) struct LocalLayer {
 
 impl LocalLayer {
     /// A layer in `root`, which is created if it does not exist. Temporary files that
-    /// crashed writers left are removed (see the module docs).
+    /// crashed writers left are removed in the background (see the module docs).
     pub(crate) fn open(root: PathBuf) -> Result<LocalLayer> {
-        LocalLayer::open_with(root, Access::Umask)
+        let layer = LocalLayer::open_with(root, Access::Umask)?;
+        layer.start_sweep();
+        Ok(layer)
     }
 
     /// Like [`open`](Self::open), for a layer of this run alone (`-r local`, in the run
-    /// directory): what it creates is the owner's only, whatever the umask.
+    /// directory): what it creates is the owner's only, whatever the umask. The
+    /// directory is new, so no crash left anything in it to remove.
     pub(crate) fn open_private(root: PathBuf) -> Result<LocalLayer> {
         LocalLayer::open_with(root, Access::OwnerOnly)
     }
@@ -86,14 +93,24 @@ impl LocalLayer {
         access
             .create_dir_all(&layer.root.join("index"))
             .map_err(|e| layer.storage_error(&layer.root, e))?;
-        let removed = layer.remove_stale_temp_files();
-        if removed > 0 {
-            log::info!(
-                "{}: removed {removed} temporary files left by an interrupted write",
-                layer.label
-            );
-        }
         Ok(layer)
+    }
+
+    /// Runs [`sweep`](Self::sweep) on a thread of its own, which nothing waits for;
+    /// here, if no thread can be started.
+    fn start_sweep(&self) {
+        let (root, label) = (self.root.clone(), self.label.clone());
+        let sweep = move || LocalLayer::sweep(&root, &label);
+        let spawned = thread::Builder::new()
+            .name("overlay-sweep".into())
+            .spawn(sweep.clone());
+        if let Err(e) = spawned {
+            log::warn!(
+                "{}: cannot start a thread to remove stale temporary files ({e}); removing them now",
+                self.label
+            );
+            sweep();
+        }
     }
 
     /// A layer in `root` as it is, which may not exist (yet): it then has no crates.
@@ -207,14 +224,25 @@ impl LocalLayer {
         Ok(())
     }
 
-    /// Removes the temporary files of writers that are gone, in the root, `meta/` and
+    /// Removes the temporary files of writers that are gone (see
+    /// [`remove_stale_temp_files`](Self::remove_stale_temp_files)) and logs how many.
+    fn sweep(root: &Path, label: &str) {
+        let removed = LocalLayer::remove_stale_temp_files(root, label);
+        if removed > 0 {
+            log::info!("{label}: removed {removed} temporary files left by an interrupted write");
+        } else {
+            log::debug!("{label}: no temporary files left by an interrupted write");
+        }
+    }
+
+    /// Removes the temporary files of writers that are gone, in `root`, `meta/` and
     /// every index directory. Returns how many were removed. Best effort: a file that
     /// cannot be removed stays, and is tried again at the next open.
-    fn remove_stale_temp_files(&self) -> usize {
+    fn remove_stale_temp_files(root: &Path, label: &str) -> usize {
         let now = SystemTime::now();
         let mut removed = 0;
-        let mut dirs = vec![self.root.clone(), self.root.join("meta")];
-        let mut index_dirs = vec![self.root.join("index")];
+        let mut dirs = vec![root.to_path_buf(), root.join("meta")];
+        let mut index_dirs = vec![root.join("index")];
         while let Some(dir) = index_dirs.pop() {
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
@@ -241,13 +269,12 @@ impl LocalLayer {
                 }
                 match fs::remove_file(entry.path()) {
                     Ok(()) => {
-                        log::debug!("{}: removed {}", self.label, entry.path().display());
+                        log::debug!("{label}: removed {}", entry.path().display());
                         removed += 1;
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => log::warn!(
-                        "{}: cannot remove the stale temporary file {}: {e}",
-                        self.label,
+                        "{label}: cannot remove the stale temporary file {}: {e}",
                         entry.path().display()
                     ),
                 }
@@ -587,6 +614,7 @@ mod tests {
     use super::*;
     use crate::test_support::Scratch;
     use std::process::Command;
+    use std::time::Instant;
 
     /// The pid of a process that has exited.
     fn dead_pid() -> u32 {
@@ -644,10 +672,20 @@ mod tests {
             touch(path, fresh);
         }
         let layer = LocalLayer::open(root.to_path_buf()).unwrap();
-        assert_eq!(layer.remove_stale_temp_files(), 0);
+        // The sweep runs in the background.
+        let deadline = Instant::now() + Duration::from_secs(10);
         for path in stale.iter().chain([&old, &reused]) {
-            assert!(!path.exists(), "{} was kept", path.display());
+            while path.exists() {
+                assert!(Instant::now() < deadline, "{} was kept", path.display());
+                thread::sleep(Duration::from_millis(5));
+            }
         }
+        // A second sweep, by the same rules and waited for, finds nothing more to remove
+        // and leaves what must stay.
+        assert_eq!(
+            LocalLayer::remove_stale_temp_files(&layer.root, &layer.label),
+            0
+        );
         for path in &kept {
             assert!(path.exists(), "{} was removed", path.display());
         }
