@@ -385,7 +385,8 @@ impl LayerStack {
             total += page.total.saturating_sub(repeated);
         }
         let wanted = canonical_name(query);
-        hits.sort_by_key(|h| {
+        // Each key once: a common word matches thousands of crates.
+        hits.sort_by_cached_key(|h| {
             let canonical = canonical_name(&h.name);
             (canonical != wanted, canonical)
         });

@@ -199,12 +199,13 @@ impl SearchIndex {
     /// compares names).
     pub(super) fn search(&self, query: &str) -> SearchPage {
         let query = canonical_name(query);
+        // Built once for the query, not once a crate: tens of thousands are tried.
+        let finder = memchr::memmem::Finder::new(query.as_bytes());
+        let found = |text: &str| finder.find(text.as_bytes()).is_some();
         let mut hits = Vec::new();
         self.index.for_each_entry(&mut |e| {
-            let matches = e.canonical.contains(&query)
-                || e.canonical_description
-                    .as_deref()
-                    .is_some_and(|d| d.contains(&query));
+            let matches =
+                found(&e.canonical) || e.canonical_description.as_deref().is_some_and(found);
             if matches {
                 hits.push(e.hit.clone());
             }
