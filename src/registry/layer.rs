@@ -31,6 +31,13 @@ pub(crate) struct SearchHit {
     pub(crate) description: Option<String>,
 }
 
+/// Where a crate ranks in search results for `wanted`, both folded by
+/// `canonical_name`: the crate of that very name first, then by name. A layer that
+/// answers with a page returns the first of this order, which the stack merges by it.
+pub(crate) fn search_rank<'a>(canonical: &'a str, wanted: &str) -> (bool, &'a str) {
+    (canonical != wanted, canonical)
+}
+
 /// What a layer found for a search: some hits, and how many there are in all.
 #[derive(Debug, Default)]
 pub(crate) struct SearchPage {

@@ -18,7 +18,9 @@ use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{
     CrateName, IndexLine, canonical_name, render_index_file, same_release,
 };
-use crate::registry::layer::{CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome};
+use crate::registry::layer::{
+    CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome, search_rank,
+};
 use crate::registry::publish::{Publish, validate};
 use crate::registry::remote::RemoteLayer;
 use crate::registry::remote::download_ahead::Project;
@@ -388,7 +390,7 @@ impl LayerStack {
         // Each key once: a common word matches thousands of crates.
         hits.sort_by_cached_key(|h| {
             let canonical = canonical_name(&h.name);
-            (canonical != wanted, canonical)
+            (search_rank(&canonical, &wanted).0, canonical)
         });
         hits.truncate(limit);
         Ok(SearchPage { hits, total })

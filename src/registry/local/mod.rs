@@ -465,14 +465,14 @@ impl Layer for LocalLayer {
         }))
     }
 
-    fn search(&self, query: &str, _limit: usize) -> Result<SearchPage> {
+    fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
         let mut index = self
             .search_index
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let index = index.get_or_insert_with(Default::default);
         index.refresh(self)?;
-        Ok(index.search(query))
+        Ok(index.search(query, limit))
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {

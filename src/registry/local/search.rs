@@ -34,7 +34,7 @@ use super::LocalLayer;
 use crate::registry::atomic::modified_at;
 use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{CrateName, canonical_name};
-use crate::registry::layer::{SearchHit, SearchPage};
+use crate::registry::layer::{SearchHit, SearchPage, search_rank};
 
 /// One crate as search sees it.
 struct Entry {
@@ -195,24 +195,32 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// The crates whose name or description contains `query` (folded as crates.io
-    /// compares names).
-    pub(super) fn search(&self, query: &str) -> SearchPage {
+    /// The first `limit` crates, in [`search_rank`] order, whose name or description
+    /// contains `query` (folded as crates.io compares names), and how many there are.
+    /// Only the page is copied: a common word matches thousands of crates.
+    pub(super) fn search(&self, query: &str, limit: usize) -> SearchPage {
         let query = canonical_name(query);
         // Built once for the query, not once a crate: tens of thousands are tried.
         let finder = memchr::memmem::Finder::new(query.as_bytes());
         let found = |text: &str| finder.find(text.as_bytes()).is_some();
-        let mut hits = Vec::new();
+        let mut matches: Vec<&Entry> = Vec::new();
         self.index.for_each_entry(&mut |e| {
-            let matches =
-                found(&e.canonical) || e.canonical_description.as_deref().is_some_and(found);
-            if matches {
-                hits.push(e.hit.clone());
+            if found(&e.canonical) || e.canonical_description.as_deref().is_some_and(found) {
+                matches.push(e);
             }
         });
+        let total = matches.len();
+        let by_rank = |a: &&Entry, b: &&Entry| {
+            search_rank(&a.canonical, &query).cmp(&search_rank(&b.canonical, &query))
+        };
+        if matches.len() > limit && limit > 0 {
+            matches.select_nth_unstable_by(limit - 1, by_rank);
+        }
+        matches.truncate(limit);
+        matches.sort_by(by_rank);
         SearchPage {
-            total: hits.len(),
-            hits,
+            total,
+            hits: matches.into_iter().map(|e| e.hit.clone()).collect(),
         }
     }
 }
@@ -388,11 +396,21 @@ mod tests {
         layer
     }
 
+    /// The index answers as the scan does: every hit, and the first page in rank order.
     fn same(layer: &LocalLayer, queries: &[&str]) {
         for q in queries {
-            let indexed = sorted(layer.search(q, 10).unwrap());
-            let scanned = sorted(layer.scan_search(q).unwrap());
-            assert_eq!(indexed, scanned, "query {q:?}");
+            let scanned = layer.scan_search(q).unwrap();
+            let mut ranked = scanned.hits.clone();
+            let wanted = canonical_name(q);
+            ranked.sort_by_cached_key(|h| {
+                let canonical = canonical_name(&h.name);
+                (search_rank(&canonical, &wanted).0, canonical)
+            });
+            ranked.truncate(3);
+            let page = layer.search(q, 3).unwrap();
+            assert_eq!((page.total, page.hits), (scanned.total, ranked), "query {q:?}");
+            let indexed = sorted(layer.search(q, usize::MAX).unwrap());
+            assert_eq!(indexed, sorted(scanned), "query {q:?}");
         }
     }
 
