@@ -44,7 +44,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -65,7 +65,7 @@ pub(crate) struct LocalLayer {
     /// Who may read what the layer writes.
     access: Access,
     /// What search needs, built on the first search (see [`search`]).
-    search_index: Mutex<Option<search::SearchIndex>>,
+    search: Arc<search::Search>,
 }
 
 impl LocalLayer {
@@ -121,7 +121,7 @@ impl LocalLayer {
             root,
             label,
             access: Access::Umask,
-            search_index: Mutex::new(None),
+            search: Arc::default(),
         }
     }
 
@@ -333,13 +333,7 @@ impl LocalLayer {
 
     /// After a write of `name`'s index file, under its lock: its search entry again.
     fn update_search(&self, name: &CrateName) {
-        let mut index = self
-            .search_index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(index) = index.as_mut()
-            && let Err(e) = index.update(self, name)
-        {
+        if let Err(e) = self.search.update(self, name) {
             log::warn!("{}: search index: {e}", self.label);
         }
     }
@@ -466,13 +460,7 @@ impl Layer for LocalLayer {
     }
 
     fn search(&self, query: &str, limit: usize) -> Result<SearchPage> {
-        let mut index = self
-            .search_index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let index = index.get_or_insert_with(Default::default);
-        index.refresh(self)?;
-        Ok(index.search(query, limit))
+        self.search.query(self, query, limit)
     }
 
     fn writable(&self) -> Option<&dyn WritableLayer> {

@@ -7,15 +7,21 @@
 //! the one it last saw, and re-reads only the directories that changed. Every write
 //! into a layer, by this process, by another one sharing the directory or by cargo in
 //! its tmp-registry, creates or renames a file into its directory, which changes that
-//! directory's modification time. A check costs a system call per index directory,
-//! tens of thousands on a large layer, so it runs at the first query a second
-//! ([`CHECK_EVERY`]), not at every one: another process's write shows in search within
-//! a second. `meta/` holds one file per publish, so a change there is narrowed down by the inode
-//! of each of its files (read with the directory listing, without a `stat` each): only
-//! the descriptions whose file was replaced are read again. A directory whose time is
-//! under two seconds old is read again at the next query all the same, as a coarse
-//! filesystem clock may not move for a write just after the read. This process's own
-//! publishes and yanks also update their crate's entry at once, under its lock.
+//! directory's modification time. `meta/` holds one file per publish, so a change there
+//! is narrowed down by the inode of each of its files (read with the directory listing,
+//! without a `stat` each): only the descriptions whose file was replaced are read
+//! again. A directory whose time is under two seconds old is read again at the next
+//! check all the same, as a coarse filesystem clock may not move for a write just after
+//! the read.
+//!
+//! A check costs a system call per index directory, tens of thousands on a large
+//! layer, so queries do not wait for it: at most once a second ([`CHECK_EVERY`]) a
+//! query starts one on a thread of its own and answers from memory. The check looks
+//! for changes under the read lock that queries share, and takes the write lock only
+//! to read what changed. Another process's write therefore shows in search a moment
+//! after the next query; after a quiet spell ([`CHECK_FIRST_AFTER`]) the query checks
+//! first, and sees it at once. This process's own publishes and yanks update their
+//! crate's entry at once, under its lock.
 //!
 //! Memory: per crate its names and version twice over (as published and folded for
 //! matching), its description twice, and its metadata file's name and inode: about
@@ -28,6 +34,8 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::DirEntryExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::LocalLayer;
@@ -60,25 +68,126 @@ struct DirState {
 }
 
 /// The search index of one layer.
-pub(super) struct SearchIndex {
+#[derive(Default)]
+struct SearchIndex {
     index: DirState,
     meta_modified: Option<SystemTime>,
     /// Inode of each file in `meta/`, by name.
     meta_inodes: HashMap<String, u64>,
-    /// When the directories were last checked for outside writes.
-    checked: Option<Instant>,
-    /// How long queries answer from memory before the directories are checked again.
-    check_every: Duration,
 }
 
-/// How often, at most, queries check the directories for outside writes: a check
+/// A layer's search: its index, and the checks that keep it current.
+pub(super) struct Search {
+    /// Read by queries; written by a check only when it found a change, and by this
+    /// process's own writes.
+    index: RwLock<SearchIndex>,
+    /// When the last check started; `None` before the index is built.
+    checked: Mutex<Option<Instant>>,
+    /// Whether a check runs beside the queries, so that they start no other.
+    checking_beside: AtomicBool,
+    /// A check starts, beside the queries, at the first query this long after the
+    /// last one started.
+    check_every: Duration,
+    /// After this long without a check (an idle layer), the query checks first and
+    /// then answers.
+    check_first_after: Duration,
+}
+
+/// How often, at most, the directories are checked for outside writes: a check
 /// looks up the time of every index directory, about 130 ms for 40,000 directories
-/// here, which a query a second pays rather than every one.
+/// here. It runs beside the queries, which answer from memory meanwhile.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-impl Default for SearchIndex {
-    fn default() -> SearchIndex {
-        SearchIndex::checking_every(CHECK_EVERY)
+/// After this long without a check, a query checks before it answers, so that the
+/// first query after a quiet spell sees what was written during it.
+const CHECK_FIRST_AFTER: Duration = Duration::from_secs(10);
+
+impl Default for Search {
+    fn default() -> Search {
+        Search::checking(CHECK_EVERY, CHECK_FIRST_AFTER)
+    }
+}
+
+impl Search {
+    pub(super) fn checking(check_every: Duration, check_first_after: Duration) -> Search {
+        Search {
+            index: RwLock::new(SearchIndex::default()),
+            checked: Mutex::new(None),
+            checking_beside: AtomicBool::new(false),
+            check_every,
+            check_first_after,
+        }
+    }
+
+    /// The first `limit` crates whose name or description contains `query` (see
+    /// [`SearchIndex::search`]). The first query builds the index; later ones answer
+    /// from memory, starting a check beside them at most once every [`CHECK_EVERY`].
+    pub(super) fn query(
+        self: &Arc<Self>,
+        layer: &LocalLayer,
+        query: &str,
+        limit: usize,
+    ) -> Result<SearchPage> {
+        let since_checked = self
+            .checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|started| started.elapsed());
+        match since_checked {
+            Some(since) if since < self.check_every => {}
+            Some(since) if since < self.check_first_after => self.check_beside(layer),
+            // Never built, or quiet for long: check, then answer.
+            _ => self.check(layer)?,
+        }
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(index.search(query, limit))
+    }
+
+    /// Looks for changes under the read lock, which queries share; only when there
+    /// are some (rarely: another process wrote) does it take the write lock to read
+    /// them, as [`SearchIndex::check`].
+    fn check(&self, layer: &LocalLayer) -> Result<()> {
+        // Taken before the check: a write while it runs shows at the next one.
+        let started = Instant::now();
+        let changed = self
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .changed(layer);
+        if changed {
+            let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+            index.check(layer)?;
+        }
+        *self.checked.lock().unwrap_or_else(PoisonError::into_inner) = Some(started);
+        Ok(())
+    }
+
+    /// Starts a check on a thread of its own, reading the layer's directory afresh.
+    fn check_beside(self: &Arc<Self>, layer: &LocalLayer) {
+        if self.checking_beside.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let search = Arc::clone(self);
+        let root = layer.root.clone();
+        let spawned = std::thread::Builder::new()
+            .name("overlay-search".into())
+            .spawn(move || {
+                let layer = LocalLayer::view(root);
+                if let Err(e) = search.check(&layer) {
+                    log::warn!("{}: search index: {e}", layer.label);
+                }
+                search.checking_beside.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            self.checking_beside.store(false, Ordering::Release);
+            log::warn!("{}: cannot check the search index: {e}", layer.label);
+        }
+    }
+
+    /// After this process wrote `name`'s index file: its entry again, at once.
+    pub(super) fn update(&self, layer: &LocalLayer, name: &CrateName) -> Result<()> {
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        index.update(layer, name)
     }
 }
 
@@ -99,31 +208,15 @@ fn settled(modified: Option<SystemTime>) -> Option<SystemTime> {
 const SETTLED: Duration = Duration::from_secs(2);
 
 impl SearchIndex {
-    pub(super) fn checking_every(check_every: Duration) -> SearchIndex {
-        SearchIndex {
-            index: DirState::default(),
-            meta_modified: None,
-            meta_inodes: HashMap::new(),
-            checked: None,
-            check_every,
+    /// Whether anything changed since the last check, without reading any of it:
+    /// `meta/`'s time and each index directory's.
+    fn changed(&self, layer: &LocalLayer) -> bool {
+        let meta_modified = settled(modified(&layer.root.join("meta")));
+        if self.meta_modified != meta_modified || meta_modified.is_none() {
+            return true;
         }
-    }
-
-    /// Builds the index, or brings it up to date with the directory if it was last
-    /// checked over [`CHECK_EVERY`] ago. This process's own writes need no check:
-    /// [`update`](Self::update) applies them at once.
-    pub(super) fn refresh(&mut self, layer: &LocalLayer) -> Result<()> {
-        if self
-            .checked
-            .is_some_and(|checked| checked.elapsed() < self.check_every)
-        {
-            return Ok(());
-        }
-        // Taken before the check: a write while it runs shows at the next one.
-        let started = Instant::now();
-        self.check(layer)?;
-        self.checked = Some(started);
-        Ok(())
+        let index = layer.root.join("index");
+        self.index.changed(&index, settled(modified(&index)))
     }
 
     /// Brings the index up to date with the directory.
@@ -167,7 +260,7 @@ impl SearchIndex {
     }
 
     /// After this process wrote `name`'s index file: its directory's entries again.
-    pub(super) fn update(&mut self, layer: &LocalLayer, name: &CrateName) -> Result<()> {
+    fn update(&mut self, layer: &LocalLayer, name: &CrateName) -> Result<()> {
         let index_file = LocalLayer::index_file(name);
         let dir = index_file.parent().expect("index paths have a directory");
         let mut state = &mut self.index;
@@ -198,7 +291,7 @@ impl SearchIndex {
     /// The first `limit` crates, in [`search_rank`] order, whose name or description
     /// contains `query` (folded as crates.io compares names), and how many there are.
     /// Only the page is copied: a common word matches thousands of crates.
-    pub(super) fn search(&self, query: &str, limit: usize) -> SearchPage {
+    fn search(&self, query: &str, limit: usize) -> SearchPage {
         let query = canonical_name(query);
         // Built once for the query, not once a crate: tens of thousands are tried.
         let finder = memchr::memmem::Finder::new(query.as_bytes());
@@ -226,6 +319,27 @@ impl SearchIndex {
 }
 
 impl DirState {
+    /// Whether this directory, at `path` with the time `now`, or one below it changed
+    /// since it was read (see [`refresh`](Self::refresh) for the lookups).
+    fn changed(&self, path: &Path, now: Option<SystemTime>) -> bool {
+        if self.modified.is_none() || self.modified != now {
+            return true;
+        }
+        if self.subdirs.is_empty() {
+            return false;
+        }
+        let Ok(dir) = File::open(path) else {
+            return true;
+        };
+        self.subdirs.iter().any(|(name, sub)| {
+            let now = settled(modified_at(&dir, OsStr::new(name)).ok());
+            match sub.subdirs.is_empty() {
+                true => sub.modified.is_none() || sub.modified != now,
+                false => sub.changed(&path.join(name), now),
+            }
+        })
+    }
+
     /// Brings this directory, at `path`, whose modification time is now `now`, up to
     /// date, and then its subdirectories. A directory whose time did not change is
     /// not listed again; only its subdirectories' times are looked up, each relative
@@ -391,8 +505,8 @@ mod tests {
     /// Opens the layer at `root` with its directories checked at every query, as if
     /// each came over a second after the one before.
     fn checked_at_every_query(root: &Path) -> LocalLayer {
-        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
-        *layer.search_index.lock().unwrap() = Some(SearchIndex::checking_every(Duration::ZERO));
+        let mut layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        layer.search = Arc::new(Search::checking(Duration::ZERO, Duration::ZERO));
         layer
     }
 
@@ -408,7 +522,11 @@ mod tests {
             });
             ranked.truncate(3);
             let page = layer.search(q, 3).unwrap();
-            assert_eq!((page.total, page.hits), (scanned.total, ranked), "query {q:?}");
+            assert_eq!(
+                (page.total, page.hits),
+                (scanned.total, ranked),
+                "query {q:?}"
+            );
             let indexed = sorted(layer.search(q, usize::MAX).unwrap());
             assert_eq!(indexed, sorted(scanned), "query {q:?}");
         }
@@ -537,22 +655,28 @@ mod tests {
     }
 
     #[test]
-    fn outside_writes_show_once_the_directories_are_checked_again() {
+    fn outside_writes_show_once_a_check_beside_the_queries_ran() {
         let root = Scratch::new("search-interval");
         put(&root, "early", &[("1.0.0", false)], Some("x"));
-        let layer = LocalLayer::open(root.to_path_buf()).unwrap();
+        let mut layer = LocalLayer::open(root.to_path_buf()).unwrap();
         let every = Duration::from_millis(300);
-        *layer.search_index.lock().unwrap() = Some(SearchIndex::checking_every(every));
+        layer.search = Arc::new(Search::checking(every, Duration::from_secs(3600)));
         assert_eq!(layer.search("early", 10).unwrap().total, 1);
         put(&root, "late", &[("1.0.0", false)], Some("x"));
-        // Within the interval, from memory; after it, checked.
+        // Within the interval, from memory.
         let asked = Instant::now();
         let within = layer.search("late", 10).unwrap().total;
         if asked.elapsed() < every / 2 {
             assert_eq!(within, 0);
         }
+        // After it, a query answers at once and starts a check beside it; a later
+        // query sees what the check found.
         std::thread::sleep(every);
-        assert_eq!(layer.search("late", 10).unwrap().total, 1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while layer.search("late", 10).unwrap().total == 0 {
+            assert!(Instant::now() < deadline, "the check never landed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         // This process's own writes show at once, whatever the interval.
         let name = CrateName::new("early").unwrap();
         layer

@@ -139,7 +139,7 @@ pub struct Publish {
 /// The order is crates.io's: body, JSON, name and version, then the tarball (which
 /// crates.io reads before any other metadata, since it takes the metadata from the
 /// tarball's manifest), then the metadata rules. Features over crates.io's default
-/// limit are left in [`Publish::over_limit`] for the stack, which knows whether a layer
+/// limit are left in `Publish::over_limit` for the stack, which knows whether a layer
 /// already holds a version of the crate with as many.
 pub fn prepare(body: &[u8], policy: &PublishPolicy, pubtime: &str) -> Result<Publish> {
     let (metadata, crate_bytes) = split_body(body, policy.max_crate_len)?;
