@@ -81,12 +81,12 @@ pub(super) struct Search {
     /// Read by queries; written by a check only when it found a change, and by this
     /// process's own writes.
     index: RwLock<SearchIndex>,
-    /// When the last check started; `None` before the index is built.
+    /// When the last check ended; `None` before the index is built.
     checked: Mutex<Option<Instant>>,
     /// Whether a check runs beside the queries, so that they start no other.
     checking_beside: AtomicBool,
     /// A check starts, beside the queries, at the first query this long after the
-    /// last one started.
+    /// last one ended.
     check_every: Duration,
     /// After this long without a check (an idle layer), the query checks first and
     /// then answers.
@@ -147,7 +147,6 @@ impl Search {
     /// are some (rarely: another process wrote) does it take the write lock to read
     /// them, as [`SearchIndex::check`].
     fn check(&self, layer: &LocalLayer) -> Result<()> {
-        // Taken before the check: a write while it runs shows at the next one.
         let started = Instant::now();
         let changed = self
             .index
@@ -158,7 +157,16 @@ impl Search {
             let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
             index.check(layer)?;
         }
-        *self.checked.lock().unwrap_or_else(PoisonError::into_inner) = Some(started);
+        log::debug!(
+            "{}: search index checked in {:?}{}",
+            layer.label,
+            started.elapsed(),
+            if changed { ", changes read" } else { "" }
+        );
+        // When it ended, so that a long first build is not taken for a quiet spell. A
+        // write while it ran shows at the next check all the same: each directory's
+        // time was taken before it was read.
+        *self.checked.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         Ok(())
     }
 
@@ -172,6 +180,7 @@ impl Search {
         let spawned = std::thread::Builder::new()
             .name("overlay-search".into())
             .spawn(move || {
+                lower_this_threads_priority();
                 let layer = LocalLayer::view(root);
                 if let Err(e) = search.check(&layer) {
                     log::warn!("{}: search index: {e}", layer.label);
@@ -206,6 +215,14 @@ fn settled(modified: Option<SystemTime>) -> Option<SystemTime> {
 /// How old a directory's time must be to be trusted (see [`settled`]); generous, for
 /// the clocks of network filesystems.
 const SETTLED: Duration = Duration::from_secs(2);
+
+/// Lets the queries, and every other request, have the CPU before a check: on Linux
+/// a thread's nice value is its own (`setpriority` on thread 0 is the caller). Best
+/// effort; a check at normal priority is only slower for the others.
+fn lower_this_threads_priority() {
+    // SAFETY: setpriority reads its plain integer arguments only.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+}
 
 impl SearchIndex {
     /// Whether anything changed since the last check, without reading any of it:
