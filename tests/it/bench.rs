@@ -93,7 +93,7 @@ fn local_index_get_against_nginx() {
     }
     let (reg, _) = seed_index("bench-nginx");
     let file = reg.join("index/be/nc/bench");
-    settle(&file);
+    harness::settle(&file);
     let static_server = nginx::Nginx::start(&nginx, &reg.join("index"), nginx::Mode::Throughput);
     let layer = local_layer(&reg);
     let mut servers = vec![("overlay".to_string(), Overlay::start(&["-r", &layer]))];
@@ -117,7 +117,7 @@ fn local_index_get_against_nginx() {
             record(format!("{label}, file unchanged"), wrk_rate(overlay.addr));
             let rewritten = rewriting(&file, || wrk_rate(overlay.addr));
             record(format!("{label}, file rewritten every ms"), rewritten);
-            settle(&file);
+            harness::settle(&file);
         }
     }
     let median = |rates: &[f64]| {
@@ -169,17 +169,6 @@ fn rewriting<T>(file: &Path, measure: impl FnOnce() -> T) -> T {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         result
     })
-}
-
-/// Puts `file`'s modification time a minute back, past the second in which the overlay
-/// does not trust a file's identity and reads it for every request.
-fn settle(file: &Path) {
-    fs::File::options()
-        .append(true)
-        .open(file)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
 }
 
 /// What interception costs: the same index file fetched (A) straight from a plain

@@ -23,6 +23,15 @@ pub fn reaches_crates_io(test: &str) -> bool {
     allowed
 }
 
+/// Puts `path`'s modification time a minute back: past the second in which the
+/// overlay does not trust a file's identity (`registry/rendered.rs`), so that what it
+/// renders from the file is kept in memory.
+pub fn settle(path: &Path) {
+    let file = fs::File::options().append(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
 /// A scratch directory under cargo's target dir, unique per test, emptied at start.
 pub fn scratch(name: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

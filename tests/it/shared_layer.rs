@@ -8,7 +8,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use crate::harness::{Overlay, crate_file, index_lines, local_layer, scratch, upload};
+use crate::harness::{Overlay, crate_file, index_lines, local_layer, scratch, settle, upload};
 
 const HOST_ID: &str = "CARGO_OVERLAY_REGISTRY_HOST_ID";
 const HERE: &str = "aaaa1111aaaa";
@@ -116,14 +116,6 @@ fn a_restart_never_removes_another_hosts_temp_files() {
     other.stop();
 }
 
-/// Puts a file's modification time `age` in the past, beyond the moment in which the
-/// overlay does not trust a file's identity (`registry/rendered.rs`): its answer is
-/// then kept in memory.
-fn age(path: &Path, age: Duration) {
-    let file = fs::File::options().append(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - age).unwrap();
-}
-
 fn versions(overlay: &Overlay, path: &str) -> Vec<String> {
     let response = overlay.get(path);
     assert_eq!(response.status, 200, "{}", response.text());
@@ -153,7 +145,7 @@ fn a_cached_index_file_shows_the_next_change_another_process_makes() {
     let path = "/wa/tc/watched";
 
     publish(&b, "1.0.0");
-    age(&index, Duration::from_secs(60));
+    settle(&index);
     for _ in 0..3 {
         assert_eq!(versions(&a, path), ["1.0.0"]);
     }
@@ -163,7 +155,7 @@ fn a_cached_index_file_shows_the_next_change_another_process_makes() {
 
     // An edit in place keeps the file; its size tells, even with its time set back to
     // what it was when the answer was kept.
-    age(&index, Duration::from_secs(60));
+    settle(&index);
     assert_eq!(versions(&a, path), ["1.0.0", "1.1.0"]);
     let kept = fs::metadata(&index).unwrap().modified().unwrap();
     let text = fs::read_to_string(&index).unwrap();
@@ -189,8 +181,8 @@ fn a_cached_index_file_shows_a_crate_cargo_repackages_into_its_tmp_registry() {
         fs::write(&index, line(version)).unwrap();
         let crate_file = root.join(format!("repack-{version}.crate"));
         fs::write(&crate_file, b"packaged").unwrap();
-        age(&index, Duration::from_secs(60));
-        age(&crate_file, Duration::from_secs(60));
+        settle(&index);
+        settle(&crate_file);
         crate_file
     };
     let lower = work.join("lower");
