@@ -229,20 +229,24 @@ impl SearchIndex {
     /// `meta/`'s time and each index directory's.
     fn changed(&self, layer: &LocalLayer) -> bool {
         let meta_modified = settled(modified(&layer.root.join("meta")));
-        if self.meta_modified != meta_modified || meta_modified.is_none() {
+        if self.meta_changed(meta_modified) {
             return true;
         }
         let index = layer.root.join("index");
         self.index.changed(&index, settled(modified(&index)))
     }
 
+    /// Whether `meta/`, whose time is now `meta_modified`, must be listed again.
+    fn meta_changed(&self, meta_modified: Option<SystemTime>) -> bool {
+        self.meta_modified != meta_modified || meta_modified.is_none()
+    }
+
     /// Brings the index up to date with the directory.
     fn check(&mut self, layer: &LocalLayer) -> Result<()> {
         let meta = layer.root.join("meta");
         let meta_modified = settled(modified(&meta));
-        let meta_changed = self.meta_modified != meta_modified || meta_modified.is_none();
         let mut replaced = Vec::new();
-        if meta_changed {
+        if self.meta_changed(meta_modified) {
             let mut inodes = HashMap::with_capacity(self.meta_inodes.len());
             for entry in layer.entries(&meta)? {
                 let name = entry.file_name().to_string_lossy().into_owned();
