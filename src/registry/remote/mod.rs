@@ -44,7 +44,7 @@ use crate::registry::publish::Publish;
 use crate::registry::remote::disk_cache::{DiskCache, Keeping};
 use crate::registry::remote::download_ahead::{DownloadAhead, Project};
 use crate::registry::remote::index_cache::{CachedIndex, IndexCache, Lookup};
-use crate::registry::remote::prefetch::{Prefetcher, Release, WorkPool};
+use crate::registry::remote::prefetch::{PrefetchJob, Prefetcher, Release, WorkPool};
 use crate::registry::rendered::SourceStamp;
 use crate::report::Report;
 use crate::upstream::{Redirects, Upstream, UpstreamError, UpstreamResponse, Url};
@@ -160,17 +160,21 @@ impl RemoteLayer {
             }
             if options.prefetch_workers > 0 {
                 let weak = weak.clone();
-                let fetch = move |name: &CrateName| {
-                    if let Some(remote) = weak.upgrade() {
+                let work = move |job: PrefetchJob| {
+                    let Some(remote) = weak.upgrade() else {
+                        return;
+                    };
+                    match job {
+                        PrefetchJob::Learn(name, lines) => remote.prefetch_after_now(&name, lines),
                         // A failed prefetch costs nothing: cargo's own request retries.
-                        let _ = remote.index_lines(name);
+                        PrefetchJob::Fetch(name) => drop(remote.index_lines(&name)),
                     }
                 };
                 prefetcher = Some(Arc::new(Prefetcher::start(
                     options.prefetch_workers,
                     PREFETCH_QUEUE,
                     MAX_CACHED_INDEX_FILES,
-                    fetch,
+                    work,
                 )));
             }
             Remote {
@@ -439,8 +443,16 @@ impl Remote {
         }
     }
 
-    /// Queues the index files cargo is likely to want after reading `name`'s `lines`.
+    /// Has a prefetch thread queue the index files cargo is likely to want after
+    /// reading `name`'s `lines`; the answer being served does not wait for it.
     fn prefetch_after(&self, name: &CrateName, lines: Arc<Vec<IndexLine>>) {
+        if let Some(prefetcher) = self.prefetcher.upgrade() {
+            prefetcher.learn_later(name, lines);
+        }
+    }
+
+    /// [`prefetch_after`](Self::prefetch_after)'s work, on a prefetch thread.
+    fn prefetch_after_now(&self, name: &CrateName, lines: Arc<Vec<IndexLine>>) {
         if let Some(prefetcher) = self.prefetcher.upgrade() {
             self.prefetch(&prefetcher, prefetcher.learn(name.as_str(), lines));
         }

@@ -81,27 +81,35 @@ impl<T: Send + 'static> WorkPool<T> {
 
 /// A bounded pool fetching index files in the background, and the plan saying which.
 pub(crate) struct Prefetcher {
-    pool: WorkPool<CrateName>,
+    pool: WorkPool<PrefetchJob>,
     plan: Mutex<Plan>,
 }
 
+/// Work for the prefetch threads.
+pub(crate) enum PrefetchJob {
+    /// Read what an index file just served says cargo will ask next, and queue those
+    /// files. Done here, not before the answer: cargo sends its requests one after the
+    /// other on one connection, so every microsecond an answer waits is cargo's.
+    Learn(CrateName, Arc<Vec<IndexLine>>),
+    /// Bring one index file into the cache.
+    Fetch(CrateName),
+}
+
 impl Prefetcher {
-    /// Starts `workers` threads that call `fetch` for each queued name. At most
-    /// `queue_len` names wait; more are dropped (cargo will ask for them itself). The
-    /// plan remembers at most `max_crates` crates.
+    /// Starts `workers` threads that call `work` for each queued job. At most
+    /// `queue_len` jobs wait; more are dropped (cargo will ask for the files itself).
+    /// The plan remembers at most `max_crates` crates.
     pub(crate) fn start<F>(
         workers: usize,
         queue_len: usize,
         max_crates: usize,
-        fetch: F,
+        work: F,
     ) -> Prefetcher
     where
-        F: Fn(&CrateName) + Send + Sync + Clone + 'static,
+        F: Fn(PrefetchJob) + Send + Sync + Clone + 'static,
     {
         Prefetcher {
-            pool: WorkPool::start("overlay-prefetch", workers, queue_len, move |name| {
-                fetch(&name)
-            }),
+            pool: WorkPool::start("overlay-prefetch", workers, queue_len, work),
             plan: Mutex::new(Plan::new(max_crates)),
         }
     }
@@ -110,6 +118,11 @@ impl Prefetcher {
     /// to ask about because of what it says.
     pub fn learn(&self, name: &str, lines: Arc<Vec<IndexLine>>) -> BTreeSet<String> {
         self.plan().learn(name, lines)
+    }
+
+    /// Queues [`learn`](Self::learn)ing `name`'s index file on a prefetch thread.
+    pub(crate) fn learn_later(&self, name: &CrateName, lines: Arc<Vec<IndexLine>>) {
+        self.pool.request([PrefetchJob::Learn(name.clone(), lines)]);
     }
 
     /// Records the project's members and returns, lowercase, the crates cargo will ask
@@ -122,9 +135,9 @@ impl Prefetcher {
         self.plan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues names, dropping what does not fit.
+    /// Queues fetching `names`, dropping what does not fit.
     pub(crate) fn request(&self, names: impl IntoIterator<Item = CrateName>) {
-        self.pool.request(names);
+        self.pool.request(names.into_iter().map(PrefetchJob::Fetch));
     }
 }
 
