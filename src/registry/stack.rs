@@ -92,17 +92,18 @@ impl LayerStack {
     pub(crate) fn index_file(&self, name: &CrateName) -> Result<Option<RenderedIndex>> {
         let key = name.lowercase();
         // Taken before the layers are read; see `rendered` for why the order matters.
-        let stamps: Option<Vec<SourceStamp>> = self
+        let layer_stamps: Vec<Option<SourceStamp>> = self
             .layers
             .iter()
             .map(|layer| layer.index_stamp(name))
             .collect();
+        let stamps: Option<Vec<SourceStamp>> = layer_stamps.iter().cloned().collect();
         if let Some(stamps) = &stamps
             && let Some(rendered) = self.rendered.get(&key, stamps)
         {
             return Ok(Some(rendered));
         }
-        let Some(merged) = self.merged_lines(name)? else {
+        let Some(merged) = self.merged_lines(name, &layer_stamps)? else {
             return Ok(None);
         };
         let rendered = RenderedIndex::new(render_index_file(&merged.lines));
@@ -118,17 +119,28 @@ impl LayerStack {
     /// The merged index lines for `name`, oldest version first, or `None` when no
     /// layer has the crate.
     pub(crate) fn index_lines(&self, name: &CrateName) -> Result<Option<Vec<IndexLine>>> {
-        Ok(self.merged_lines(name)?.map(|merged| merged.lines))
+        Ok(self.merged_lines(name, &[])?.map(|merged| merged.lines))
     }
 
-    /// [`index_lines`](Self::index_lines), saying whether every layer answered.
-    fn merged_lines(&self, name: &CrateName) -> Result<Option<Merged>> {
+    /// [`index_lines`](Self::index_lines), saying whether every layer answered. A
+    /// layer whose stamp in `stamps` (one per layer, if taken) found no file is not
+    /// read: it would find nothing, or a file written after the stamp, which the next
+    /// request's stamps show. That spares the common case, a crate only a lower layer
+    /// has, a second lookup of the missing file.
+    fn merged_lines(
+        &self,
+        name: &CrateName,
+        stamps: &[Option<SourceStamp>],
+    ) -> Result<Option<Merged>> {
         let mut merged: Vec<IndexLine> = Vec::new();
         // Releases already merged, as `same_release` compares them (build metadata
         // aside): a set, since crates with thousands of versions exist.
         let mut releases: HashSet<(u64, u64, u64, String)> = HashSet::new();
         let mut failure = None;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let Some(Some(SourceStamp::Absent)) = stamps.get(i) {
+                continue;
+            }
             let lines = match layer.index_lines(name) {
                 Ok(lines) => lines,
                 Err(e) => {
@@ -504,7 +516,7 @@ mod tests {
         assert_eq!(reads(), 2);
 
         *top_source.stamp.lock().unwrap() = Some(SourceStamp::Held(1));
-        *bottom_source.stamp.lock().unwrap() = Some(SourceStamp::Absent);
+        *bottom_source.stamp.lock().unwrap() = Some(SourceStamp::Held(2));
         assert_eq!(versions(), ["1.0.0", "2.0.0"]);
         assert_eq!(versions(), ["1.0.0", "2.0.0"]);
         assert_eq!(reads(), 3, "the second answer came from memory");
@@ -522,6 +534,25 @@ mod tests {
         assert_eq!(versions(), ["1.5.0", "2.0.0", "3.0.0"]);
         versions();
         assert_eq!(reads(), 6);
+    }
+
+    #[test]
+    fn a_layer_that_stamps_the_file_absent_is_not_read() {
+        let (top, top_source) = watched_layer("top", &[]);
+        let stack = LayerStack::new(vec![top, layer("bottom", &["2.0.0"])], true);
+        let name = CrateName::new("c").unwrap();
+        *top_source.stamp.lock().unwrap() = Some(SourceStamp::Absent);
+        let body = stack.index_file(&name).unwrap().unwrap().body;
+        assert_eq!(
+            parse_index_file(std::str::from_utf8(&body).unwrap()).len(),
+            1
+        );
+        assert_eq!(top_source.reads.load(Ordering::Relaxed), 0);
+
+        // The lines the whole stack answers with (publish checks, downloads) come
+        // without stamps: every layer is read.
+        assert_eq!(stack.index_lines(&name).unwrap().unwrap().len(), 1);
+        assert_eq!(top_source.reads.load(Ordering::Relaxed), 1);
     }
 
     #[test]
