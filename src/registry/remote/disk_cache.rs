@@ -104,13 +104,16 @@ impl DiskCache {
         if self.keeping == Keeping::ForThisRun {
             return None;
         }
-        let path = self.index_file(name);
-        let modified = fs::metadata(&path).ok()?.modified().ok()?;
+        // One open for the time and the text: a lookup per file is a cost cargo waits
+        // for on every request of a warm resolve.
+        let mut file = File::open(self.index_file(name)).ok()?;
+        let modified = file.metadata().ok()?.modified().ok()?;
         let age = SystemTime::now().duration_since(modified).ok()?;
         if age >= fresh_for {
             return None;
         }
-        let text = fs::read_to_string(&path).ok()?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
         Some((parse_index_file(&text), age))
     }
 
