@@ -41,12 +41,14 @@ impl Sha256 {
 
     /// The digest as lowercase hex.
     pub(crate) fn finish_hex(self) -> String {
-        self.0
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.0.finish();
+        let mut hex = String::with_capacity(2 * digest.as_ref().len());
+        for b in digest.as_ref() {
+            hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+            hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+        hex
     }
 }
 
