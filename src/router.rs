@@ -385,11 +385,11 @@ impl Handler for Router {
             Err(e) => self.error_response(&request.head, &e),
         };
         log::debug!(
-            "{} {} -> {} in {} ms",
+            "{} {} -> {} in {} us",
             request.head.method,
             request.head.target,
             response.status,
-            started.elapsed().as_millis()
+            started.elapsed().as_micros()
         );
         response
     }
