@@ -24,10 +24,11 @@
 //! dependencies, with the features they ask for, before cargo sends its first request.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Deserialize;
 
 use crate::registry::index::{CrateName, IndexLine};
@@ -38,44 +39,86 @@ const LINES_FOLLOWED: usize = 3;
 /// Threads working through a bounded queue in the background. What does not fit in
 /// the queue is dropped: everything queued here is only ahead of a request cargo
 /// makes anyway. The threads end when the pool is dropped.
+///
+/// Threads start as work arrives, one whenever an item is queued and none is idle, up
+/// to the most asked for. Starting them all at once put some 50 thread starts (and as
+/// many teardowns at exit) before every exec-mode command, about 10 ms; a warm
+/// resolve, whose prefetches read from disk, needs one or two.
 pub(crate) struct WorkPool<T> {
     queue: Sender<T>,
+    receiver: Receiver<T>,
+    work: Arc<dyn Fn(T) + Send + Sync>,
+    name: String,
+    max_workers: usize,
+    started: AtomicUsize,
+    /// Threads waiting for an item.
+    idle: Arc<AtomicUsize>,
 }
 
 impl<T: Send + 'static> WorkPool<T> {
-    /// Starts `workers` threads named `name` that call `work` for each queued item.
+    /// A pool of at most `workers` threads named `name` that call `work` for each
+    /// queued item; none runs until there is work.
     pub(crate) fn start<F>(name: &str, workers: usize, queue_len: usize, work: F) -> WorkPool<T>
     where
-        F: Fn(T) + Send + Sync + Clone + 'static,
+        F: Fn(T) + Send + Sync + 'static,
     {
         let (queue, receiver) = crossbeam_channel::bounded::<T>(queue_len);
-        for _ in 0..workers {
-            let receiver = receiver.clone();
-            let work = work.clone();
-            let spawned = thread::Builder::new().name(name.into()).spawn(move || {
-                for item in receiver {
-                    work(item);
-                }
-            });
-            if let Err(e) = spawned {
-                log::warn!("starting a {name} thread failed: {e}");
-            }
+        WorkPool {
+            queue,
+            receiver,
+            work: Arc::new(work),
+            name: name.to_string(),
+            max_workers: workers,
+            started: AtomicUsize::new(0),
+            idle: Arc::new(AtomicUsize::new(0)),
         }
-        WorkPool { queue }
     }
 
-    /// Queues items, dropping what does not fit.
+    /// Queues items, dropping what does not fit, and starts threads for them.
     pub(crate) fn request(&self, items: impl IntoIterator<Item = T>) {
         for item in items {
             match self.queue.try_send(item) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     log::debug!("work queue full; dropping the rest");
-                    return;
+                    break;
                 }
                 Err(TrySendError::Disconnected(_)) => return,
             }
         }
+        // Racy by design: a thread too many or too few only shifts work in time.
+        while self.queue.len() > self.idle.load(Ordering::SeqCst)
+            && self.started.load(Ordering::SeqCst) < self.max_workers
+        {
+            if !self.start_worker() {
+                return;
+            }
+        }
+    }
+
+    fn start_worker(&self) -> bool {
+        let receiver = self.receiver.clone();
+        let work = Arc::clone(&self.work);
+        let idle = Arc::clone(&self.idle);
+        self.started.fetch_add(1, Ordering::SeqCst);
+        // Counted idle from the start, so the loop above sees it as room for an item.
+        idle.fetch_add(1, Ordering::SeqCst);
+        let spawned = thread::Builder::new()
+            .name(self.name.clone())
+            .spawn(move || {
+                while let Ok(item) = receiver.recv() {
+                    idle.fetch_sub(1, Ordering::SeqCst);
+                    work(item);
+                    idle.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        if let Err(e) = spawned {
+            self.started.fetch_sub(1, Ordering::SeqCst);
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("starting a {} thread failed: {e}", self.name);
+            return false;
+        }
+        true
     }
 }
 
@@ -106,7 +149,7 @@ impl Prefetcher {
         work: F,
     ) -> Prefetcher
     where
-        F: Fn(PrefetchJob) + Send + Sync + Clone + 'static,
+        F: Fn(PrefetchJob) + Send + Sync + 'static,
     {
         Prefetcher {
             pool: WorkPool::start("overlay-prefetch", workers, queue_len, work),
@@ -439,6 +482,34 @@ impl Release {
 mod tests {
     use super::*;
     use crate::registry::index::parse_index_file;
+
+    #[test]
+    fn a_pool_starts_threads_only_for_work_and_no_more_than_its_most() {
+        let (release, released) = crossbeam_channel::unbounded::<()>();
+        let (finished, done) = crossbeam_channel::unbounded::<u32>();
+        let pool = WorkPool::start("test-pool", 3, 16, move |item: u32| {
+            released.recv().unwrap();
+            finished.send(item).unwrap();
+        });
+        let started = || pool.started.load(Ordering::SeqCst);
+        assert_eq!(started(), 0, "no work, no thread");
+        pool.request([0]);
+        assert_eq!(started(), 1);
+        pool.request(1..5);
+        assert_eq!(started(), 3, "one per item waiting, up to the most");
+        for _ in 0..5 {
+            release.send(()).unwrap();
+        }
+        let mut items: Vec<u32> = (0..5)
+            .map(|_| {
+                done.recv_timeout(std::time::Duration::from_secs(5))
+                    .unwrap()
+            })
+            .collect();
+        items.sort();
+        assert_eq!(items, [0, 1, 2, 3, 4], "every item was worked on");
+        assert_eq!(started(), 3);
+    }
 
     fn learn(plan: &mut Plan, name: &str, lines: &[&str]) -> Vec<String> {
         let lines = Arc::new(parse_index_file(&lines.join("\n")));
