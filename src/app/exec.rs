@@ -12,13 +12,14 @@ use super::AppError;
 use super::environment::Environment;
 use super::signals;
 
-/// Runs the command with the overlay's environment and returns its exit code, or
-/// 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
+/// Runs the command with the overlay's environment, calls `spawned` once it runs, and
+/// returns its exit code, or 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
 /// overlay only waits; a SIGTERM or SIGHUP sent to the overlay alone is passed on to the
 /// child.
 pub(crate) fn run_command(
     command: &[OsString],
     environment: &Environment,
+    spawned: impl FnOnce(),
 ) -> Result<i32, AppError> {
     let (program, args) = command.split_first().expect("exec mode has a command");
     let mut child = Command::new(program);
@@ -30,6 +31,7 @@ pub(crate) fn run_command(
         program: program.clone(),
         source,
     })?;
+    spawned();
     let finished = Arc::new(AtomicBool::new(false));
     let forwarder = {
         let finished = Arc::clone(&finished);

@@ -214,9 +214,14 @@ fn exit(result: Result<i32, AppError>) -> ExitCode {
 pub(crate) fn run(config: Config) -> Result<i32, AppError> {
     let exec_mode = !config.command.is_empty();
     signals::install();
-    let started = start(&config)?;
+    let mut started = start(&config)?;
     let code = if exec_mode {
-        run_command(&config.command, &started.environment)?
+        let project = started.project_for_prefetch.take();
+        run_command(&config.command, &started.environment, || {
+            if let Some((router, known)) = project {
+                expect_workspace(router, known);
+            }
+        })?
     } else {
         started.environment.print();
         let signal = signals::wait();
@@ -231,6 +236,9 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
 /// use it, and the run directory, removed when the overlay stops.
 pub(crate) struct Started {
     pub(crate) environment: Environment,
+    /// In exec mode with prefetching: the router to tell, once the command runs, which
+    /// project it resolves (the project itself when it was read already).
+    project_for_prefetch: Option<(Arc<Router>, Option<Workspace>)>,
     pub(crate) local_addr: SocketAddr,
     listener: Listening,
     run_dir: RunDir,
@@ -359,9 +367,8 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
     for layer in router.stack().layers() {
         log::info!("layer: {}", layer.label());
     }
-    if exec_mode && config.prefetch_workers > 0 {
-        expect_workspace(Arc::clone(&router), built.workspace);
-    }
+    let project_for_prefetch =
+        (exec_mode && config.prefetch_workers > 0).then(|| (Arc::clone(&router), built.workspace));
     let limits = Limits {
         idle_timeout: config.idle_timeout,
         ..Limits::default()
@@ -381,6 +388,7 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
     };
     Ok(Started {
         environment,
+        project_for_prefetch,
         local_addr,
         listener,
         run_dir,
