@@ -187,9 +187,14 @@ fn resolve(project: &Path, cargo: Cargo) -> f64 {
 /// Seconds `cargo generate-lockfile` takes in exec mode with `overlay_args`, with a
 /// fresh `CARGO_HOME`.
 fn exec_resolve(project: &Path, overlay_args: &[&str]) -> f64 {
+    exec_resolve_with(harness::BIN, project, overlay_args)
+}
+
+/// [`exec_resolve`] with the overlay binary at `program`.
+fn exec_resolve_with(program: &str, project: &Path, overlay_args: &[&str]) -> f64 {
     let cargo = Cargo::plain();
     timed(project, || {
-        let out = cargo.exec(project, overlay_args, &["generate-lockfile"]);
+        let out = cargo.exec_program(program, project, overlay_args, &["generate-lockfile"]);
         assert!(out.0.status.success(), "{}", out.all());
     })
 }
@@ -231,8 +236,11 @@ struct Warm<'a> {
     serve_cache: PathBuf,
     serve: Overlay,
     floor: Option<(Nginx, String)>,
-    /// Floor, serve mode, exec mode.
-    times: [Vec<f64>; 3],
+    /// `OVERLAY_BENCH_BASELINE`: an older build, run in exec mode too, for a before
+    /// and after.
+    baseline: Option<String>,
+    /// Floor, serve mode, exec mode, the baseline's exec mode.
+    times: [Vec<f64>; 4],
 }
 
 impl<'a> Warm<'a> {
@@ -257,6 +265,7 @@ impl<'a> Warm<'a> {
             serve_cache,
             serve,
             floor: None,
+            baseline: std::env::var("OVERLAY_BENCH_BASELINE").ok(),
             times: Default::default(),
         };
         exec_resolve(project, &warm.exec_args());
@@ -324,12 +333,17 @@ impl<'a> Warm<'a> {
 
     /// One round: each variant once, the order rotating from round to round.
     fn round(&mut self, round: usize) {
-        for i in 0..3 {
-            let variant = (round + i) % 3;
-            let seconds = match variant {
-                0 => self.run_floor(),
-                1 => Some(resolve(self.project, Cargo::new(&self.serve))),
-                _ => Some(exec_resolve(self.project, &self.exec_args())),
+        let variants = if self.baseline.is_some() { 4 } else { 3 };
+        for i in 0..variants {
+            let variant = (round + i) % variants;
+            let seconds = match (variant, &self.baseline) {
+                (0, _) => self.run_floor(),
+                (1, _) => Some(resolve(self.project, Cargo::new(&self.serve))),
+                (2, _) => Some(exec_resolve(self.project, &self.exec_args())),
+                (_, Some(baseline)) => {
+                    Some(exec_resolve_with(baseline, self.project, &self.exec_args()))
+                }
+                (_, None) => unreachable!("three variants without a baseline"),
             };
             self.times[variant].extend(seconds);
         }
@@ -338,8 +352,8 @@ impl<'a> Warm<'a> {
     /// Prints the medians and the warm runs' ratios to the floor; returns the serve
     /// and exec medians.
     fn report(&self) -> (f64, f64) {
-        let [floor, serve, exec] = &self.times;
-        let floor = self.floor.as_ref().map(|(nginx, _)| {
+        let [floor, serve, exec, baseline] = &self.times;
+        let floor_median = self.floor.as_ref().map(|(nginx, _)| {
             let m = report("floor: nginx, static sparse registry", floor);
             // The warm-up resolve and every measured one asked for the same files.
             let per_run = nginx.requests() / (floor.len() + 1);
@@ -348,12 +362,21 @@ impl<'a> Warm<'a> {
         });
         let s = report("overlay warm, serve mode (memory cache)", serve);
         let e = report("overlay warm, exec mode (--cache DIR)", exec);
-        if let Some(f) = floor {
-            println!(
-                "ratio serve mode / floor: {:.2} (goal: at most 1.05)",
-                s / f
-            );
-            println!("ratio exec mode / floor: {:.2} (goal: at most 1.05)", e / f);
+        let mut measured = vec![("serve mode", s, serve), ("exec mode", e, exec)];
+        if !baseline.is_empty() {
+            let b = report("baseline build, exec mode (--cache DIR)", baseline);
+            measured.push(("baseline build's exec mode", b, baseline));
+        }
+        if let Some(f) = floor_median {
+            for (label, m, times) in measured {
+                // Each round ran every variant back to back, so a round's own ratio
+                // leaves out the machine's drift from one round to the next.
+                let paired = median(times.iter().zip(floor).map(|(t, f)| t / f).collect());
+                println!(
+                    "ratio {label} / floor: {:.2} of the medians, {paired:.2} paired by round (goal: at most 1.05)",
+                    m / f
+                );
+            }
         }
         (s, e)
     }
@@ -380,7 +403,9 @@ fn delayed_local_upstream() {
 }
 
 /// The warm variants against the static floor, on the generated graph behind the
-/// delayed upstream. The relay counts what the warm runs still ask the upstream.
+/// delayed upstream. The relay counts what the warm runs still ask the upstream. With
+/// `OVERLAY_BENCH_BASELINE=PATH` an older build runs in exec mode too, in the same
+/// rounds, for a before and after.
 #[test]
 #[ignore = "benchmark: run with --ignored --release; needs nginx (not in CI)"]
 fn warm_against_static_floor() {

@@ -484,7 +484,19 @@ impl Cargo {
 
     /// `cargo-overlay-registry OVERLAY_ARGS -- cargo CARGO_ARGS` (exec mode) in `dir`.
     pub fn exec(&self, dir: &Path, overlay_args: &[&str], cargo_args: &[&str]) -> CargoOutput {
-        let mut command = self.isolated(BIN, dir);
+        self.exec_program(BIN, dir, overlay_args, cargo_args)
+    }
+
+    /// [`exec`](Self::exec) with the overlay binary at `program` (a benchmark's older
+    /// build).
+    pub fn exec_program(
+        &self,
+        program: &str,
+        dir: &Path,
+        overlay_args: &[&str],
+        cargo_args: &[&str],
+    ) -> CargoOutput {
+        let mut command = self.isolated(program, dir);
         command
             .args(overlay_args)
             .arg("--")
