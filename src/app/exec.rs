@@ -13,9 +13,9 @@ use super::environment::Environment;
 use super::signals;
 
 /// Runs the command with the overlay's environment, calls `spawned` once it runs, and
-/// returns its exit code, or 128 + the signal that ended it. Ctrl-C reaches the child from the terminal, so the
-/// overlay only waits; a SIGTERM or SIGHUP sent to the overlay alone is passed on to the
-/// child.
+/// returns its exit code, or 128 + the signal that ended it. Ctrl-C reaches the child
+/// from the terminal, so the overlay only waits; a SIGTERM or SIGHUP sent to the
+/// overlay alone is passed on to the child.
 pub(crate) fn run_command(
     command: &[OsString],
     environment: &Environment,

@@ -20,8 +20,11 @@
 //! `tokio`'s `mio` or `serde`'s `serde_derive`, which dependents turn on.
 //!
 //! When the overlay knows the project (exec mode reads its members with `cargo
-//! metadata --no-deps`), [`Plan::expect_members`] starts from the members' own
-//! dependencies, with the features they ask for, before cargo sends its first request.
+//! metadata --no-deps` once the command runs), [`Plan::expect_members`] starts from
+//! the members' own dependencies, with the features they ask for.
+//!
+//! The answer cargo waits for never waits for the guess: an index file served queues a
+//! [`PrefetchJob::Learn`], and a prefetch thread works out what it says.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,9 +44,9 @@ const LINES_FOLLOWED: usize = 3;
 /// makes anyway. The threads end when the pool is dropped.
 ///
 /// Threads start as work arrives, one whenever an item is queued and none is idle, up
-/// to the most asked for. Starting them all at once put some 50 thread starts (and as
-/// many teardowns at exit) before every exec-mode command, about 10 ms; a warm
-/// resolve, whose prefetches read from disk, needs one or two.
+/// to the most asked for. Starting them all at once put 48 thread starts before every
+/// exec-mode command, and as many teardowns after it; a warm resolve, whose
+/// prefetches read from disk, needs one or two.
 pub(crate) struct WorkPool<T> {
     queue: Sender<T>,
     receiver: Receiver<T>,
@@ -139,7 +142,7 @@ pub(crate) enum PrefetchJob {
 }
 
 impl Prefetcher {
-    /// Starts `workers` threads that call `work` for each queued job. At most
+    /// A pool of at most `workers` threads that call `work` for each queued job. At most
     /// `queue_len` jobs wait; more are dropped (cargo will ask for the files itself).
     /// The plan remembers at most `max_crates` crates.
     pub(crate) fn start<F>(
