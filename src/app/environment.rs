@@ -21,6 +21,8 @@ pub(crate) struct Environment {
     pub(crate) proxy_credentials: bool,
     /// Our CA plus the system roots, when there is a CA.
     pub(crate) bundle: Option<PathBuf>,
+    /// Our CA alone, when there is a CA: what the proxy's own certificate needs.
+    pub(crate) ca_only: Option<PathBuf>,
     /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
     pub(crate) own_listener_cert: bool,
     /// `--auth-required`: cargo sends a token on reads only with a credential
@@ -59,11 +61,17 @@ impl Environment {
             }
         }
         if let Some(bundle) = &self.bundle {
-            let bundle = bundle.display().to_string();
-            vars.push(("CARGO_HTTP_CAINFO".into(), bundle.clone()));
-            if self.proxy && self.own_listener_cert {
-                vars.push(("CARGO_HTTP_PROXY_CAINFO".into(), bundle));
-            }
+            vars.push(("CARGO_HTTP_CAINFO".into(), bundle.display().to_string()));
+        }
+        if let Some(ca_only) = self
+            .ca_only
+            .as_ref()
+            .filter(|_| self.proxy && self.own_listener_cert)
+        {
+            vars.push((
+                "CARGO_HTTP_PROXY_CAINFO".into(),
+                ca_only.display().to_string(),
+            ));
         }
         vars
     }
@@ -117,6 +125,7 @@ mod tests {
             proxy: true,
             proxy_credentials,
             bundle: None,
+            ca_only: None,
             own_listener_cert: true,
             auth_required: false,
         };

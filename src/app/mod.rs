@@ -307,7 +307,7 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
         ca.write_cert(path)?;
         log::info!("wrote the CA certificate to {}", path.display());
     }
-    let bundle = match &ca {
+    let (bundle, ca_only) = match &ca {
         Some(ca) => {
             let path = run_dir.path().join("ca-bundle.pem");
             let roots = tls::write_ca_bundle(ca, &path)?;
@@ -315,9 +315,11 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
                 "CA bundle {} holds our CA and {roots} system roots",
                 path.display()
             );
-            Some(path)
+            let ca_only = run_dir.path().join("ca.pem");
+            tls::write_ca_only(ca, &ca_only)?;
+            (Some(path), Some(ca_only))
         }
-        None => None,
+        None => (None, None),
     };
     let listener_tls = match (&config.tls_cert, &config.tls_key, &ca) {
         _ if !config.tls => None,
@@ -383,6 +385,7 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
         proxy: config.proxy,
         proxy_credentials: proxy_credentials.is_some(),
         bundle,
+        ca_only,
         own_listener_cert: config.tls && config.tls_cert.is_none(),
         auth_required: config.auth_required,
     };

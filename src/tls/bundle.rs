@@ -69,17 +69,28 @@ pub(super) fn write_ca_bundle_from(
     for root in &roots {
         bundle.push_str(root);
     }
-    // Private like the run directory that holds it, whatever the umask. The run
-    // directory is new, so the file is too (create_new); it is removed at exit, so it
-    // is not synced: an fsync here cost every start over a millisecond.
+    write_run_file(path, bundle.as_bytes())?;
+    Ok(roots.len())
+}
+
+/// Writes our CA alone to `path`, for `CARGO_HTTP_PROXY_CAINFO`: the proxy's own
+/// certificate comes from it, so nothing else need be trusted on that connection, and
+/// cargo parses one certificate there instead of the system's 150.
+pub(crate) fn write_ca_only(ca: &CertificateAuthority, path: &Path) -> Result<(), TlsError> {
+    write_run_file(path, ca.cert_pem.as_bytes())
+}
+
+/// A file in the run directory. Private like the directory, whatever the umask. The
+/// run directory is new, so the file is too (create_new); it is removed at exit, so it
+/// is not synced: an fsync here cost every start over a millisecond.
+fn write_run_file(path: &Path, contents: &[u8]) -> Result<(), TlsError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
         .open(path)
-        .and_then(|mut file| file.write_all(bundle.as_bytes()))
-        .map_err(|e| TlsError::io(path, e))?;
-    Ok(roots.len())
+        .and_then(|mut file| file.write_all(contents))
+        .map_err(|e| TlsError::io(path, e))
 }
 
 /// The system's root certificates as PEM blocks, duplicates removed.

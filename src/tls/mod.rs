@@ -16,7 +16,9 @@
 //! Cargo is told to trust the CA through `CARGO_HTTP_CAINFO`. That variable *replaces*
 //! libcurl's whole trust store, so the file handed over is a bundle of our CA followed by
 //! the system's roots ([`write_ca_bundle`]); a file with only our CA would break every
-//! git dependency fetched through a passthrough tunnel.
+//! git dependency fetched through a passthrough tunnel. The proxy connection itself is
+//! verified with `CARGO_HTTP_PROXY_CAINFO`, which names our CA alone
+//! ([`write_ca_only`]): the listener's certificate comes from it.
 //!
 //! The CA key is a licence to impersonate any site to whoever trusts the CA, so its reach
 //! is cut down every way cargo's TLS stack (libcurl with OpenSSL) honours:
@@ -57,7 +59,7 @@ use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 
 use crate::upstream::unbracket;
-pub(crate) use bundle::write_ca_bundle;
+pub(crate) use bundle::{write_ca_bundle, write_ca_only};
 pub(crate) use ca::CertificateAuthority;
 pub(crate) use intercept::InterceptTls;
 use intercept::host_key;
