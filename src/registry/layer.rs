@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use crate::registry::error::Result;
-use crate::registry::index::{CrateName, IndexLine};
+use crate::registry::index::{CrateName, IndexLine, canonical_name};
 use crate::registry::publish::Publish;
 use crate::registry::remote::RemoteLayer;
 use crate::registry::rendered::SourceStamp;
@@ -34,8 +34,16 @@ pub(crate) struct SearchHit {
 /// Where a crate ranks in search results for `wanted`, both folded by
 /// `canonical_name`: the crate of that very name first, then by name. A layer that
 /// answers with a page returns the first of this order, which the stack merges by it.
-pub(crate) fn search_rank<'a>(canonical: &'a str, wanted: &str) -> (bool, &'a str) {
-    (canonical != wanted, canonical)
+/// `canonical` is borrowed to compare, or owned to be a sort key.
+pub(crate) fn search_rank<S: AsRef<str>>(canonical: S, wanted: &str) -> (bool, S) {
+    (canonical.as_ref() != wanted, canonical)
+}
+
+/// Sorts `hits` into [`search_rank`] order for `query`.
+pub(crate) fn sort_by_search_rank(hits: &mut [SearchHit], query: &str) {
+    let wanted = canonical_name(query);
+    // Each key once: a common word matches thousands of crates.
+    hits.sort_by_cached_key(|hit| search_rank(canonical_name(&hit.name), &wanted));
 }
 
 /// What a layer found for a search: some hits, and how many there are in all.

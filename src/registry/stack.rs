@@ -19,7 +19,7 @@ use crate::registry::index::{
     CrateName, IndexLine, canonical_name, render_index_file, same_release,
 };
 use crate::registry::layer::{
-    CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome, search_rank,
+    CrateFile, Layer, SearchPage, WritableLayer, WriteOutcome, sort_by_search_rank,
 };
 use crate::registry::publish::{Publish, validate};
 use crate::registry::remote::RemoteLayer;
@@ -398,12 +398,7 @@ impl LayerStack {
             }
             total += page.total.saturating_sub(repeated);
         }
-        let wanted = canonical_name(query);
-        // Each key once: a common word matches thousands of crates.
-        hits.sort_by_cached_key(|h| {
-            let canonical = canonical_name(&h.name);
-            (search_rank(&canonical, &wanted).0, canonical)
-        });
+        sort_by_search_rank(&mut hits, query);
         hits.truncate(limit);
         Ok(SearchPage { hits, total })
     }

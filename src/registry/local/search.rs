@@ -325,7 +325,8 @@ impl SearchIndex {
         });
         let total = matches.len();
         let by_rank = |a: &&Entry, b: &&Entry| {
-            search_rank(&a.canonical, &query).cmp(&search_rank(&b.canonical, &query))
+            search_rank(a.canonical.as_str(), &query)
+                .cmp(&search_rank(b.canonical.as_str(), &query))
         };
         if matches.len() > limit && limit > 0 {
             matches.select_nth_unstable_by(limit - 1, by_rank);
@@ -480,7 +481,7 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::layer::{Layer, WritableLayer};
+    use crate::registry::layer::{Layer, WritableLayer, sort_by_search_rank};
     use crate::test_support::Scratch;
     use std::io::Write;
 
@@ -536,11 +537,7 @@ mod tests {
         for q in queries {
             let scanned = layer.scan_search(q).unwrap();
             let mut ranked = scanned.hits.clone();
-            let wanted = canonical_name(q);
-            ranked.sort_by_cached_key(|h| {
-                let canonical = canonical_name(&h.name);
-                (search_rank(&canonical, &wanted).0, canonical)
-            });
+            sort_by_search_rank(&mut ranked, q);
             ranked.truncate(3);
             let page = layer.search(q, 3).unwrap();
             assert_eq!(
