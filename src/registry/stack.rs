@@ -221,15 +221,16 @@ impl LayerStack {
         } else {
             let from_layers = self.check_against_layers(publish)?;
             // The upload's own warnings (its size) first: crates.io checks size first.
-            for warning in &publish.warnings {
-                log::warn!("{warning}");
-            }
-            publish
+            let warnings: Vec<String> = publish
                 .warnings
                 .iter()
                 .cloned()
                 .chain(from_layers)
-                .collect()
+                .collect();
+            for warning in &warnings {
+                log::warn!("{warning}");
+            }
+            warnings
         };
         let outcome = top.publish(publish)?;
         Ok(PublishResult {
@@ -302,7 +303,6 @@ impl LayerStack {
                             publish.version,
                             layer.label()
                         );
-                        log::warn!("{warning}");
                         warnings.push(warning);
                     }
                 }
@@ -318,7 +318,6 @@ impl LayerStack {
                     over.describe(),
                     validate::thousands(*most)
                 );
-                log::warn!("{warning}");
                 warnings.push(warning);
             }
         }
