@@ -21,10 +21,9 @@ pub(crate) struct Environment {
     pub(crate) proxy_credentials: bool,
     /// Our CA plus the system roots, when there is a CA.
     pub(crate) bundle: Option<PathBuf>,
-    /// Our CA alone, when there is a CA: what the proxy's own certificate needs.
-    pub(crate) ca_only: Option<PathBuf>,
-    /// Whether the listener's certificate comes from our CA (not `--tls-cert`).
-    pub(crate) own_listener_cert: bool,
+    /// Our CA alone, when cargo must trust the proxy's own certificate: in proxy mode
+    /// with a TLS listener whose certificate our CA made (no `--tls-cert`).
+    pub(crate) proxy_ca: Option<PathBuf>,
     /// `--auth-required`: cargo sends a token on reads only with a credential
     /// provider configured for the registry.
     pub(crate) auth_required: bool,
@@ -63,14 +62,10 @@ impl Environment {
         if let Some(bundle) = &self.bundle {
             vars.push(("CARGO_HTTP_CAINFO".into(), bundle.display().to_string()));
         }
-        if let Some(ca_only) = self
-            .ca_only
-            .as_ref()
-            .filter(|_| self.proxy && self.own_listener_cert)
-        {
+        if let Some(proxy_ca) = &self.proxy_ca {
             vars.push((
                 "CARGO_HTTP_PROXY_CAINFO".into(),
-                ca_only.display().to_string(),
+                proxy_ca.display().to_string(),
             ));
         }
         vars
@@ -125,8 +120,7 @@ mod tests {
             proxy: true,
             proxy_credentials,
             bundle: None,
-            ca_only: None,
-            own_listener_cert: true,
+            proxy_ca: None,
             auth_required: false,
         };
         let var = |e: &Environment, name: &str| {

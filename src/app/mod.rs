@@ -307,7 +307,7 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
         ca.write_cert(path)?;
         log::info!("wrote the CA certificate to {}", path.display());
     }
-    let (bundle, ca_only) = match &ca {
+    let bundle = match &ca {
         Some(ca) => {
             let path = run_dir.path().join("ca-bundle.pem");
             let roots = tls::write_ca_bundle(ca, &path)?;
@@ -315,11 +315,19 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
                 "CA bundle {} holds our CA and {roots} system roots",
                 path.display()
             );
-            let ca_only = run_dir.path().join("ca.pem");
-            tls::write_ca_only(ca, &ca_only)?;
-            (Some(path), Some(ca_only))
+            Some(path)
         }
-        None => (None, None),
+        None => None,
+    };
+    // cargo must trust the proxy's own certificate when our CA made it.
+    let own_listener_cert = config.tls && config.tls_cert.is_none();
+    let proxy_ca = match &ca {
+        Some(ca) if config.proxy && own_listener_cert => {
+            let path = run_dir.path().join("ca.pem");
+            tls::write_ca_only(ca, &path)?;
+            Some(path)
+        }
+        _ => None,
     };
     let listener_tls = match (&config.tls_cert, &config.tls_key, &ca) {
         _ if !config.tls => None,
@@ -385,8 +393,7 @@ pub(crate) fn start(config: &Config) -> Result<Started, AppError> {
         proxy: config.proxy,
         proxy_credentials: proxy_credentials.is_some(),
         bundle,
-        ca_only,
-        own_listener_cert: config.tls && config.tls_cert.is_none(),
+        proxy_ca,
         auth_required: config.auth_required,
     };
     Ok(Started {
