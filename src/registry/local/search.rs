@@ -216,6 +216,12 @@ fn settled(modified: Option<SystemTime>) -> Option<SystemTime> {
 /// the clocks of network filesystems.
 const SETTLED: Duration = Duration::from_secs(2);
 
+/// Whether a directory read at the settled time `known` must be read again now that
+/// its time is `now`: it was never read with a trusted time, or it changed since.
+fn stale(known: Option<SystemTime>, now: Option<SystemTime>) -> bool {
+    known.is_none() || known != now
+}
+
 /// Lets the queries, and every other request, have the CPU before a check: on Linux
 /// a thread's nice value is its own (`setpriority` on thread 0 is the caller). Best
 /// effort; a check at normal priority is only slower for the others.
@@ -238,7 +244,7 @@ impl SearchIndex {
 
     /// Whether `meta/`, whose time is now `meta_modified`, must be listed again.
     fn meta_changed(&self, meta_modified: Option<SystemTime>) -> bool {
-        self.meta_modified != meta_modified || meta_modified.is_none()
+        stale(self.meta_modified, meta_modified)
     }
 
     /// Brings the index up to date with the directory.
@@ -344,7 +350,7 @@ impl DirState {
     /// Whether this directory, at `path` with the time `now`, or one below it changed
     /// since it was read (see [`refresh`](Self::refresh) for the lookups).
     fn changed(&self, path: &Path, now: Option<SystemTime>) -> bool {
-        if self.modified.is_none() || self.modified != now {
+        if stale(self.modified, now) {
             return true;
         }
         if self.subdirs.is_empty() {
@@ -355,10 +361,9 @@ impl DirState {
         };
         self.subdirs.iter().any(|(name, sub)| {
             let now = settled(modified_at(&dir, OsStr::new(name)).ok());
-            match sub.subdirs.is_empty() {
-                true => sub.modified.is_none() || sub.modified != now,
-                false => sub.changed(&path.join(name), now),
-            }
+            // A leaf needs no path of its own: its time says it all.
+            stale(sub.modified, now)
+                || (!sub.subdirs.is_empty() && sub.changed(&path.join(name), now))
         })
     }
 
@@ -368,7 +373,7 @@ impl DirState {
     /// to it (`modified_at`): one system call a directory, tens of thousands a query
     /// on a large layer.
     fn refresh(&mut self, layer: &LocalLayer, path: &Path, now: Option<SystemTime>) -> Result<()> {
-        if self.modified.is_none() || self.modified != now {
+        if stale(self.modified, now) {
             self.read(layer, path, now)?;
         }
         if self.subdirs.is_empty() {
@@ -382,7 +387,7 @@ impl DirState {
         };
         for (name, sub) in &mut self.subdirs {
             let now = settled(modified_at(&dir, OsStr::new(name)).ok());
-            if sub.modified.is_some() && sub.modified == now && sub.subdirs.is_empty() {
+            if !stale(sub.modified, now) && sub.subdirs.is_empty() {
                 continue;
             }
             sub.refresh(layer, &path.join(name), now)?;
