@@ -136,7 +136,8 @@ pub(super) fn system_root_pems(locations: &RootLocations) -> Vec<String> {
 /// block whose base64 does not decode: one broken block would make cargo's TLS library
 /// reject the whole bundle.
 pub(super) fn certificate_blocks(pem_text: &[u8]) -> Vec<String> {
-    // A system bundle is ASCII: borrow it after the fast check, convert only if not.
+    // A system bundle is ASCII: the standard check passes it fast, where the lossy
+    // conversion walks it byte by byte; that one only for a file with other bytes.
     let text = match std::str::from_utf8(pem_text) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(pem_text),

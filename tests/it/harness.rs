@@ -47,7 +47,15 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// What the overlay logs when it has swept a local layer for temporary files that
 /// crashed writers left: at info level when it removed some, else at debug level.
-pub const SWEPT: &str = "temporary files left by an interrupted write";
+const SWEPT: &str = "temporary files left by an interrupted write";
+
+/// Waits until the overlay logging to `log` has swept its local layer for temporary
+/// files that crashed writers left, which it does in the background after start-up.
+pub fn wait_for_sweep_logged_in(log: &Path) {
+    wait_until("the sweep of temporary files to end", || {
+        fs::read_to_string(log).is_ok_and(|log| log.contains(SWEPT))
+    });
+}
 
 /// Checks `done` every few milliseconds until it holds; panics after 10 s, saying what
 /// it was waiting for.
@@ -162,12 +170,9 @@ impl Overlay {
         fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
-    /// Waits until the overlay has swept its local layer for temporary files that
-    /// crashed writers left, which it does in the background after start-up.
+    /// See [`wait_for_sweep_logged_in`].
     pub fn wait_for_sweep(&self) {
-        wait_until("the sweep of temporary files to end", || {
-            self.log().contains(SWEPT)
-        });
+        wait_for_sweep_logged_in(&self.stderr_log);
     }
 
     /// Sends SIGTERM and waits; returns the exit code.
