@@ -219,7 +219,13 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
         let project = started.project_for_prefetch.take();
         run_command(&config.command, &started.environment, || {
             if let Some((router, known)) = project {
-                expect_workspace(router, known);
+                // Weak: the hook lives in the router's own layers.
+                let weak = Arc::downgrade(&router);
+                router.stack().when_prefetch_wakes(move || {
+                    if let Some(router) = weak.upgrade() {
+                        expect_workspace(router, known);
+                    }
+                });
             }
         })?
     } else {
@@ -236,8 +242,9 @@ pub(crate) fn run(config: Config) -> Result<i32, AppError> {
 /// use it, and the run directory, removed when the overlay stops.
 pub(crate) struct Started {
     pub(crate) environment: Environment,
-    /// In exec mode with prefetching: the router to tell, once the command runs, which
-    /// project it resolves (the project itself when it was read already).
+    /// In exec mode with prefetching: the router to tell, once the command runs and
+    /// prefetching wakes, which project it resolves (the project itself when it was
+    /// read already).
     project_for_prefetch: Option<(Arc<Router>, Option<Workspace>)>,
     pub(crate) local_addr: SocketAddr,
     listener: Listening,
@@ -578,10 +585,10 @@ fn cache_subdirectory(index_url: &str) -> String {
     }
 }
 
-/// Tells the layers, in the background, which project the command is about to
-/// resolve, so prefetching starts before cargo's first request: `known` if the
-/// project was read already, else what `cargo metadata` says. Outside a cargo project
-/// there is nothing to tell.
+/// Tells the layers, in the background, which project the command resolves, so
+/// prefetching has the whole first round of cargo's questions: `known` if the project
+/// was read already, else what `cargo metadata` says. Outside a cargo project there is
+/// nothing to tell.
 fn expect_workspace(router: Arc<Router>, known: Option<Workspace>) {
     let spawned = thread::Builder::new()
         .name("overlay-workspace".into())

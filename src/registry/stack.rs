@@ -13,6 +13,7 @@
 //! could be found and some layer failed does the request fail, naming that layer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use crate::registry::error::{RegistryError, Result};
 use crate::registry::index::{
@@ -24,7 +25,7 @@ use crate::registry::layer::{
 use crate::registry::publish::{Publish, validate};
 use crate::registry::remote::RemoteLayer;
 use crate::registry::remote::download_ahead::Project;
-use crate::registry::remote::prefetch::Release;
+use crate::registry::remote::prefetch::{Release, WakeHook};
 use crate::registry::rendered::{RenderedCache, RenderedIndex, SourceStamp};
 use crate::report::Report;
 
@@ -64,6 +65,17 @@ impl LayerStack {
     /// The remote layers, top first: the ones that fetch ahead of cargo.
     fn remote_layers(&self) -> impl Iterator<Item = &RemoteLayer> {
         self.layers.iter().filter_map(|layer| layer.as_remote())
+    }
+
+    /// Runs `work` once, when the first remote layer's prefetching wakes: at once for a
+    /// layer without `--cache DIR`, else when a layer first asks its upstream. Exec
+    /// mode reads the project here, so a resolve that `--cache` answers whole never
+    /// runs `cargo metadata`.
+    pub(crate) fn when_prefetch_wakes(&self, work: impl FnOnce() + Send + 'static) {
+        let hook = WakeHook::new(work);
+        for layer in self.remote_layers() {
+            layer.on_prefetch_wake(Arc::clone(&hook));
+        }
     }
 
     /// Passes the hint that cargo is about to resolve a project with these members to

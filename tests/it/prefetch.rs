@@ -33,12 +33,19 @@ fn upstream(work: &Path) -> Overlay {
     upstream
 }
 
-/// `cargo-overlay-registry -r remote=UPSTREAM -- cargo ARGS` in `dir`, with debug
-/// logs; panics unless it succeeds, returns its stderr.
-fn exec_with_logs(cargo: &Cargo, dir: &Path, upstream: &Overlay, args: &[&str]) -> String {
+/// `cargo-overlay-registry OPTIONS -r remote=UPSTREAM -- cargo ARGS` in `dir`, with
+/// debug logs; panics unless it succeeds, returns its stderr.
+fn exec_with_logs(
+    cargo: &Cargo,
+    dir: &Path,
+    upstream: &Overlay,
+    options: &[&str],
+    args: &[&str],
+) -> String {
     let out = cargo
         .isolated(BIN, dir)
         .env("RUST_LOG", "cargo_overlay_registry=debug")
+        .args(options)
         .args(["-r", &format!("remote=http://{}/", upstream.addr)])
         .arg("--")
         .arg("cargo")
@@ -100,7 +107,13 @@ fn exec_mode_prefetches_the_project_members_dependencies() {
         "mid = { version = \"1\", features = [\"more\"] }\n",
         "fn main() {}\n",
     );
-    let stderr = exec_with_logs(&Cargo::plain(), &app.dir, &upstream, &["generate-lockfile"]);
+    let stderr = exec_with_logs(
+        &Cargo::plain(),
+        &app.dir,
+        &upstream,
+        &[],
+        &["generate-lockfile"],
+    );
     assert!(
         stderr.contains("prefetching for the project's 1 members"),
         "{stderr}"
@@ -110,6 +123,63 @@ fn exec_mode_prefetches_the_project_members_dependencies() {
         assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
     }
     assert!(lock.contains("version = \"1.0.0\"") && !lock.contains("leaf-new"));
+}
+
+#[test]
+fn with_a_fresh_cache_exec_mode_prefetches_only_once_it_asks_the_upstream() {
+    let work = scratch("prefetch-dormant");
+    let upstream = upstream(&work);
+    let app = Fixture::binary(
+        &work,
+        "dormant-app",
+        "mid = { version = \"1\", features = [\"more\"] }\n",
+        "fn main() {}\n",
+    );
+    let cache = work.join("cache");
+    let resolve = || {
+        let _ = std::fs::remove_file(app.dir.join("Cargo.lock"));
+        let cache = cache.to_str().unwrap();
+        let stderr = exec_with_logs(
+            &Cargo::plain(),
+            &app.dir,
+            &upstream,
+            &["--cache", cache],
+            &["generate-lockfile"],
+        );
+        let lock = std::fs::read_to_string(app.dir.join("Cargo.lock")).unwrap();
+        (stderr, lock)
+    };
+    let read_the_project = "prefetching for the project's 1 members";
+
+    // An empty cache: the first request goes upstream and wakes prefetching.
+    let (cold, _) = resolve();
+    assert!(cold.contains(read_the_project), "{cold}");
+
+    // Everything fresh in the cache: no upstream request, so no `cargo metadata` and
+    // no guessing, and the same answer.
+    let (warm, lock) = resolve();
+    assert!(!warm.contains("upstream GET"), "{warm}");
+    assert!(!warm.contains("prefetching"), "{warm}");
+    for name in ["mid", "leaf-a", "leaf-b"] {
+        assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
+    }
+
+    // A dependency the cache lacks sends the layer upstream, which wakes it.
+    let late = Fixture::library(&work.join("src"), "leaf-late", "1.0.0", "leaf-late");
+    Cargo::new(&upstream).publish(&late.dir);
+    app.write(
+        "Cargo.toml",
+        &std::fs::read_to_string(app.dir.join("Cargo.toml"))
+            .unwrap()
+            .replace("[dependencies]\n", "[dependencies]\nleaf-late = \"1\"\n"),
+    );
+    let (woken, lock) = resolve();
+    assert!(
+        woken.contains("prefetching starts: the layer asks its upstream"),
+        "{woken}"
+    );
+    assert!(woken.contains(read_the_project), "{woken}");
+    assert!(lock.contains("name = \"leaf-late\""), "{lock}");
 }
 
 /// How many times the upstream served a download of `name`.
@@ -132,7 +202,7 @@ fn exec_mode_fetches_downloads_ahead_once_and_only_what_cargo_lacks() {
         "fn main() {}\n",
     );
     let cargo = Cargo::plain();
-    let fetch = || exec_with_logs(&cargo, &app.dir, &upstream, &["fetch"]);
+    let fetch = || exec_with_logs(&cargo, &app.dir, &upstream, &[], &["fetch"]);
     let stderr = fetch();
     assert!(
         stderr.contains("fetching 3 downloads ahead of cargo"),

@@ -44,7 +44,9 @@ use crate::registry::publish::Publish;
 use crate::registry::remote::disk_cache::{DiskCache, Keeping};
 use crate::registry::remote::download_ahead::{DownloadAhead, Project};
 use crate::registry::remote::index_cache::{CachedIndex, IndexCache, Lookup};
-use crate::registry::remote::prefetch::{PrefetchJob, Prefetcher, Release, WorkPool};
+use crate::registry::remote::prefetch::{
+    Dormancy, PrefetchJob, Prefetcher, Release, WakeHook, WorkPool,
+};
 use crate::registry::rendered::SourceStamp;
 use crate::report::Report;
 use crate::upstream::{Redirects, Upstream, UpstreamError, UpstreamResponse, Url};
@@ -121,6 +123,8 @@ struct Remote {
     token: Option<String>,
     /// Where newly fetched index files announce what to fetch next.
     prefetcher: Weak<Prefetcher>,
+    /// Whether prefetching works yet: with `--cache DIR`, from the first upstream read.
+    dormancy: Dormancy,
     /// What cargo is about to download, and the downloads under way.
     ahead: DownloadAhead,
     /// Where those downloads are queued; only with a disk cache to keep them in.
@@ -192,6 +196,7 @@ impl RemoteLayer {
                 wait: options.wait,
                 token: options.token.clone(),
                 prefetcher: prefetcher.as_ref().map_or_else(Weak::new, Arc::downgrade),
+                dormancy: Dormancy::new(options.cache_keeping != Keeping::Persistent),
                 ahead: DownloadAhead::default(),
                 downloader: downloader.as_ref().map_or_else(Weak::new, Arc::downgrade),
             }
@@ -235,6 +240,7 @@ impl Remote {
         extra: &[(&str, &str)],
         redirects: Redirects,
     ) -> Result<UpstreamResponse> {
+        self.dormancy.wake();
         let mut headers = extra.to_vec();
         if let Some(token) = &self.token {
             headers.push(("Authorization", token));
@@ -446,6 +452,9 @@ impl Remote {
     /// Has a prefetch thread queue the index files cargo is likely to want after
     /// reading `name`'s `lines`; the answer being served does not wait for it.
     fn prefetch_after(&self, name: &CrateName, lines: Arc<Vec<IndexLine>>) {
+        if !self.dormancy.is_awake() {
+            return;
+        }
         if let Some(prefetcher) = self.prefetcher.upgrade() {
             prefetcher.learn_later(name, lines);
         }
@@ -626,6 +635,12 @@ impl RemoteLayer {
         if self.inner.downloader.upgrade().is_some() {
             self.inner.ahead.expect(project.clone());
         }
+    }
+
+    /// Runs `hook` when the layer's prefetching wakes (see [`Dormancy`]), or now if it
+    /// is awake.
+    pub(crate) fn on_prefetch_wake(&self, hook: Arc<WakeHook>) {
+        self.inner.dormancy.on_wake(hook);
     }
 
     /// A hint: cargo is about to resolve a project with these members; the layer

@@ -27,7 +27,7 @@
 //! [`PrefetchJob::Learn`], and a prefetch thread works out what it says.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 
@@ -122,6 +122,76 @@ impl<T: Send + 'static> WorkPool<T> {
             return false;
         }
         true
+    }
+}
+
+/// When a layer's prefetching starts. A layer whose disk cache outlives the process
+/// (`--cache DIR`) starts dormant: while every answer comes fresh from that cache,
+/// guessing ahead of cargo only competes with it for the two cores of a CI runner,
+/// and reading the project with `cargo metadata` most of all: about 43 ms of CPU
+/// beside a warm resolve of about 0.4 s. The layer wakes when it first asks its
+/// upstream for anything, and prefetches as any other layer from then on.
+pub(crate) struct Dormancy {
+    awake: AtomicBool,
+    /// Run when the layer wakes, unless another layer ran it first.
+    on_wake: Mutex<Option<Arc<WakeHook>>>,
+}
+
+impl Dormancy {
+    pub(crate) fn new(awake: bool) -> Dormancy {
+        Dormancy {
+            awake: AtomicBool::new(awake),
+            on_wake: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn is_awake(&self) -> bool {
+        self.awake.load(Ordering::SeqCst)
+    }
+
+    /// Wakes the layer; the first time, runs the hook given so far.
+    pub(crate) fn wake(&self) {
+        if self.awake.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        log::debug!("prefetching starts: the layer asks its upstream");
+        let hook = self.hook().take();
+        if let Some(hook) = hook {
+            hook.run();
+        }
+    }
+
+    /// Runs `hook` when the layer wakes, or now if it is awake.
+    pub(crate) fn on_wake(&self, hook: Arc<WakeHook>) {
+        let mut slot = self.hook();
+        // Checked under the lock `wake` takes after setting the flag, so the hook
+        // runs whichever of the two comes first.
+        if self.is_awake() {
+            drop(slot);
+            hook.run();
+        } else {
+            *slot = Some(hook);
+        }
+    }
+
+    fn hook(&self) -> std::sync::MutexGuard<'_, Option<Arc<WakeHook>>> {
+        self.on_wake.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Work shared by the layers of a stack that runs once, when the first of them wakes.
+pub(crate) struct WakeHook(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+impl WakeHook {
+    pub(crate) fn new(work: impl FnOnce() + Send + 'static) -> Arc<WakeHook> {
+        Arc::new(WakeHook(Mutex::new(Some(Box::new(work)))))
+    }
+
+    fn run(&self) {
+        let work = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(work) = work {
+            work();
+        }
     }
 }
 
@@ -485,6 +555,36 @@ impl Release {
 mod tests {
     use super::*;
     use crate::registry::index::parse_index_file;
+
+    #[test]
+    fn a_wake_hook_runs_once_when_the_first_layer_wakes_or_at_once_for_an_awake_one() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counting = || {
+            let runs = Arc::clone(&runs);
+            WakeHook::new(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let (first, second) = (Dormancy::new(false), Dormancy::new(false));
+        let hook = counting();
+        first.on_wake(Arc::clone(&hook));
+        second.on_wake(hook);
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        assert!(!first.is_awake());
+
+        second.wake();
+        assert!(second.is_awake() && !first.is_awake());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        first.wake();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the hook ran twice");
+
+        Dormancy::new(true).on_wake(counting());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "an awake layer runs it at once"
+        );
+    }
 
     #[test]
     fn a_pool_starts_threads_only_for_work_and_no_more_than_its_most() {
