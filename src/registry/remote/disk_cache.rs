@@ -104,16 +104,22 @@ impl DiskCache {
         if self.keeping == Keeping::ForThisRun {
             return None;
         }
-        // One open for the time and the text: a lookup per file is a cost cargo waits
-        // for on every request of a warm resolve.
-        let mut file = File::open(self.index_file(name)).ok()?;
-        let modified = file.metadata().ok()?.modified().ok()?;
-        let age = SystemTime::now().duration_since(modified).ok()?;
+        // One open and one stat for the time and the text: every system call here is
+        // one cargo waits for on each request of a warm resolve.
+        let file = File::open(self.index_file(name)).ok()?;
+        let meta = file.metadata().ok()?;
+        let age = SystemTime::now()
+            .duration_since(meta.modified().ok()?)
+            .ok()?;
         if age >= fresh_for {
             return None;
         }
-        let mut text = String::new();
-        file.read_to_string(&mut text).ok()?;
+        // Sized by the stat above, read through `Take`: `File::read_to_string` would
+        // ask for the size again, a `statx` and an `lseek` more. Kept files are
+        // replaced by rename, never written in place, so the size holds.
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?.saturating_add(1));
+        file.take(u64::MAX).read_to_end(&mut bytes).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
         Some((parse_index_file(&text), age))
     }
 
