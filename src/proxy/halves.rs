@@ -10,7 +10,9 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rustls::{ServerConnection, StreamOwned};
+use rustls::ServerConnection;
+
+use super::TlsStream;
 
 /// The two directions of a client connection, and its socket for shutting it down.
 pub(crate) struct Halves {
@@ -34,7 +36,7 @@ impl IntoHalves for TcpStream {
     }
 }
 
-impl IntoHalves for StreamOwned<ServerConnection, TcpStream> {
+impl IntoHalves for TlsStream<TcpStream> {
     fn into_halves(self) -> io::Result<Halves> {
         let session = Arc::new(Mutex::new(self.conn));
         Ok(Halves {

@@ -21,6 +21,7 @@
 //! client whether or not they have a length.
 
 mod halves;
+mod tls_stream;
 mod tunnel;
 
 use std::io::{self, Read, Write};
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::{ServerConfig, ServerConnection};
 
 use crate::auth::{self, Tokens};
 use crate::http::{
@@ -41,6 +42,7 @@ use crate::report::Report;
 use crate::tls::InterceptTls;
 use crate::upstream::{HostPort, Upstream, UpstreamError, Url};
 use halves::IntoHalves;
+use tls_stream::TlsStream;
 use tunnel::TunnelError;
 
 /// How long a passthrough tunnel may carry no bytes before it is closed.
@@ -210,7 +212,7 @@ impl Frontend {
             Ok(session) => session,
             Err(e) => return log::error!("{peer}: TLS setup for {host} failed: {e}"),
         };
-        let inner = StreamOwned::new(session, Prefixed::new(connect.leftover, connect.stream));
+        let inner = TlsStream::new(session, Prefixed::new(connect.leftover, connect.stream));
         let handler = ProxyRequests { frontend: self };
         match serve_connection(inner, &handler, &self.limits) {
             Ok(None) => {}
@@ -233,7 +235,7 @@ impl Service for Frontend {
         match &self.listener_tls {
             None => self.serve_client(stream, &peer),
             Some(config) => match ServerConnection::new(Arc::clone(config)) {
-                Ok(session) => self.serve_client(StreamOwned::new(session, stream), &peer),
+                Ok(session) => self.serve_client(TlsStream::new(session, stream), &peer),
                 Err(e) => log::error!("{peer}: TLS setup failed: {e}"),
             },
         }
@@ -288,7 +290,7 @@ fn refuse_over_tls(config: Arc<ServerConfig>, stream: TcpStream, response: Respo
     let Ok(session) = ServerConnection::new(config) else {
         return;
     };
-    let mut tls = StreamOwned::new(
+    let mut tls = TlsStream::new(
         session,
         Deadline {
             stream,
@@ -623,6 +625,13 @@ impl<S: Write> Write for Prefixed<S> {
         self.inner.write(buf)
     }
 
+    /// Passed on whole: the intercepting TLS session writes its queued records in one
+    /// call, and the default, which passes on the first buffer only, sent every
+    /// response as two socket writes, its head and then its body.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> std::io::Result<usize> {
+        self.inner.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
@@ -631,6 +640,14 @@ impl<S: Write> Write for Prefixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixed_streams_pass_vectored_writes_on_whole() {
+        let mut stream = Prefixed::new(Vec::new(), Vec::new());
+        let parts = [io::IoSlice::new(b"head "), io::IoSlice::new(b"body")];
+        assert_eq!(stream.write_vectored(&parts).unwrap(), 9);
+        assert_eq!(stream.inner, b"head body");
+    }
 
     #[test]
     fn prefixed_streams_replay_their_prefix_first() {

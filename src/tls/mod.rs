@@ -236,41 +236,12 @@ pub(crate) fn listener_config_from_pem(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::Scratch;
+    use crate::test_support::{Scratch, client_trusting, handshaken};
     use rcgen::{BasicConstraints, CidrSubnet, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose};
-    use rustls::RootCertStore;
-    use rustls::pki_types::ServerName;
-    use rustls::{ClientConfig, ClientConnection, Connection, ServerConnection};
+    use rustls::ClientConfig;
     use std::io::Write;
     use std::net::IpAddr;
     use std::process::Command;
-
-    fn client_trusting(ca_pem: &str) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let mut config =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-
-    /// Moves every pending TLS record from one side to the other.
-    fn transfer(from: &mut Connection, to: &mut Connection) {
-        let mut records = Vec::new();
-        while from.wants_write() {
-            from.write_tls(&mut records).unwrap();
-        }
-        let mut unread = &records[..];
-        while !unread.is_empty() {
-            to.read_tls(&mut unread).unwrap();
-        }
-    }
 
     /// Runs a full in-memory handshake; returns the negotiated ALPN protocol.
     fn handshake(
@@ -278,19 +249,8 @@ mod tests {
         server_name: &str,
         server_config: Arc<ServerConfig>,
     ) -> Result<Option<Vec<u8>>, rustls::Error> {
-        let name = ServerName::try_from(server_name.to_string()).unwrap();
-        let mut client = Connection::from(ClientConnection::new(client_config, name).unwrap());
-        let mut server = Connection::from(ServerConnection::new(server_config).unwrap());
-        for _ in 0..20 {
-            if !client.is_handshaking() && !server.is_handshaking() {
-                return Ok(client.alpn_protocol().map(<[u8]>::to_vec));
-            }
-            transfer(&mut client, &mut server);
-            server.process_new_packets()?;
-            transfer(&mut server, &mut client);
-            client.process_new_packets()?;
-        }
-        panic!("handshake did not finish");
+        let (client, _) = handshaken(client_config, server_name, server_config)?;
+        Ok(client.alpn_protocol().map(<[u8]>::to_vec))
     }
 
     /// What the test CAs are constrained to, and what their interceptors serve.
