@@ -97,16 +97,25 @@ fn prefetch_follows_the_requirement_and_the_features_dependents_ask_for() {
     );
 }
 
+/// A binary project needing `mid` 1 with the feature `more`.
+fn app_needing_mid(work: &Path, name: &str) -> Fixture {
+    let deps = "mid = { version = \"1\", features = [\"more\"] }\n";
+    Fixture::binary(work, name, deps, "fn main() {}\n")
+}
+
+/// `app_needing_mid`'s lockfile: `mid` 1.0.0, `leaf-a` and `leaf-b`, nothing of `mid` 2.
+fn assert_locks_mid_1_and_its_leaves(lock: &str) {
+    for name in ["mid", "leaf-a", "leaf-b"] {
+        assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
+    }
+    assert!(lock.contains("version = \"1.0.0\"") && !lock.contains("leaf-new"));
+}
+
 #[test]
 fn exec_mode_prefetches_the_project_members_dependencies() {
     let work = scratch("prefetch-exec");
     let upstream = upstream(&work);
-    let app = Fixture::binary(
-        &work,
-        "prefetch-app",
-        "mid = { version = \"1\", features = [\"more\"] }\n",
-        "fn main() {}\n",
-    );
+    let app = app_needing_mid(&work, "prefetch-app");
     let stderr = exec_with_logs(
         &Cargo::plain(),
         &app.dir,
@@ -119,22 +128,14 @@ fn exec_mode_prefetches_the_project_members_dependencies() {
         "{stderr}"
     );
     let lock = std::fs::read_to_string(app.dir.join("Cargo.lock")).unwrap();
-    for name in ["mid", "leaf-a", "leaf-b"] {
-        assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
-    }
-    assert!(lock.contains("version = \"1.0.0\"") && !lock.contains("leaf-new"));
+    assert_locks_mid_1_and_its_leaves(&lock);
 }
 
 #[test]
 fn with_a_fresh_cache_exec_mode_prefetches_only_once_it_asks_the_upstream() {
     let work = scratch("prefetch-dormant");
     let upstream = upstream(&work);
-    let app = Fixture::binary(
-        &work,
-        "dormant-app",
-        "mid = { version = \"1\", features = [\"more\"] }\n",
-        "fn main() {}\n",
-    );
+    let app = app_needing_mid(&work, "dormant-app");
     let cache = work.join("cache");
     let resolve = || {
         let _ = std::fs::remove_file(app.dir.join("Cargo.lock"));
@@ -160,9 +161,7 @@ fn with_a_fresh_cache_exec_mode_prefetches_only_once_it_asks_the_upstream() {
     let (warm, lock) = resolve();
     assert!(!warm.contains("upstream GET"), "{warm}");
     assert!(!warm.contains("prefetching"), "{warm}");
-    for name in ["mid", "leaf-a", "leaf-b"] {
-        assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
-    }
+    assert_locks_mid_1_and_its_leaves(&lock);
 
     // A dependency the cache lacks sends the layer upstream, which wakes it.
     let late = Fixture::library(&work.join("src"), "leaf-late", "1.0.0", "leaf-late");
