@@ -606,6 +606,7 @@ fn cache_subdirectory(index_url: &str) -> String {
 /// was read already, else what `cargo metadata` says. Outside a cargo project there is
 /// nothing to tell.
 fn expect_workspace(router: Arc<Router>, known: Option<Workspace>) {
+    log::debug!("reading the project for prefetching");
     let spawned = thread::Builder::new()
         .name("overlay-workspace".into())
         .spawn(move || match known.map_or_else(Workspace::read, Ok) {
