@@ -626,8 +626,9 @@ impl<S: Write> Write for Prefixed<S> {
     }
 
     /// Passed on whole: the intercepting TLS session writes its queued records in one
-    /// call, and the default, which passes on the first buffer only, sent every
-    /// response as two socket writes, its head and then its body.
+    /// call, and the default, which passes on the first buffer only, would send each
+    /// record (a response larger than one record has several) in a socket write of its
+    /// own.
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> std::io::Result<usize> {
         self.inner.write_vectored(bufs)
     }
