@@ -21,7 +21,8 @@
 //!
 //! When the overlay knows the project (exec mode reads its members with `cargo
 //! metadata --no-deps` once the command runs), [`Plan::expect_members`] starts from
-//! the members' own dependencies, with the features they ask for.
+//! the members' own dependencies, with the features they ask for. With `--cache DIR`
+//! none of this starts before the layer first needs its upstream ([`Dormancy`]).
 //!
 //! The answer cargo waits for never waits for the guess: an index file served queues a
 //! [`PrefetchJob::Learn`], and a prefetch thread works out what it says.
