@@ -501,13 +501,26 @@ impl Cargo {
         overlay_args: &[&str],
         cargo_args: &[&str],
     ) -> CargoOutput {
+        let mut command = self.exec_command(program, dir, overlay_args, cargo_args);
+        CargoOutput(command.output().expect("the overlay runs"))
+    }
+
+    /// The command [`exec_program`](Self::exec_program) runs, for a test that adds to
+    /// it.
+    pub fn exec_command(
+        &self,
+        program: &str,
+        dir: &Path,
+        overlay_args: &[&str],
+        cargo_args: &[&str],
+    ) -> Command {
         let mut command = self.isolated(program, dir);
         command
             .args(overlay_args)
             .arg("--")
             .arg("cargo")
             .args(cargo_args);
-        CargoOutput(command.output().expect("the overlay runs"))
+        command
     }
 
     pub fn run(&self, dir: &Path, args: &[&str]) -> CargoOutput {

@@ -42,14 +42,11 @@ fn exec_with_logs(
     options: &[&str],
     args: &[&str],
 ) -> String {
+    let remote = format!("remote=http://{}/", upstream.addr);
+    let overlay_args: Vec<&str> = options.iter().copied().chain(["-r", &remote]).collect();
     let out = cargo
-        .isolated(BIN, dir)
+        .exec_command(BIN, dir, &overlay_args, args)
         .env("RUST_LOG", "cargo_overlay_registry=debug")
-        .args(options)
-        .args(["-r", &format!("remote=http://{}/", upstream.addr)])
-        .arg("--")
-        .arg("cargo")
-        .args(args)
         .output()
         .expect("the overlay runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
