@@ -184,13 +184,17 @@ fn decodes(body: &str) -> bool {
     !body.is_empty() && STANDARD.decode(body).is_ok()
 }
 
-pub(super) fn unique(mut blocks: Vec<String>) -> Vec<String> {
+/// `blocks` without repeats, the first of each kept, in order. Compared borrowed: a
+/// system's 150 roots are not copied to be compared.
+pub(super) fn unique(blocks: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::with_capacity(blocks.len());
     let first: Vec<bool> = blocks
         .iter()
         .map(|block| seen.insert(block.as_str()))
         .collect();
-    let mut first = first.into_iter();
-    blocks.retain(|_| first.next().unwrap_or(false));
     blocks
+        .into_iter()
+        .zip(first)
+        .filter_map(|(block, first)| first.then_some(block))
+        .collect()
 }
